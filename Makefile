@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine: `make reproduce` and `make test`.
+# Both create (or reuse) .venv and reinstall only when pyproject.toml changed:
+# the stamp file's name carries a hash of pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_HASH := $(shell $(PYTHON) -c "import hashlib;print(hashlib.sha1(open('pyproject.toml','rb').read()).hexdigest()[:12])")
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+PROFILE ?= default
+
+.PHONY: install test test-fast reproduce lab benchmarks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -c "import torch, torchvision, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not notebooks and not slow"
+
+reproduce: $(STAMP)
+	$(VENV)/bin/m3mstl reproduce --profile $(PROFILE)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+benchmarks: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf build runs data/synth-*

@@ -1,0 +1,1 @@
+"""Data layer: the TFD68 layout (read, write, validate), importers, splits, torch datasets."""
