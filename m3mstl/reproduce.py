@@ -1,0 +1,162 @@
+"""`m3mstl reproduce`: execute every notebook in order with papermill and check that
+each one produced the tables and figures it promises.
+
+A notebook promises its outputs in its own metadata (``metadata.m3mstl.outputs``, paths
+relative to the repository root), next to the code that writes them. After a run,
+`build/reproduction.json` records the profile, git commit, environment, each notebook's
+duration and every output with its SHA-256.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from m3mstl import paths
+from m3mstl.config import PROFILES, SYNTH_SETTINGS
+from m3mstl.fileio import write_json_atomic
+from m3mstl.runs import environment_info
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised: names the notebook, the cell and the error."""
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    seconds: float
+    outputs: list[str]
+
+
+def list_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
+    folder = notebooks_dir or paths.NOTEBOOKS_DIR
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def promised_outputs(notebook: Path) -> list[str]:
+    meta = json.loads(notebook.read_text()).get("metadata", {})
+    return list(meta.get("m3mstl", {}).get("outputs", []))
+
+
+def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
+    """Generate the profile's embedded SynthTFD68 unless an identical one exists."""
+    from m3mstl.data.synth.generate import generate_dataset
+
+    settings = SYNTH_SETTINGS[profile]
+    out_dir = paths.default_synth_dir(profile)
+    marker = out_dir / ".generated.json"
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return out_dir
+    print(f"generating SynthTFD68 for profile {profile!r} in {out_dir} ({settings})", flush=True)
+    t0 = time.perf_counter()
+    generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
+                     size=settings["size"], seed=settings["seed"], workers=workers)
+    write_json_atomic(marker, settings)
+    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out_dir
+
+
+def _failure_message(notebook: Path, err: Exception) -> str:
+    cell = getattr(err, "exec_count", None)
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    return f"{notebook.name} failed in {where}: {ename}: {evalue}"
+
+
+def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path) -> float:
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False, cwd=str(paths.REPO_ROOT))
+    except Exception as err:  # papermill raises PapermillExecutionError with cell details
+        raise NotebookFailed(_failure_message(notebook, err)) from err
+    return time.perf_counter() - t0
+
+
+def check_outputs(notebook: Path, started: float) -> list[str]:
+    """Every promised output must exist and be newer than the notebook's start."""
+    problems, outputs = [], promised_outputs(notebook)
+    for rel in outputs:
+        path = paths.REPO_ROOT / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif path.stat().st_mtime < started - 1:
+            problems.append(f"{rel} was not rewritten by this run")
+    if problems:
+        raise NotebookFailed(f"{notebook.name} did not produce what it promises: " + "; ".join(problems))
+    return outputs
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
+              seed: int = 0, device: str = "auto", force: bool = False,
+              notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    t_all = time.perf_counter()
+    data_dir = Path(data_dir) if data_dir else ensure_synthetic_data(profile)
+    out_dir = out_dir or paths.BUILD_DIR / "notebooks"
+    notebooks = list_notebooks(notebooks_dir)
+    if only:
+        notebooks = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
+        if not notebooks:
+            raise ValueError(f"--only {only} matches no notebook")
+    parameters = dict(PROFILE=profile, SEED=seed, DATA_DIR=str(data_dir), DEVICE=device, FORCE=force,
+                      INTERACTIVE=False)
+    results: list[NotebookResult] = []
+    for i, notebook in enumerate(notebooks, 1):
+        print(f"[{i}/{len(notebooks)}] {notebook.name} ...", flush=True)
+        started = time.time()
+        seconds = run_notebook(notebook, parameters, out_dir)
+        outputs = check_outputs(notebook, started)
+        results.append(NotebookResult(notebook.stem, round(seconds, 1), outputs))
+        print(f"[{i}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
+    manifest = {
+        "profile": profile,
+        "seed": seed,
+        "data_dir": str(data_dir),
+        "environment": environment_info(device),
+        "total_seconds": round(time.perf_counter() - t_all, 1),
+        "notebooks": [
+            {"name": r.name, "seconds": r.seconds,
+             "outputs": {o: sha256(paths.REPO_ROOT / o) for o in r.outputs}}
+            for r in results
+        ],
+    }
+    manifest_path = (out_dir.parent if out_dir else paths.BUILD_DIR) / "reproduction.json"
+    write_json_atomic(manifest_path, manifest)
+    print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {manifest_path}", flush=True)
+    return manifest_path
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="default", choices=PROFILES)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a TFD68-layout folder (default: generate the profile's SynthTFD68)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--force", action="store_true", help="retrain runs even when finished ones exist")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        reproduce(args.profile, data_dir=args.data, only=args.only, seed=args.seed, device=args.device,
+                  force=args.force)
+    except NotebookFailed as err:
+        print(f"reproduce: {err}", file=sys.stderr)
+        return 1
+    return 0

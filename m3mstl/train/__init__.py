@@ -1,0 +1,1 @@
+"""Training: the generic curriculum trainer and its run records."""

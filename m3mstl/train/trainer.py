@@ -1,0 +1,388 @@
+"""The curriculum trainer: one loop for every model family and stage.
+
+What a stage trains and freezes, and what its loss is, belongs to the model
+(`m3mstl.models.base.CurriculumModel`); the trainer owns the rest: seeding, data
+order, optimiser, early stopping, checkpoints, resuming, predictions and the run record.
+
+Reproducibility: the data order and augmentation of an epoch depend only on
+(seed, stage, epoch), and each epoch's checkpoint stores the model, optimiser,
+scheduler and RNG states, so an interrupted run resumed from its last checkpoint
+ends with the same weights as one that was never interrupted (on CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from m3mstl import paths
+from m3mstl.config import PROFILES, RunConfig, make_config
+from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
+from m3mstl.models import create_model
+from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
+
+STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by a test hook to simulate a crash mid-epoch."""
+
+
+@dataclass
+class PreparedData:
+    dataset: Any                 # FaceDataset
+    splits: dict[str, np.ndarray]  # record indices per split
+    fingerprint: str
+    torch_sets: dict[str, Any]   # ThermalFaceDataset per split
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
+    """Read the dataset, split it by subject, and build the cached torch datasets."""
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.dataset import AugmentConfig, ThermalFaceDataset
+    from m3mstl.data.splits import split_indices, subject_split
+
+    dataset = read_dataset(data_dir)
+    fingerprint = data_fingerprint(data_dir)
+    subjects = subject_split(dataset.subjects, fractions=config.data.split_fractions,
+                             seed=config.data.split_seed, force_test=config.data.force_test)
+    splits = split_indices(dataset, subjects)
+    if config.data.max_train_images is not None:
+        splits["train"] = splits["train"][: config.data.max_train_images]
+        splits["val"] = splits["val"][: config.data.max_train_images]
+        splits["test"] = splits["test"][: config.data.max_train_images]
+    for name, idx in splits.items():
+        if len(idx) == 0:
+            raise ValueError(f"the {name} split of {data_dir} is empty: the dataset has too few subjects "
+                             f"({len(dataset.subjects)}) for fractions {config.data.split_fractions}")
+    cache_dir = paths.BUILD_DIR / "cache"
+    common = dict(input_size=config.data.input_size, margin_px=config.data.margin_px,
+                  square_crop=config.data.square_crop, cache_dir=cache_dir, seed=config.seed)
+    augment = AugmentConfig(**config.data.augment)
+    torch_sets = {
+        "train": ThermalFaceDataset(dataset, splits["train"], augment=augment, **common),
+        "val": ThermalFaceDataset(dataset, splits["val"], augment=None, **common),
+        "test": ThermalFaceDataset(dataset, splits["test"], augment=None, **common),
+    }
+    return PreparedData(dataset, splits, fingerprint, torch_sets)
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def _epoch_loader(data: PreparedData, config: RunConfig, stage_index: int, epoch: int):
+    from m3mstl.data.dataset import make_loader
+
+    train_set = data.torch_sets["train"]
+    # Augmentation and order depend only on (seed, stage, epoch): resumable and worker-independent.
+    train_set.set_epoch(stage_index * 10_000 + epoch)
+    return make_loader(train_set, config.data.batch_size, shuffle=True,
+                       seed=config.seed * 1_000_003 + stage_index * 10_000 + epoch)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_torch_atomic(obj: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+class Trainer:
+    """Trains one run (one config on one dataset) through its curriculum."""
+
+    def __init__(self, config: RunConfig, data_dir: str | os.PathLike, *, device: str = "auto",
+                 runs_root: Path | None = None, progress: bool = True,
+                 step_hook: Callable[[str, int, int], None] | None = None) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.step_hook = step_hook  # test hook: called (stage, epoch, step) after each step
+        if not (self.data_dir / "annotations.json").is_file() and not self.data_dir.is_file():
+            raise FileNotFoundError(f"{self.data_dir}: no annotations.json - not a TFD68-layout dataset")
+        self.fingerprint = data_fingerprint(self.data_dir)
+        self.run_dir = run_dir_for(config, self.fingerprint, runs_root)
+        self._data: PreparedData | None = None
+
+    # -- public --------------------------------------------------------------------------
+    @property
+    def data(self) -> PreparedData:
+        if self._data is None:
+            self._data = prepare_data(self.config, self.data_dir)
+        return self._data
+
+    def fit(self, *, until_stage: str | None = None, resume: bool = True, force: bool = False) -> Path:
+        """Train through the curriculum (up to and including `until_stage`), then predict and
+        record metrics when the last stage is done. Returns the run folder."""
+        if force and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        if is_complete(self.run_dir):
+            return self.run_dir
+        state = self._load_state()
+        if state is not None and not resume:
+            raise RuntimeError(f"{self.run_dir} holds an unfinished run; pass resume=True (--resume) to "
+                               f"continue it or force=True (--force) to start again")
+        self._write_run_header()
+        stage_names = [s.name for s in self.config.stages]
+        if until_stage is not None and until_stage not in stage_names:
+            raise ValueError(f"stage {until_stage!r} is not in this run's curriculum {stage_names}")
+        last = stage_names.index(until_stage) if until_stage else len(stage_names) - 1
+
+        seed_everything(self.config.seed)
+        model = self._build_model()
+        for stage_index in range(last + 1):
+            self._run_stage(model, stage_index, state)
+            state = self._load_state()
+        if last == len(stage_names) - 1:
+            self._finish(model)
+        return self.run_dir
+
+    # -- pieces ------------------------------------------------------------------------
+    def _build_model(self) -> torch.nn.Module:
+        model = create_model(self.config.model, **self.config.model_options)
+        return model.to(self.device)
+
+    def _write_run_header(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.run_dir / "config.json", self.config.to_dict())
+        env = environment_info(str(self.device))
+        env["data_dir"] = str(self.data_dir)
+        env["data_fingerprint"] = self.fingerprint
+        if not (self.run_dir / "environment.json").exists():
+            write_json_atomic(self.run_dir / "environment.json", env)
+
+    def _load_state(self) -> dict[str, Any] | None:
+        path = self.run_dir / "checkpoints" / "last.pt"
+        if not path.is_file():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+    def _make_optimizer(self, model, stage_cfg):
+        params = model.trainable_parameters()
+        optimizer = torch.optim.Adam(params, lr=stage_cfg.lr, weight_decay=self.config.weight_decay)
+        scheduler = None
+        if stage_cfg.plateau_scheduler:
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3, min_lr=1e-7)
+        return optimizer, scheduler
+
+    def _run_stage(self, model, stage_index: int, state: dict[str, Any] | None) -> None:
+        stage_cfg = self.config.stages[stage_index]
+        stage_state = {"epoch": 0, "best_val": math.inf, "bad_epochs": 0, "done": False}
+        if state is not None:
+            if state["stage_index"] > stage_index or (state["stage_index"] == stage_index and state["stage_done"]):
+                return  # this stage finished earlier; its weights are in the checkpoint loaded below
+        model.set_stage(stage_cfg.name)
+        optimizer, scheduler = self._make_optimizer(model, stage_cfg)
+        history = []
+        if state is not None:
+            model.load_state_dict(state["model"])
+            history = state["history"]
+            if state["stage_index"] == stage_index:
+                optimizer.load_state_dict(state["optimizer"])
+                if scheduler is not None and state.get("scheduler"):
+                    scheduler.load_state_dict(state["scheduler"])
+                stage_state = state["stage_state"]
+            # Always continue the random stream where the checkpoint left it, also when the
+            # checkpoint closed the previous stage: that is what an uninterrupted run sees.
+            _set_rng_state(state["rng"])
+            model.set_stage(stage_cfg.name)
+        while stage_state["epoch"] < stage_cfg.epochs and not stage_state["done"]:
+            epoch = stage_state["epoch"]
+            t0 = time.perf_counter()
+            train_loss = self._train_epoch(model, optimizer, stage_cfg, stage_index, epoch)
+            val = self.validate(model, stage_cfg.name)
+            if scheduler is not None:
+                scheduler.step(val["val_loss"])
+            improved = val["val_loss"] < stage_state["best_val"] - 1e-6
+            if improved:
+                stage_state["best_val"] = val["val_loss"]
+                stage_state["bad_epochs"] = 0
+                _save_torch_atomic(model.state_dict(), self.run_dir / "checkpoints" / f"best-{stage_cfg.name}.pt")
+            else:
+                stage_state["bad_epochs"] += 1
+            stage_state["epoch"] = epoch + 1
+            if stage_cfg.patience is not None and stage_state["bad_epochs"] >= stage_cfg.patience:
+                stage_state["done"] = True  # early stopping
+            history.append({"stage": stage_cfg.name, "epoch": epoch + 1, "train_loss": train_loss, **val,
+                            "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2),
+                            "improved": improved})
+            finished = stage_state["done"] or stage_state["epoch"] >= stage_cfg.epochs
+            if finished:
+                # Early stopping keeps the best epoch's weights, not the last ones.
+                best = torch.load(self.run_dir / "checkpoints" / f"best-{stage_cfg.name}.pt", map_location="cpu")
+                model.load_state_dict(best)
+            self._checkpoint(model, optimizer, scheduler, stage_index, stage_state, history, finished)
+            if self.progress:
+                tqdm.write(f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}: "
+                           f"train {train_loss:.4f} val {val['val_loss']:.4f} val NME {val['val_nme']:.4f}")
+
+    def _train_epoch(self, model, optimizer, stage_cfg, stage_index: int, epoch: int) -> float:
+        loader = _epoch_loader(self.data, self.config, stage_index, epoch)
+        steps = stage_cfg.steps_per_epoch or len(loader)
+        model.train()
+        use_amp = self.device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        total, count = 0.0, 0
+        iterator = iter(loader)
+        bar = tqdm(range(steps), desc=f"{stage_cfg.name} {epoch + 1}/{stage_cfg.epochs}", leave=False,
+                   disable=not self.progress)
+        for step in bar:
+            try:
+                batch = next(iterator)
+            except StopIteration:  # steps_per_epoch longer than one pass: start another pass
+                iterator = iter(loader)
+                batch = next(iterator)
+            model.set_progress((epoch * steps + step) / max(1, stage_cfg.epochs * steps))
+            batch = _to_device(batch, self.device)
+            with torch.autocast(self.device.type, enabled=use_amp):
+                loss, parts = model.training_loss(batch, stage_cfg.name)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{self.run_dir}: loss became {loss.item()} in stage {stage_cfg.name} "
+                                         f"epoch {epoch + 1} step {step} (parts: {parts})")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if self.config.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), self.config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            total += float(loss.detach()) * len(batch["image"])
+            count += len(batch["image"])
+            bar.set_postfix(loss=f"{total / count:.4f}")
+            if self.step_hook is not None:
+                self.step_hook(stage_cfg.name, epoch, step)
+        return total / max(1, count)
+
+    @torch.no_grad()
+    def validate(self, model, stage: str) -> dict[str, float]:
+        """Validation loss of the stage (drives early stopping) and mean landmark NME
+        normalised by the inter-ocular distance (36-45) in crop coordinates (progress only)."""
+        from m3mstl.data.dataset import make_loader
+
+        model.eval()
+        loader = make_loader(self.data.torch_sets["val"], self.config.data.eval_batch_size, shuffle=False, seed=0)
+        losses, nmes, count = 0.0, [], 0
+        for batch in loader:
+            batch = _to_device(batch, self.device)
+            loss, _ = model.training_loss(batch, stage)
+            losses += float(loss) * len(batch["image"])
+            count += len(batch["image"])
+            pred = model.predict(batch["image"], batch["temperature"])["landmarks"]
+            gt = batch["landmarks"]
+            iod = (gt[:, 36] - gt[:, 45]).norm(dim=-1).clamp_min(1e-6)
+            err = (pred - gt).norm(dim=-1)
+            mask = batch["labelled"].float()
+            nmes.append(((err * mask).sum(1) / mask.sum(1).clamp_min(1) / iod).cpu())
+        model.train()
+        return {"val_loss": losses / max(1, count), "val_nme": float(torch.cat(nmes).mean())}
+
+    def _checkpoint(self, model, optimizer, scheduler, stage_index, stage_state, history, stage_done) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "stage_index": stage_index,
+            "stage_state": dict(stage_state),
+            "stage_done": stage_done,
+            "history": history,
+            "rng": _rng_state(),
+        }
+        _save_torch_atomic(state, self.run_dir / "checkpoints" / "last.pt")
+        lines = "".join(json.dumps(h, sort_keys=True) + "\n" for h in history)
+        write_bytes_atomic(self.run_dir / "history.jsonl", lines.encode())
+
+    def _finish(self, model) -> None:
+        from m3mstl.predict import predict_split
+
+        final = self._load_state()
+        model.load_state_dict(final["model"])
+        _save_torch_atomic(model.state_dict(), self.run_dir / "model.pt")
+        for split in ("val", "test"):
+            predict_split(model, self.data, split, self.run_dir / f"predictions_{split}.npz",
+                          batch_size=self.config.data.eval_batch_size, device=self.device)
+        from m3mstl.evaluate import evaluate_run
+
+        evaluate_run(self.run_dir)
+        write_json_atomic(self.run_dir / "complete.json", {"run_dir": str(self.run_dir),
+                                                           "history_epochs": len(final["history"])})
+
+
+def train(model: str, profile: str, data_dir: str | os.PathLike, *, seed: int = 0,
+          overrides: dict[str, Any] | None = None, until_stage: str | None = None, resume: bool = True,
+          force: bool = False, device: str = "auto", progress: bool = True,
+          runs_root: Path | None = None) -> Path:
+    """Train `model` under `profile` on a TFD68-layout folder; return the run folder.
+    A finished run with the same config and data is reused unless `force`."""
+    config = make_config(model, profile, seed=seed, overrides=overrides)
+    trainer = Trainer(config, data_dir, device=device, progress=progress, runs_root=runs_root)
+    return trainer.fit(until_stage=until_stage, resume=resume, force=force)
+
+
+# -- command line ------------------------------------------------------------------------
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, choices=["m3mstl", "baseline", "hourglass"])
+    parser.add_argument("--profile", default="default", choices=PROFILES)
+    parser.add_argument("--data", required=True, type=Path, help="TFD68-layout folder")
+    parser.add_argument("--stage", default="all",
+                        help="train up to this stage: 1|2|3 (M3MSTL) or a stage name, or all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config entry, e.g. data.input_size=96 or stages.joint.epochs=3")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    parser.add_argument("--device", default="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {}
+    for item in args.overrides:
+        if "=" not in item:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key] = value
+    until = None if args.stage == "all" else STAGE_ALIASES.get(args.stage, args.stage)
+    run_dir = train(args.model, args.profile, args.data, seed=args.seed, overrides=overrides,
+                    until_stage=until, resume=args.resume, force=args.force, device=args.device)
+    print(run_dir)
+    return 0
