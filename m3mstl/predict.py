@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from m3mstl.fileio import atomic_path
+from m3mstl.metrics import occluder_group
 
 
 def crop_to_image_coords(normalised: torch.Tensor, crop_to_image: torch.Tensor, input_size: int) -> torch.Tensor:
@@ -56,6 +57,10 @@ def predict_split(model, data, split: str, out_path: Path, *, batch_size: int, d
     arrays["image_id"] = np.array([r.image_id for r in records])
     arrays["subject"] = np.array([r.subject for r in records])
     arrays["input_size"] = np.array(input_size)
+    # Per-image labels the breakdowns need, kept with the predictions so evaluation
+    # does not have to reopen the dataset.
+    arrays["occluder_group"] = np.array([occluder_group([o.get("type", "unknown") for o in
+                                                         r.extras.get("occluders", [])]) for r in records])
     poses = [r.extras.get("head_pose") for r in records]
     if all(p is not None for p in poses):
         arrays["gt_pose"] = np.array([[p["yaw"], p["pitch"], p["roll"]] for p in poses], dtype=np.float64)

@@ -95,6 +95,19 @@ def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
     return PreparedData(dataset, splits, fingerprint, torch_sets)
 
 
+def prepare_eval_data(config: RunConfig, data_dir: Path) -> PreparedData:
+    """Every image of a dataset as one split "all", prepared as the run's config says."""
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.dataset import ThermalFaceDataset
+
+    dataset = read_dataset(data_dir)
+    indices = np.arange(len(dataset))
+    torch_set = ThermalFaceDataset(dataset, indices, input_size=config.data.input_size,
+                                   margin_px=config.data.margin_px, square_crop=config.data.square_crop,
+                                   cache_dir=paths.BUILD_DIR / "cache", augment=None, seed=config.seed)
+    return PreparedData(dataset, {"all": indices}, data_fingerprint(data_dir), {"all": torch_set})
+
+
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 

@@ -1,0 +1,142 @@
+"""`m3mstl evaluate`: metrics of a finished run, computed from its stored predictions.
+
+Writes into the run record:
+    metrics_<split>.json     every scalar metric (landmarks under each named normaliser,
+                             occlusion with the class prior beside accuracy, pose when predicted,
+                             breakdowns by occluder and by yaw bin)
+    per_image_<split>.csv    one row per image: the unit of the paired tests
+
+With ``--data OTHER_DIR`` the trained model is applied to another TFD68-layout dataset
+(all its images) and the results go to ``external/<fingerprint>/`` with that
+dataset's fingerprint and path recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from m3mstl.fileio import atomic_path, write_json_atomic
+from m3mstl.metrics import (
+    NORMALISERS,
+    PAPER_NORMALISER,
+    landmark_metrics,
+    landmark_metrics_by_group,
+    occlusion_metrics,
+    occlusion_metrics_by_group,
+    per_image_table,
+    pose_metrics,
+    scalar_summary,
+    yaw_bins,
+)
+from m3mstl.predict import load_predictions
+
+
+def metrics_from_predictions(preds: dict[str, np.ndarray]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """All metrics of one prediction file; unlabelled landmarks (v = 0) are left out everywhere."""
+    visibility = preds["visibility"]
+    labelled = visibility > 0
+    occluded = visibility == 1
+    pred, gt, prob = preds["pred_landmarks"], preds["gt_landmarks"], preds["occlusion_prob"]
+    ids, subjects = preds["image_id"], preds["subject"]
+    out: dict[str, Any] = {"n_images": int(len(ids)), "paper_normaliser": PAPER_NORMALISER, "landmarks": {}}
+    for normaliser in NORMALISERS:
+        out["landmarks"][normaliser] = scalar_summary(
+            landmark_metrics(pred, gt, labelled, occluded, normaliser=normaliser, image_ids=ids))
+    occ = occlusion_metrics(prob, occluded, labelled)
+    out["occlusion"] = scalar_summary(occ)
+    out["occlusion"]["reliability"] = occ["reliability"].to_dict(orient="list")
+    table = per_image_table(pred, gt, labelled, occluded, prob, image_ids=ids, subjects=subjects)
+    groups = {"occluder": preds.get("occluder_group")}
+    if "gt_pose" in preds:
+        groups["yaw_bin"] = yaw_bins(preds["gt_pose"][:, 0])
+        table["yaw"] = preds["gt_pose"][:, 0]
+    for name, labels in groups.items():
+        if labels is None:
+            continue
+        table[name] = np.asarray(labels, dtype=object)
+        lm = landmark_metrics_by_group(pred, gt, labelled, occluded, labels, normaliser=PAPER_NORMALISER,
+                                       group_name=name)
+        oc = occlusion_metrics_by_group(prob, occluded, labelled, labels, group_name=name)
+        out[f"by_{name}"] = {"landmarks": lm.to_dict(orient="records"), "occlusion": oc.to_dict(orient="records")}
+    if "pred_rotation" in preds and "gt_rotation" in preds:
+        pose = pose_metrics(preds["pred_rotation"], preds["gt_rotation"])
+        out["pose"] = scalar_summary(pose)
+        table["pose_geodesic_deg"] = pose["per_image_geodesic"]
+        for i, angle in enumerate(("yaw", "pitch", "roll")):
+            table[f"pose_abs_err_{angle}"] = pose["per_image_abs_euler"][:, i]
+    return out, table
+
+
+def evaluate_predictions(pred_path: Path, out_dir: Path, split: str, extra: dict[str, Any] | None = None) -> dict:
+    metrics, table = metrics_from_predictions(load_predictions(pred_path))
+    metrics["split"] = split
+    metrics.update(extra or {})
+    write_json_atomic(out_dir / f"metrics_{split}.json", metrics)
+    with atomic_path(out_dir / f"per_image_{split}.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    return metrics
+
+
+def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
+    """Metrics of a run's stored predictions on `split` (also done for val when present)."""
+    run_dir = Path(run_dir)
+    results = {}
+    for name in dict.fromkeys([split, "val"]):
+        path = run_dir / f"predictions_{name}.npz"
+        if not path.is_file():
+            if name == split:
+                raise FileNotFoundError(f"{path}: no predictions for split {name!r}; is the run finished?")
+            continue
+        results[name] = evaluate_predictions(path, run_dir, name)
+    return results[split]
+
+
+def evaluate_on_dataset(run_dir: Path, data_dir: Path, device: str = "auto") -> dict[str, Any]:
+    """Apply a finished run's model to every image of another TFD68-layout dataset."""
+    import torch
+
+    from m3mstl.models import create_model
+    from m3mstl.predict import predict_split
+    from m3mstl.runs import data_fingerprint, load_config
+    from m3mstl.train.trainer import prepare_eval_data, resolve_device
+
+    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    config = load_config(run_dir)
+    dev = resolve_device(device)
+    model = create_model(config.model, **config.model_options)
+    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu"))
+    model.to(dev)
+    data = prepare_eval_data(config, data_dir)
+    fingerprint = data_fingerprint(data_dir)
+    out_dir = run_dir / "external" / fingerprint
+    pred_path = predict_split(model, data, "all", out_dir / "predictions_all.npz",
+                              batch_size=config.data.eval_batch_size, device=dev)
+    return evaluate_predictions(pred_path, out_dir, "all",
+                                {"data_dir": str(data_dir), "data_fingerprint": fingerprint})
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a run folder runs/<model>/<run-id>")
+    parser.add_argument("--split", default="test", choices=["test", "val"])
+    parser.add_argument("--data", type=Path, default=None, help="evaluate on another TFD68-layout dataset")
+    parser.add_argument("--device", default="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        metrics = evaluate_on_dataset(args.run_dir, args.data, args.device)
+    else:
+        metrics = evaluate_run(args.run_dir, args.split)
+    inter_ocular = metrics["landmarks"][PAPER_NORMALISER]
+    occ = metrics["occlusion"]
+    print(json.dumps({"n_images": metrics["n_images"],
+                      "nme_inter_ocular_mean": inter_ocular["nme_mean"],
+                      "nme_inter_ocular_median": inter_ocular["nme_median"],
+                      "occlusion_accuracy": occ["accuracy"], "class_prior_occluded": occ["class_prior_occluded"],
+                      "roc_auc": occ["roc_auc"], "average_precision": occ["average_precision"]}, indent=2))
+    return 0

@@ -1,0 +1,108 @@
+"""The curriculum trainer: resuming, determinism, reuse of finished runs, and the
+evaluation written into the run record (recomputed here independently)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from conftest import make_tiny_dataset
+from m3mstl.config import make_config
+from m3mstl.evaluate import evaluate_run
+from m3mstl.predict import load_predictions
+from m3mstl.train.trainer import Trainer, TrainingInterrupted
+
+pytestmark = pytest.mark.slow
+
+# Two epochs in the last stage so an interruption can fall mid-way through the curriculum.
+OVERRIDES = {"stages.joint.epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    return make_tiny_dataset(tmp_path_factory.mktemp("data"), n_subjects=6, images_per_subject=4,
+                             width=96, height=80)
+
+
+@pytest.fixture(scope="module")
+def finished_run(data_dir, tmp_path_factory) -> Path:
+    config = make_config("m3mstl", "quick", overrides=OVERRIDES)
+    return Trainer(config, data_dir, runs_root=tmp_path_factory.mktemp("runs"), progress=False).fit()
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "model.pt", map_location="cpu")
+
+
+def test_interrupted_run_resumes_to_the_same_weights(data_dir, finished_run, tmp_path):
+    def crash(stage: str, epoch: int, step: int) -> None:
+        if stage == "joint" and epoch == 1 and step == 2:
+            raise TrainingInterrupted("simulated crash mid-epoch")
+
+    config = make_config("m3mstl", "quick", overrides=OVERRIDES)
+    interrupted = Trainer(config, data_dir, runs_root=tmp_path, progress=False, step_hook=crash)
+    with pytest.raises(TrainingInterrupted):
+        interrupted.fit()
+    assert not (interrupted.run_dir / "complete.json").exists()
+    with pytest.raises(RuntimeError, match="resume"):
+        Trainer(config, data_dir, runs_root=tmp_path, progress=False).fit(resume=False)
+    resumed_dir = Trainer(config, data_dir, runs_root=tmp_path, progress=False).fit(resume=True)
+
+    reference, resumed = _weights(finished_run), _weights(resumed_dir)
+    assert reference.keys() == resumed.keys()
+    for name in reference:
+        assert torch.equal(reference[name], resumed[name]), name
+    # Same seed, same data, same code: identical metrics as well.
+    a = json.loads((finished_run / "metrics_test.json").read_text())
+    b = json.loads((resumed_dir / "metrics_test.json").read_text())
+    assert a["landmarks"] == b["landmarks"] and a["occlusion"] == b["occlusion"]
+
+
+def test_finished_run_is_reused_not_retrained(data_dir, finished_run):
+    config = make_config("m3mstl", "quick", overrides=OVERRIDES)
+    before = (finished_run / "model.pt").stat().st_mtime_ns
+    again = Trainer(config, data_dir, runs_root=finished_run.parent.parent, progress=False).fit()
+    assert again == finished_run
+    assert (finished_run / "model.pt").stat().st_mtime_ns == before
+
+
+def test_run_record_holds_config_environment_and_history(finished_run):
+    config = json.loads((finished_run / "config.json").read_text())
+    env = json.loads((finished_run / "environment.json").read_text())
+    history = [json.loads(line) for line in (finished_run / "history.jsonl").read_text().splitlines()]
+    assert config["model"] == "m3mstl" and config["profile"] == "quick"
+    assert env["data_fingerprint"] and env["packages"]["torch"] and "git_commit" in env
+    assert [h["stage"] for h in history] == ["mask_pretrain", "heads", "joint", "joint"]
+
+
+def test_evaluate_metrics_match_an_independent_recomputation(finished_run):
+    metrics = evaluate_run(finished_run)
+    preds = load_predictions(finished_run / "predictions_test.npz")
+    labelled = preds["visibility"] > 0
+    gt, pred = preds["gt_landmarks"], preds["pred_landmarks"]
+    iod = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1)
+    err = np.linalg.norm(pred - gt, axis=2)
+    per_image = np.array([err[i, labelled[i]].mean() / iod[i] for i in range(len(gt))])
+    io = metrics["landmarks"]["inter_ocular"]
+    assert io["nme_mean"] == pytest.approx(per_image.mean(), rel=1e-9)
+    assert io["nme_median"] == pytest.approx(np.median(per_image), rel=1e-9)
+    occluded = preds["visibility"][labelled] == 1
+    prob = preds["occlusion_prob"][labelled]
+    occ = metrics["occlusion"]
+    assert occ["class_prior_occluded"] == pytest.approx(occluded.mean())
+    assert occ["accuracy"] == pytest.approx(np.mean((prob >= 0.5) == occluded))
+    if 0 < occluded.sum() < occluded.size:
+        assert occ["roc_auc"] == pytest.approx(roc_auc_score(occluded, prob))
+    # Predictions live in source-image pixels: the crop was mapped back.
+    assert np.all(np.abs(pred) < 10 * max(gt.max(), 1.0))
+    assert (finished_run / "per_image_test.csv").is_file()
+
+
+def test_unknown_override_is_a_clear_error():
+    with pytest.raises(KeyError, match="no field"):
+        make_config("m3mstl", "quick", overrides={"data.inputsize": 32})
