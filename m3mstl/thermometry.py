@@ -1,0 +1,234 @@
+"""Temperature measurement under occlusion: the clinical use the occlusion head serves.
+
+Fever screening reads the inner canthi (landmarks.INNER_CANTHI = 39, 42), the hottest and
+most core-coupled facial skin. Screening software takes the MAXIMUM of the temperature map
+in a small window around each canthus (a located point is never exactly on the hottest
+pixel) and combines the two canthi. Under eyeglasses or sunglasses the canthus is hidden
+behind a lens that is opaque in LWIR and the coldest thing on the face, so a reading at the
+predicted canthus measures the lens, not the skin.
+
+Three readings per image, all at the PREDICTED landmarks:
+
+    naive          both canthi, whatever covers them
+    skip_occluded  only canthi the model calls visible (occlusion_prob < threshold); when the
+                   model calls both occluded the reading ABSTAINS (counted and reported)
+    oracle         (optional) the same with the ground-truth occlusion labels: the best the
+                   skip rule can do with a perfect occlusion head
+
+The truth is the generator's skin temperature before any occluder ("skin_temperature_c",
+per landmark) at the two canthi, combined the same way as the readings (`combine`, "mean"
+by default, or "max" as in the FDA screening variable canthiMax). One truth per image keeps
+the methods comparable; a reading from one canthus is judged against both, so left/right
+asymmetry counts as part of its error.
+
+Settings (threshold, window_px, combine) are stored in the returned frames' `attrs["settings"]`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from m3mstl.landmarks import INNER_CANTHI, NUM_LANDMARKS
+from m3mstl.metrics import occluder_group
+
+METHODS: tuple[str, ...] = ("naive", "skip_occluded", "oracle")
+COMBINE_RULES: tuple[str, ...] = ("mean", "max")
+
+
+class ThermometryInputError(ValueError):
+    """Inputs a temperature reading cannot be taken from."""
+
+
+def window_max(temperature_map: np.ndarray, point_xy: Sequence[float], window_px: int) -> float:
+    """Maximum of a (H, W) map in a window_px x window_px window centred on a point's pixel.
+
+    The point is in continuous pixel coordinates (pixel (r, c) covers [c, c+1) x [r, r+1)),
+    so it lies in pixel (floor(y), floor(x)). The window is clipped to the map; NaN pixels
+    are ignored; NaN is returned when no pixel of the window lies on the map (or the point
+    itself is not finite).
+    """
+    if window_px < 1 or window_px % 2 == 0:
+        raise ThermometryInputError(f"window_px must be a positive odd number of pixels, got {window_px}")
+    x, y = float(point_xy[0]), float(point_xy[1])
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return float("nan")
+    height, width = temperature_map.shape
+    half = window_px // 2
+    row, col = int(np.floor(y)), int(np.floor(x))
+    top, bottom = max(row - half, 0), min(row + half + 1, height)
+    left, right = max(col - half, 0), min(col + half + 1, width)
+    if top >= bottom or left >= right:
+        return float("nan")
+    window = temperature_map[top:bottom, left:right]
+    if np.isnan(window).all():
+        return float("nan")
+    return float(np.nanmax(window))
+
+
+def _combine(values: np.ndarray, use: np.ndarray, combine: str) -> float:
+    """Combine the canthus readings selected by `use`; NaN (abstain) when none is usable."""
+    chosen = values[use & np.isfinite(values)]
+    if chosen.size == 0:
+        return float("nan")
+    return float(chosen.mean() if combine == "mean" else chosen.max())
+
+
+def _check_inputs(
+    temperature_maps: Sequence[np.ndarray],
+    landmarks: np.ndarray,
+    occlusion_prob: np.ndarray,
+    skin_temperature_c: np.ndarray,
+    occluder_types: Sequence[Any],
+    image_ids: Sequence[str],
+    occluded_gt: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    n = len(temperature_maps)
+    landmarks = np.asarray(landmarks, dtype=float)
+    occlusion_prob = np.asarray(occlusion_prob, dtype=float)
+    skin_temperature_c = np.asarray(skin_temperature_c, dtype=float)
+    expected = {
+        "landmarks": (landmarks.shape, (n, NUM_LANDMARKS, 2)),
+        "occlusion_prob": (occlusion_prob.shape, (n, NUM_LANDMARKS)),
+        "skin_temperature_c": (skin_temperature_c.shape, (n, NUM_LANDMARKS)),
+    }
+    if occluded_gt is not None:
+        occluded_gt = np.asarray(occluded_gt, dtype=bool)
+        expected["occluded_gt"] = (occluded_gt.shape, (n, NUM_LANDMARKS))
+    for name, (got, want) in expected.items():
+        if got != want:
+            raise ThermometryInputError(f"{name} must have shape {want} for {n} temperature maps, got {got}")
+    if len(occluder_types) != n or len(image_ids) != n:
+        raise ThermometryInputError(
+            f"need {n} occluder types and image ids, got {len(occluder_types)} and {len(image_ids)}"
+        )
+    canthi = list(INNER_CANTHI)
+    for i, temperature_map in enumerate(temperature_maps):
+        if np.ndim(temperature_map) != 2:
+            raise ThermometryInputError(
+                f"temperature map of image {image_ids[i]!r} (index {i}) must be 2-D, got shape {np.shape(temperature_map)}"
+            )
+        probs = occlusion_prob[i, canthi]
+        if not ((probs >= 0) & (probs <= 1)).all():
+            raise ThermometryInputError(
+                f"image {image_ids[i]!r} (index {i}): canthus occlusion probabilities {probs.tolist()} are not in [0, 1]"
+            )
+        if not np.isfinite(skin_temperature_c[i, canthi]).all():
+            raise ThermometryInputError(
+                f"image {image_ids[i]!r} (index {i}): no true skin temperature at the inner canthi"
+            )
+    return landmarks, occlusion_prob, skin_temperature_c, occluded_gt
+
+
+def read_canthus_temperatures(
+    temperature_maps: Sequence[np.ndarray],
+    landmarks: np.ndarray,
+    occlusion_prob: np.ndarray,
+    skin_temperature_c: np.ndarray,
+    occluder_types: Sequence[str | Sequence[str]],
+    *,
+    image_ids: Sequence[str] | None = None,
+    threshold: float = 0.5,
+    window_px: int = 5,
+    combine: str = "mean",
+    occluded_gt: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Per-image inner-canthus readings, naive and skipping occluded canthi, against the truth.
+
+    temperature_maps: N arrays (H_i, W_i) in deg C; landmarks (N, 68, 2) PREDICTED, in each
+    map's continuous pixel coordinates; occlusion_prob (N, 68) predicted; skin_temperature_c
+    (N, 68) true skin temperature under any occluder; occluder_types: one label per image
+    ("none", "glasses", ...) or one list of occluder types per image (joined by
+    metrics.occluder_group); occluded_gt (N, 68) bool adds the "oracle" reading.
+
+    Columns: image_id, occluder_type, true_c, right_c, left_c (window maxima at the predicted
+    canthi 39 and 42), right_prob, left_prob, then per method M: M_c, M_error_c (reading -
+    truth), M_canthi_used, M_abstained.
+    """
+    if combine not in COMBINE_RULES:
+        raise ThermometryInputError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ThermometryInputError(f"threshold must lie in [0, 1], got {threshold}")
+    if image_ids is None:
+        image_ids = [str(i) for i in range(len(temperature_maps))]
+    landmarks, occlusion_prob, skin_temperature_c, occluded_gt = _check_inputs(
+        temperature_maps, landmarks, occlusion_prob, skin_temperature_c, occluder_types, image_ids, occluded_gt
+    )
+    canthi = list(INNER_CANTHI)
+    rows = []
+    for i, temperature_map in enumerate(temperature_maps):
+        temperature_map = np.asarray(temperature_map, dtype=float)
+        readings = np.array([window_max(temperature_map, landmarks[i, k], window_px) for k in canthi])
+        truth = _combine(skin_temperature_c[i, canthi], np.ones(2, dtype=bool), combine)
+        label = occluder_types[i]
+        row: dict[str, Any] = {
+            "image_id": str(image_ids[i]),
+            "occluder_type": label if isinstance(label, str) else occluder_group(label),
+            "true_c": truth,
+            "right_c": readings[0],
+            "left_c": readings[1],
+            "right_prob": float(occlusion_prob[i, canthi[0]]),
+            "left_prob": float(occlusion_prob[i, canthi[1]]),
+        }
+        usable = {
+            "naive": np.ones(2, dtype=bool),
+            "skip_occluded": occlusion_prob[i, canthi] < threshold,
+        }
+        if occluded_gt is not None:
+            usable["oracle"] = ~occluded_gt[i, canthi]
+        for method, use in usable.items():
+            value = _combine(readings, use, combine)
+            row[f"{method}_c"] = value
+            row[f"{method}_error_c"] = value - truth
+            row[f"{method}_canthi_used"] = int(np.sum(use & np.isfinite(readings)))
+            row[f"{method}_abstained"] = bool(np.isnan(value))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs["settings"] = {"threshold": float(threshold), "window_px": int(window_px), "combine": combine}
+    return table
+
+
+def _method_summary(errors: pd.Series, abstained: pd.Series, naive_errors: pd.Series) -> dict[str, Any]:
+    read = ~abstained.to_numpy(bool)
+    err = errors.to_numpy(float)[read]
+    naive_same = naive_errors.to_numpy(float)[read]
+    naive_same = naive_same[np.isfinite(naive_same)]
+    n_images = int(abstained.size)
+    nan = float("nan")
+    return {
+        "n_images": n_images,
+        "n_read": int(read.sum()),
+        "n_abstained": int(n_images - read.sum()),
+        "abstention_rate": float(1.0 - read.mean()) if n_images else nan,
+        "mae_c": float(np.abs(err).mean()) if err.size else nan,
+        "bias_c": float(err.mean()) if err.size else nan,
+        "rmse_c": float(np.sqrt(np.mean(err**2))) if err.size else nan,
+        "max_abs_error_c": float(np.abs(err).max()) if err.size else nan,
+        # The naive MAE on the images this method did read: abstaining drops the hard cases,
+        # so comparing against the naive MAE over all images would flatter the skip rule.
+        "naive_mae_same_images_c": float(np.abs(naive_same).mean()) if naive_same.size else nan,
+    }
+
+
+def summarise_readings(per_image: pd.DataFrame, *, overall_label: str = "all") -> pd.DataFrame:
+    """One row per (method, occluder type), plus an overall row per method.
+
+    Columns: method, occluder_type, n_images, n_read, n_abstained, abstention_rate, mae_c,
+    bias_c (mean signed error: negative = reads cold), rmse_c, max_abs_error_c,
+    naive_mae_same_images_c. Errors are over the images the method read.
+    """
+    methods = [m for m in METHODS if f"{m}_error_c" in per_image.columns]
+    if not methods:
+        raise ThermometryInputError("summarise_readings: the table holds no reading columns")
+    groups = [overall_label] + sorted(set(per_image["occluder_type"]) - {overall_label})
+    rows = []
+    for method in methods:
+        for group in groups:
+            part = per_image if group == overall_label else per_image[per_image["occluder_type"] == group]
+            summary = _method_summary(part[f"{method}_error_c"], part[f"{method}_abstained"], part["naive_error_c"])
+            rows.append({"method": method, "occluder_type": group, **summary})
+    table = pd.DataFrame(rows)
+    table.attrs["settings"] = dict(per_image.attrs.get("settings", {}))
+    return table

@@ -1,0 +1,291 @@
+"""m3mstl.stats: paired tests against scipy, effect sizes and Holm by hand, exact McNemar on a
+known table, and the coverage of the subject bootstrap in a seeded simulation."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from m3mstl import stats
+from m3mstl.stats import StatsInputError
+
+
+def test_paired_t_test_equals_scipy() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.gamma(3.0, 0.05, 40)
+    b = a - 0.02 + rng.normal(0, 0.03, 40)
+    result = stats.paired_t_test(a, b, comparison="a vs b")
+    expected = scipy_stats.ttest_rel(a, b)
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    assert result.n == 40 and result.details["df"] == 39
+    assert result.estimate == pytest.approx(np.mean(a - b))
+    assert result.comparison == "a vs b"
+
+
+def test_wilcoxon_equals_scipy() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.gamma(3.0, 0.05, 30)
+    b = a + rng.normal(0.01, 0.02, 30)
+    result = stats.wilcoxon_signed_rank(a, b)
+    expected = scipy_stats.wilcoxon(a, b)
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    assert result.estimate == pytest.approx(np.median(a - b))
+
+
+def test_cohens_dz_hand_case() -> None:
+    # Differences 1..5: mean 3, sample sd sqrt(2.5).
+    a = np.array([2.0, 4.0, 6.0, 8.0, 10.0])
+    b = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert stats.cohens_dz(a, b) == pytest.approx(3.0 / np.sqrt(2.5))
+    assert stats.paired_t_test(a, b).effect_size == pytest.approx(1.8973665961010275)
+    assert stats.cohens_dz(b, a) == pytest.approx(-3.0 / np.sqrt(2.5))
+
+
+def test_rank_biserial_hand_cases() -> None:
+    # d = 1, 2, 3, -4: ranks 1, 2, 3, 4; R+ = 6, R- = 4; r = 2 / 10.
+    assert stats.rank_biserial([1, 2, 3, -4], [0, 0, 0, 0]) == pytest.approx(0.2)
+    # Ties share ranks: |d| = 1, 1, 2 -> 1.5, 1.5, 3; R+ = 4.5, R- = 1.5; r = 0.5. A zero is dropped.
+    assert stats.rank_biserial([1, -1, 2, 0], [0, 0, 0, 0]) == pytest.approx(0.5)
+    assert stats.rank_biserial([5, 6, 7], [1, 1, 1]) == pytest.approx(1.0)
+    result = stats.wilcoxon_signed_rank([1, 2, 3, -4, 0], [0, 0, 0, 0, 0])
+    assert result.effect_size == pytest.approx(0.2)
+    assert result.details["n_nonzero"] == 4 and result.n == 5
+
+
+def test_nan_pairs_are_refused_unless_dropped() -> None:
+    a = np.array([0.1, 0.2, np.nan, 0.4, 0.3])
+    b = np.array([0.2, 0.1, 0.3, 0.5, 0.25])
+    with pytest.raises(StatsInputError, match="1 of 5 pairs"):
+        stats.paired_t_test(a, b)
+    result = stats.paired_t_test(a, b, drop_nan=True)
+    assert result.n == 4
+    assert result.p_value == pytest.approx(scipy_stats.ttest_rel(np.delete(a, 2), np.delete(b, 2)).pvalue)
+    with pytest.raises(StatsInputError, match="length"):
+        stats.paired_t_test([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(StatsInputError, match="every difference is zero"):
+        stats.wilcoxon_signed_rank([1.0, 2.0], [1.0, 2.0])
+
+
+def test_mcnemar_exact_known_table() -> None:
+    # b = 10 pairs only a gets right, c = 2 only b gets right, plus concordant pairs.
+    correct_a = np.array([True] * 10 + [False] * 2 + [True] * 50 + [False] * 7)
+    correct_b = np.array([False] * 10 + [True] * 2 + [True] * 50 + [False] * 7)
+    result = stats.mcnemar_exact(correct_a, correct_b)
+    assert result.p_value == pytest.approx(0.03857421875, abs=1e-15)
+    assert result.details == {"b_only_a_correct": 10, "c_only_b_correct": 2, "n_discordant": 12}
+    assert result.effect_size == pytest.approx(5.0)
+    assert result.estimate == pytest.approx(8 / 69)
+    # Symmetric in the discordant split; no discordant pair -> p = 1.
+    assert stats.mcnemar_exact(correct_b, correct_a).p_value == pytest.approx(0.03857421875)
+    assert stats.mcnemar_exact(correct_a, correct_a).p_value == 1.0
+
+
+def test_mcnemar_mask_leaves_out_unlabelled_pairs() -> None:
+    correct_a = np.zeros((2, 68), bool)
+    correct_b = np.zeros((2, 68), bool)
+    correct_a[0, :10] = True      # 10 pairs only a gets right ...
+    correct_b[1, :2] = True       # ... 2 only b gets right ...
+    correct_a[1, 60:] = True      # ... and 8 more for a that are unlabelled
+    mask = np.ones((2, 68), bool)
+    mask[1, 60:] = False
+    result = stats.mcnemar_exact(correct_a, correct_b, mask)
+    assert result.details["b_only_a_correct"] == 10
+    assert result.p_value == pytest.approx(0.03857421875)
+    assert result.n == 128
+
+
+def test_holm_hand_case() -> None:
+    # Sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 = 0.04 -> running max 0.06.
+    adjusted, reject = stats.holm([0.01, 0.04, 0.03, 0.005], alpha=0.05)
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    assert reject.tolist() == [True, False, False, True]
+    adjusted, reject = stats.holm([0.9, 0.02])
+    np.testing.assert_allclose(adjusted, [0.9, 0.04])
+    adjusted, reject = stats.holm([0.6, 0.9])
+    np.testing.assert_allclose(adjusted, [1.0, 1.0])  # 0.6 x 2 capped at 1; the running max carries it
+    assert not reject.any()
+    with pytest.raises(StatsInputError):
+        stats.holm([0.2, 1.5])
+
+
+def test_holm_matches_the_sequential_procedure() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        p = rng.random(6) ** 3
+        _, reject = stats.holm(p, alpha=0.05)
+        order = np.argsort(p)
+        expected = np.zeros(6, bool)
+        for i, index in enumerate(order):  # step down until the first failure
+            if p[index] > 0.05 / (6 - i):
+                break
+            expected[index] = True
+        assert reject.tolist() == expected.tolist()
+
+
+def test_apply_holm_and_results_table() -> None:
+    results = [
+        stats.mcnemar_exact(np.array([True] * 10 + [False] * 2), np.array([False] * 10 + [True] * 2)),
+        stats.paired_t_test([1.0, 2.0, 3.5, 4.0], [1.1, 1.9, 3.0, 3.2]),
+    ]
+    corrected = stats.apply_holm(results)
+    adjusted, _ = stats.holm([r.p_value for r in results])
+    assert [r.p_holm for r in corrected] == pytest.approx(adjusted.tolist())
+    table = stats.results_table(corrected)
+    assert list(table["test"]) == ["exact McNemar", "paired t-test"]
+    assert {"p_value", "p_holm", "effect_size_name", "n_discordant", "df"} <= set(table.columns)
+
+
+def simulate_correlated_nme(rng: np.random.Generator, n_subjects: int, per_subject: int, delta: float):
+    """Per-image NME of two models whose difference has a subject random effect (ICC 0.5)."""
+    subjects = np.repeat(np.arange(n_subjects), per_subject)
+    subject_effect = rng.normal(0.0, 0.04, n_subjects)[subjects]
+    nme_b = rng.gamma(4.0, 0.02, subjects.size)
+    nme_a = nme_b + delta + subject_effect + rng.normal(0.0, 0.04, subjects.size)
+    return nme_a, nme_b, subjects
+
+
+def test_subject_bootstrap_covers_and_image_bootstrap_under_covers() -> None:
+    rng = np.random.default_rng(2026)
+    delta, n_datasets = 0.05, 200
+    covered_subject = covered_image = 0
+    for dataset in range(n_datasets):
+        nme_a, nme_b, subjects = simulate_correlated_nme(rng, n_subjects=25, per_subject=8, delta=delta)
+        by_subject = stats.bootstrap_mean_difference(nme_a, nme_b, subjects, n_resamples=1000, seed=dataset)
+        by_image = stats.bootstrap_mean_difference(
+            nme_a, nme_b, np.arange(subjects.size), n_resamples=1000, seed=dataset
+        )
+        covered_subject += by_subject.covers(delta)
+        covered_image += by_image.covers(delta)
+    coverage_subject = covered_subject / n_datasets
+    coverage_image = covered_image / n_datasets
+    assert 0.90 <= coverage_subject <= 0.99, coverage_subject
+    assert coverage_image < 0.80, coverage_image  # too narrow: images of a subject are not independent
+
+
+def test_expanded_percentile_tail() -> None:
+    # 30 subjects: Phi(-sqrt(30/29) * t_29(0.975)) ~ 0.0188, below the plain 0.025.
+    tail = stats.percentile_tail(0.95, 30)
+    expected = scipy_stats.norm.cdf(-np.sqrt(30 / 29) * scipy_stats.t.ppf(0.975, 29))
+    assert tail == pytest.approx(expected) and 0.018 < tail < 0.02
+    assert stats.percentile_tail(0.95, 30, "percentile") == pytest.approx(0.025)
+    assert stats.percentile_tail(0.95, 100000) == pytest.approx(0.025, abs=1e-4)
+
+
+def test_bootstrap_is_deterministic_and_resamples_whole_subjects() -> None:
+    rng = np.random.default_rng(7)
+    nme_a, nme_b, subjects = simulate_correlated_nme(rng, 10, 5, 0.02)
+    first = stats.bootstrap_mean_difference(nme_a, nme_b, subjects, seed=3)
+    again = stats.bootstrap_mean_difference(nme_a, nme_b, subjects, seed=3)
+    assert first == again
+    assert first.estimate == pytest.approx(np.mean(nme_a - nme_b))
+    assert first.n_clusters == 10 and first.low < first.estimate < first.high
+    counts, index = stats.cluster_resample_counts(subjects, 50, seed=0)
+    assert counts.shape == (50, 10) and (counts.sum(axis=1) == 10).all()
+    assert index.tolist() == subjects.tolist()
+    # A difference that is constant within each subject can only take subject-average values.
+    constant = np.repeat(np.arange(10.0), 5)
+    interval = stats.bootstrap_mean_difference(constant, np.zeros(50), subjects, n_resamples=200)
+    assert interval.estimate == pytest.approx(4.5)
+
+
+def test_bootstrap_accuracy_difference() -> None:
+    rng = np.random.default_rng(8)
+    labelled = rng.random((12, 68)) > 0.1
+    correct_a = rng.random((12, 68)) < 0.9
+    correct_b = rng.random((12, 68)) < 0.8
+    subjects = np.repeat(["s1", "s2", "s3", "s4"], 3)
+    interval = stats.bootstrap_accuracy_difference(correct_a, correct_b, labelled, subjects, seed=1)
+    expected = correct_a[labelled].mean() - correct_b[labelled].mean()
+    assert interval.estimate == pytest.approx(expected)
+    assert interval.low <= expected <= interval.high
+    same = stats.bootstrap_accuracy_difference(correct_a, correct_a, labelled, subjects)
+    assert (same.low, same.high) == (0.0, 0.0)
+
+
+def test_bootstrap_ranking_difference_estimate_matches_sklearn() -> None:
+    rng = np.random.default_rng(9)
+    occluded = rng.random((16, 68)) < 0.3
+    labelled = rng.random((16, 68)) > 0.1
+    prob_a = np.clip(0.5 * occluded + 0.5 * rng.random((16, 68)), 0, 1)
+    prob_b = rng.random((16, 68))
+    prob_a[~labelled] = np.nan  # unlabelled pairs must be ignored
+    subjects = np.repeat(np.arange(8), 2)
+    for metric, score in (("roc_auc", roc_auc_score), ("average_precision", average_precision_score)):
+        interval = stats.bootstrap_ranking_difference(
+            prob_a, prob_b, occluded, labelled, subjects, metric=metric, n_resamples=200, seed=0
+        )
+        y = occluded[labelled]
+        expected = score(y, prob_a[labelled]) - score(y, prob_b[labelled])
+        assert interval.estimate == pytest.approx(expected)
+        assert interval.low < expected < interval.high
+        assert interval.n_resamples == 200 and interval.n_failed == 0
+    with pytest.raises(StatsInputError, match="unknown ranking metric"):
+        stats.bootstrap_ranking_difference(prob_a, prob_b, occluded, labelled, subjects, metric="f1")
+
+
+def test_subject_weights_equal_duplicating_images() -> None:
+    """sample_weight k must give the same AUC as taking the subject's pairs k times."""
+    rng = np.random.default_rng(10)
+    y = rng.random(40) < 0.4
+    p = rng.random(40)
+    weight = rng.integers(0, 3, 40)
+    duplicated_y = np.repeat(y, weight)
+    duplicated_p = np.repeat(p, weight)
+    keep = weight > 0
+    assert roc_auc_score(y[keep], p[keep], sample_weight=weight[keep]) == pytest.approx(
+        roc_auc_score(duplicated_y, duplicated_p)
+    )
+    assert average_precision_score(y[keep], p[keep], sample_weight=weight[keep]) == pytest.approx(
+        average_precision_score(duplicated_y, duplicated_p)
+    )
+
+
+@pytest.mark.parametrize("decimals", [1, 2, 6])
+def test_vectorised_replicates_equal_sklearn_with_weights_and_ties(decimals: int) -> None:
+    """Every resample's ROC-AUC / AP equals scikit-learn's with the subject counts as weights."""
+    rng = np.random.default_rng(decimals)
+    scores = np.round(rng.random(300), decimals)  # coarse rounding makes many ties
+    positive = rng.random(300) < 0.3
+    positive[:20] = True                           # subject 0 holds only positives, the top scores ...
+    scores[:20] = np.round(1.0 + rng.random(20), decimals)
+    cluster = np.concatenate([np.zeros(20, int), rng.integers(1, 6, 280)])
+    counts = np.vstack([[6, 0, 0, 0, 0, 0], stats.cluster_resample_counts(np.arange(6), 40, seed=1)[0]])
+    for metric, score in (("roc_auc", roc_auc_score), ("average_precision", average_precision_score)):
+        replicates = stats.weighted_ranking_replicates(scores, positive, cluster, counts, metric)
+        assert np.isnan(replicates[0])  # ... so a resample of subject 0 alone is undefined,
+        assert counts[1:, 0].min() == 0  # and some resamples leave the top scores out
+        for r in range(1, counts.shape[0]):
+            weight = counts[r, cluster].astype(float)
+            keep = weight > 0
+            expected = score(positive[keep], scores[keep], sample_weight=weight[keep])
+            assert replicates[r] == pytest.approx(expected, abs=1e-12), (metric, r)
+
+
+def test_paired_columns_align_on_image_id() -> None:
+    table_a = pd.DataFrame({"image_id": ["x", "y", "z"], "subject": ["1", "1", "2"], "nme": [0.1, 0.2, 0.3]})
+    table_b = pd.DataFrame({"image_id": ["z", "x", "y"], "subject": ["2", "1", "1"], "nme": [0.33, 0.11, 0.22]})
+    a, b, subjects = stats.paired_columns(table_a, table_b, "nme")
+    assert a.tolist() == [0.1, 0.2, 0.3] and b.tolist() == [0.11, 0.22, 0.33]
+    assert subjects.tolist() == ["1", "1", "2"]
+    with pytest.raises(StatsInputError, match="different images"):
+        stats.paired_columns(table_a, table_b.iloc[:2], "nme")
+
+
+def test_seed_spread_and_summary() -> None:
+    spread = stats.seed_spread([1.0, 2.0, 3.0])
+    assert (spread.mean, spread.std, spread.n_seeds) == (2.0, 1.0, 3)
+    assert spread.format(2) == "2.00 ± 1.00"
+    assert np.isnan(stats.seed_spread([0.5]).std) and stats.seed_spread([0.5]).format(1) == "0.5"
+    runs = pd.DataFrame({
+        "model": ["m3mstl", "m3mstl", "baseline", "baseline"],
+        "seed": [0, 1, 0, 1],
+        "nme": [0.20, 0.24, 0.40, 0.36],
+    })
+    summary = stats.summarise_over_seeds(runs, ["nme"]).set_index("model")
+    assert summary.loc["m3mstl", "nme_mean"] == pytest.approx(0.22)
+    assert summary.loc["baseline", "nme_std"] == pytest.approx(np.sqrt(0.0008))
+    assert summary.loc["baseline", "n_seeds"] == 2
