@@ -1,0 +1,25 @@
+"""Exceptions and warnings of the data layer.
+
+Every problem with a file on disk is reported as ``<path>: <problem>`` so a user can
+open the file the message names and see what is wrong with it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable or inconsistent.
+
+    Subclasses ValueError so callers that already guard against bad values keep working.
+    ``path`` is the offending file (or folder), ``problem`` the human-readable reason.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class DatasetWarning(UserWarning):
+    """Something in a dataset was skipped or adjusted, but loading could continue."""
