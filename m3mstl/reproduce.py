@@ -2,7 +2,7 @@
 each one produced the tables and figures it promises.
 
 A notebook promises its outputs in its own metadata (``metadata.m3mstl.outputs``, paths
-relative to the repository root), next to the code that writes them. After a run,
+relative to the output root, normally the repository), next to the code that writes them. After a run,
 `build/reproduction.json` records the profile, git commit, environment, each notebook's
 duration and every output with its SHA-256.
 """
@@ -87,7 +87,7 @@ def check_outputs(notebook: Path, started: float) -> list[str]:
     """Every promised output must exist and be newer than the notebook's start."""
     problems, outputs = [], promised_outputs(notebook)
     for rel in outputs:
-        path = paths.REPO_ROOT / rel
+        path = paths.OUTPUT_ROOT / rel
         if not path.is_file():
             problems.append(f"{rel} is missing")
         elif path.stat().st_mtime < started - 1:
@@ -132,11 +132,11 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "notebooks": [
             {"name": r.name, "seconds": r.seconds,
-             "outputs": {o: sha256(paths.REPO_ROOT / o) for o in r.outputs}}
+             "outputs": {o: sha256(paths.OUTPUT_ROOT / o) for o in r.outputs}}
             for r in results
         ],
     }
-    manifest_path = (out_dir.parent if out_dir else paths.BUILD_DIR) / "reproduction.json"
+    manifest_path = paths.BUILD_DIR / "reproduction.json"
     write_json_atomic(manifest_path, manifest)
     print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {manifest_path}", flush=True)
     return manifest_path

@@ -112,3 +112,17 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_model(run_dir: Path, checkpoint: str = "model.pt", device: str = "cpu"):
+    """Rebuild a run's model from its config and load a checkpoint (`model.pt` when the run
+    finished, `checkpoints/best-<stage>.pt` for a stage, or `checkpoints/last.pt`)."""
+    import torch
+
+    from m3mstl.models import create_model
+
+    config = load_config(run_dir)
+    model = create_model(config.model, **config.model_options)
+    state = torch.load(Path(run_dir) / checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"] if "optimizer" in state else state)
+    return model.to(device).eval()

@@ -46,6 +46,12 @@ class PreparedData:
     torch_sets: dict[str, Any]   # ThermalFaceDataset per split
 
 
+def resolve_model_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The full, JSON-ready option dict a model family resolves `options` to."""
+    resolved = create_model(model, **options).config
+    return json.loads(json.dumps(resolved, default=list))
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -154,6 +160,9 @@ class Trainer:
         self.step_hook = step_hook  # test hook: called (stage, epoch, step) after each step
         if not (self.data_dir / "annotations.json").is_file() and not self.data_dir.is_file():
             raise FileNotFoundError(f"{self.data_dir}: no annotations.json - not a TFD68-layout dataset")
+        # Record every model option, defaults included, so the run id changes when a default
+        # does and an old run is never reused for a model that would now be built differently.
+        config.model_options = resolve_model_options(config.model, config.model_options)
         self.fingerprint = data_fingerprint(self.data_dir)
         self.run_dir = run_dir_for(config, self.fingerprint, runs_root)
         self._data: PreparedData | None = None

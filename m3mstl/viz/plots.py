@@ -1,0 +1,115 @@
+"""Result plots used by the notebooks. Each returns a matplotlib Figure; saving is the
+caller's (`m3mstl.report.savefig`), so notebooks decide names and tests need no files."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from m3mstl.experiments import RunResult
+from m3mstl.landmarks import MIRROR
+from m3mstl.metrics import PAPER_NORMALISER, ced_curve
+from m3mstl.report import subplots
+
+
+def training_curves(history: list[dict], title: str = "") -> plt.Figure:
+    """Train/validation loss per epoch, stages separated, and validation NME."""
+    frame = pd.DataFrame(history)
+    frame["step"] = np.arange(1, len(frame) + 1)
+    fig, (ax_loss, ax_nme) = subplots(1, 2, width="double", aspect=0.35)
+    for stage, part in frame.groupby("stage", sort=False):
+        ax_loss.plot(part["step"], part["train_loss"], "o-", label=f"{stage} train")
+        ax_loss.plot(part["step"], part["val_loss"], "s--", label=f"{stage} val")
+        ax_nme.plot(part["step"], part["val_nme"], "o-", label=stage)
+    ax_loss.set(xlabel="epoch (all stages)", ylabel="loss", title=title or "losses")
+    ax_nme.set(xlabel="epoch (all stages)", ylabel="val NME (inter-ocular, crop)", title="validation NME")
+    ax_loss.legend(fontsize=6)
+    ax_nme.legend(fontsize=6)
+    return fig
+
+
+def ced_curves(results: Sequence[RunResult], threshold: float = 0.10) -> plt.Figure:
+    fig, ax = subplots()
+    for result in results:
+        nme = result.per_image[f"nme_{PAPER_NORMALISER}"].to_numpy()
+        curve = ced_curve(nme, threshold)
+        ax.plot(curve.thresholds, curve.fraction, label=f"{result.name} (AUC {curve.auc:.3f})")
+    ax.set(xlabel=f"NME ({PAPER_NORMALISER})", ylabel="fraction of test images", xlim=(0, threshold),
+           ylim=(0, 1), title="Cumulative error distribution")
+    ax.legend()
+    return fig
+
+
+def roc_pr_curves(results: Sequence[RunResult]) -> plt.Figure:
+    fig, (ax_roc, ax_pr) = subplots(1, 2, width="double", aspect=0.4)
+    for result in results:
+        y = result.occluded[result.labelled]
+        p = result.predictions["occlusion_prob"][result.labelled]
+        fpr, tpr, _ = roc_curve(y, p)
+        precision, recall, _ = precision_recall_curve(y, p)
+        occ = result.metrics["occlusion"]
+        ax_roc.plot(fpr, tpr, label=f"{result.name} (AUC {occ['roc_auc']:.3f})")
+        ax_pr.plot(recall, precision, label=f"{result.name} (AP {occ['average_precision']:.3f})")
+    prior = results[0].metrics["occlusion"]["class_prior_occluded"]
+    ax_roc.plot([0, 1], [0, 1], ":", color="grey")
+    ax_pr.axhline(prior, ls=":", color="grey", label=f"class prior {prior:.3f}")
+    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="Occlusion ROC (positive = occluded)")
+    ax_pr.set(xlabel="recall", ylabel="precision", title="Occlusion precision-recall")
+    ax_roc.legend()
+    ax_pr.legend()
+    return fig
+
+
+def per_landmark_error_on_face(result: RunResult, reference: np.ndarray | None = None) -> plt.Figure:
+    """Per-landmark NME drawn as coloured dots on a mean frontal face shape."""
+    gt = result.predictions["gt_landmarks"]
+    if reference is None:
+        reference = _mean_shape(gt)
+    per_landmark = result.metrics["landmarks"][PAPER_NORMALISER].get("per_landmark_nme")
+    if per_landmark is None:
+        iod = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1, keepdims=True)
+        err = np.linalg.norm(result.predictions["pred_landmarks"] - gt, axis=2) / iod
+        err = np.where(result.labelled, err, np.nan)
+        per_landmark = np.nanmean(err, axis=0)
+    fig, ax = subplots(aspect=1.0)
+    sc = ax.scatter(reference[:, 0], reference[:, 1], c=per_landmark, cmap="magma", s=40, edgecolor="k", lw=0.3)
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.colorbar(sc, ax=ax, label=f"mean NME ({PAPER_NORMALISER})")
+    ax.set_title(f"{result.name}: error per landmark")
+    return fig
+
+
+def _mean_shape(landmarks: np.ndarray) -> np.ndarray:
+    """Mean of shapes normalised for translation and scale (a frontal-ish reference)."""
+    centred = landmarks - landmarks.mean(axis=1, keepdims=True)
+    scale = np.linalg.norm(centred[:, 36] - centred[:, 45], axis=1)[:, None, None]
+    shapes = centred / np.maximum(scale, 1e-6)
+    # Average each shape with its mirror image so left/right errors sit on a symmetric face.
+    mirrored = shapes[:, MIRROR] * np.array([-1.0, 1.0])
+    return np.median(np.concatenate([shapes, mirrored]), axis=0)
+
+
+def qualitative_grid(result: RunResult, images: Sequence[np.ndarray], indices: Sequence[int],
+                     titles: Sequence[str], threshold: float = 0.5) -> plt.Figure:
+    """Images with ground truth (white) and predictions (coloured by predicted occlusion)."""
+    n = len(indices)
+    cols = min(n, 4)
+    rows = int(np.ceil(n / cols))
+    fig, axes = subplots(rows, cols, width="double", aspect=rows / cols)
+    axes = np.atleast_1d(axes).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, i, title in zip(axes, images, indices, titles):
+        gt = result.predictions["gt_landmarks"][i]
+        pred = result.predictions["pred_landmarks"][i]
+        prob = result.predictions["occlusion_prob"][i]
+        ax.imshow(image, cmap="gray")
+        ax.scatter(gt[:, 0], gt[:, 1], s=6, c="white", marker="x", lw=0.6)
+        ax.scatter(pred[:, 0], pred[:, 1], s=8, c=np.where(prob >= threshold, "red", "lime"), edgecolor="none")
+        ax.set_title(title, fontsize=7)
+    return fig

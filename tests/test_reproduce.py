@@ -1,0 +1,112 @@
+"""`m3mstl reproduce`: failures name the notebook and the cell; broken promises fail;
+and (marker `notebooks`) the whole notebook sequence runs on the quick profile."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from m3mstl import paths, reproduce
+
+
+def _write_notebook(folder: Path, name: str, cells: list[str], outputs: list[str] | None = None) -> Path:
+    book = new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    book.metadata["m3mstl"] = {"outputs": outputs or []}
+    params = new_code_cell("PROFILE = 'quick'\nSEED = 0\nDATA_DIR = None\nDEVICE = 'cpu'\nFORCE = False\nINTERACTIVE = True")
+    params.metadata["tags"] = ["parameters"]
+    book.cells = [params] + [new_code_cell(c) for c in cells]
+    path = folder / f"{name}.ipynb"
+    path.write_text(nbformat.writes(book))
+    return path
+
+
+@pytest.fixture
+def notebook_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    return folder
+
+
+def test_failing_notebook_names_notebook_cell_and_error(notebook_dir, tmp_path, tiny_dataset_dir):
+    _write_notebook(notebook_dir, "01_fine", ["x = 1"])
+    _write_notebook(notebook_dir, "02_broken", ["y = 2", "raise ValueError('the model diverged')"])
+    _write_notebook(notebook_dir, "03_never_run", ["z = 3"])
+    with pytest.raises(reproduce.NotebookFailed) as err:
+        reproduce.reproduce("quick", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir, out_dir=tmp_path / "out")
+    message = str(err.value)
+    assert "02_broken.ipynb" in message and "ValueError" in message and "the model diverged" in message
+    assert "cell [" in message
+    assert not (tmp_path / "out" / "03_never_run.ipynb").exists()  # stops at the first failure
+
+
+def test_cli_exits_non_zero_on_a_failing_notebook(notebook_dir, tiny_dataset_dir, monkeypatch, capsys):
+    _write_notebook(notebook_dir, "01_broken", ["1 / 0"])
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", notebook_dir)
+    monkeypatch.setattr(paths, "BUILD_DIR", notebook_dir.parent / "build")
+    args = argparse.Namespace(profile="quick", data=tiny_dataset_dir, only=None, seed=0, device="cpu", force=False)
+    assert reproduce.run(args) == 1
+    assert "01_broken.ipynb failed in cell" in capsys.readouterr().err
+
+
+def test_missing_promised_output_fails(notebook_dir, tmp_path, tiny_dataset_dir):
+    _write_notebook(notebook_dir, "01_lazy", ["pass"], outputs=["tables/never_written.csv"])
+    with pytest.raises(reproduce.NotebookFailed, match="never_written.csv is missing"):
+        reproduce.reproduce("quick", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir, out_dir=tmp_path / "out")
+
+
+def test_every_source_notebook_has_a_parameters_cell_and_no_outputs():
+    notebooks = reproduce.list_notebooks()
+    assert notebooks, "no notebooks found"
+    for path in notebooks:
+        book = nbformat.read(path, as_version=4)
+        tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+        for name in ("PROFILE", "SEED", "DATA_DIR", "DEVICE", "FORCE", "INTERACTIVE"):
+            assert f"{name} =" in tagged[0].source, f"{path.name}: parameters cell lacks {name}"
+        assert all(not c.get("outputs") for c in book.cells if c.cell_type == "code"), f"{path.name} has outputs"
+        assert reproduce.promised_outputs(path), f"{path.name} promises no table or figure"
+
+
+def _numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(3600)
+def test_quick_profile_runs_every_notebook(tmp_path):
+    """The whole sequence on the quick profile, writing into a scratch output root so the
+    committed figures and tables are untouched."""
+    env = {**os.environ, "M3MSTL_OUTPUT_ROOT": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "m3mstl.cli", "reproduce", "--profile", "quick", "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=3500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    manifest = json.loads((tmp_path / "build" / "reproduction.json").read_text())
+    notebooks = reproduce.list_notebooks()
+    assert [n["name"] for n in manifest["notebooks"]] == [nb.stem for nb in notebooks]
+    for notebook in notebooks:
+        for rel in reproduce.promised_outputs(notebook):
+            assert (tmp_path / rel).stat().st_size > 0, rel
+    recorded = sorted((tmp_path / "build" / "metrics").glob("*.json"))
+    assert len(recorded) >= 8
+    for path in recorded:
+        values = list(_numbers(json.loads(path.read_text())))
+        assert values, f"{path.name} records no metric"
+        assert all(math.isfinite(v) for v in values), f"{path.name} records a non-finite metric"
