@@ -78,3 +78,107 @@ def _append(chunks: dict[str, list[Any]], key: str, value: Any) -> None:
 def load_predictions(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
+
+
+# -- one image ---------------------------------------------------------------------------------
+def _read_image(path: Path) -> np.ndarray:
+    """A thermal image file as float32 in [0, 1] (8-bit /255, 16-bit /65535, colour -> grey)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from m3mstl.data.errors import DatasetError
+
+    if not path.is_file():
+        raise DatasetError(path, "image file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.asarray(image, dtype=np.float32) / 65535.0
+            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(path, f"cannot read the image: {err}") from None
+
+
+def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | None = None,
+                  box: tuple[float, float, float, float] | None = None, device: str = "cpu") -> dict[str, Any]:
+    """68 landmarks in the image's own pixel coordinates with their occlusion probability
+    and the temperature read there.
+
+    `box` (x, y, w, h) is the face box in a whole camera frame; the crop adds the run's
+    margin and squaring exactly as in training. Without a box the image is taken to be a
+    ready face crop and is used whole.
+    """
+    from m3mstl.data.dataset import crop_affine, resample_region
+    from m3mstl.data.coco import read_temperature_file
+    from m3mstl.data.errors import DatasetError
+    from m3mstl.runs import load_config, load_model
+
+    run_dir, image_path = Path(run_dir), Path(image_path)
+    config = load_config(run_dir)
+    size = config.data.input_size
+    image = _read_image(image_path)
+    height, width = image.shape
+    temperature = None
+    if temperature_path is not None:
+        temperature = read_temperature_file(Path(temperature_path))
+        if temperature.shape != image.shape:
+            raise DatasetError(Path(temperature_path), f"temperature map is {temperature.shape[1]}x{temperature.shape[0]}"
+                                                       f" but the image is {width}x{height}")
+        if not np.isfinite(temperature).all():
+            raise DatasetError(Path(temperature_path), "temperature map holds NaN or infinite values")
+    if box is None:
+        crop = (0.0, 0.0, float(width), float(height))
+    else:
+        x, y, w, h = box
+        if w <= 0 or h <= 0:
+            raise ValueError(f"--box needs a positive width and height, got {box}")
+        m = config.data.margin_px
+        x, y, w, h = x - m, y - m, w + 2 * m, h + 2 * m
+        if config.data.square_crop:
+            side = max(w, h)
+            x, y, w, h = x + (w - side) / 2, y + (h - side) / 2, side, side
+        crop = (x, y, w, h)
+    image_t = torch.from_numpy(np.array(np.clip(resample_region(image, crop, size), 0, 1)))[None, None].float()
+    temp_t = (torch.from_numpy(np.array(resample_region(temperature, crop, size, pad="edge")))[None, None].float()
+              if temperature is not None else None)
+    model = load_model(run_dir, device=device)
+    out = model.predict(image_t.to(device), None if temp_t is None else temp_t.to(device))
+    affine = torch.from_numpy(crop_affine(crop, size)).float()[None]
+    points = crop_to_image_coords(out["landmarks"].float().cpu(), affine, size)[0].numpy()
+    prob = out["occlusion_prob"][0].float().cpu().numpy()
+    landmarks = []
+    for i, ((x, y), p) in enumerate(zip(points, prob)):
+        entry = {"index": i, "x": round(float(x), 3), "y": round(float(y), 3), "occlusion_prob": round(float(p), 4)}
+        if temperature is not None:
+            col, row = int(np.clip(np.floor(x), 0, width - 1)), int(np.clip(np.floor(y), 0, height - 1))
+            entry["temperature_c"] = round(float(temperature[row, col]), 3)
+        landmarks.append(entry)
+    result: dict[str, Any] = {"image": str(image_path), "run": str(run_dir), "width": width, "height": height,
+                              "crop_box": [round(v, 3) for v in crop], "landmarks": landmarks}
+    if "pose" in out:
+        yaw, pitch, roll = out["pose"][0].float().cpu().tolist()
+        result["head_pose"] = {"yaw": yaw, "pitch": pitch, "roll": roll}
+    return result
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a finished run folder runs/<model>/<run-id>")
+    parser.add_argument("image", type=Path, help="a thermal image (8- or 16-bit)")
+    parser.add_argument("--temperature", type=Path, default=None,
+                        help="its temperature map: float deg C .npy or 16-bit centi-Kelvin PNG/TIFF")
+    parser.add_argument("--box", default=None, help="face box X,Y,W,H in image pixels (default: whole image)")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    box = None
+    if args.box:
+        try:
+            box = tuple(float(v) for v in args.box.split(","))
+        except ValueError:
+            raise SystemExit(f"--box expects X,Y,W,H numbers, got {args.box!r}") from None
+        if len(box) != 4:
+            raise SystemExit(f"--box expects 4 numbers X,Y,W,H, got {args.box!r}")
+    result = predict_image(args.run_dir, args.image, temperature_path=args.temperature, box=box, device=args.device)
+    print(json.dumps(result, indent=2))
+    return 0

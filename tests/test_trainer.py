@@ -106,3 +106,37 @@ def test_evaluate_metrics_match_an_independent_recomputation(finished_run):
 def test_unknown_override_is_a_clear_error():
     with pytest.raises(KeyError, match="no field"):
         make_config("m3mstl", "quick", overrides={"data.inputsize": 32})
+
+
+def test_predict_on_a_camera_frame_matches_the_stored_predictions(finished_run, data_dir):
+    """`m3mstl predict` with the face box reproduces what the run stored for that image."""
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.dataset import face_box
+    from m3mstl.predict import predict_image
+
+    preds = load_predictions(finished_run / "predictions_test.npz")
+    record = read_dataset(data_dir).by_id(str(preds["image_id"][0]))
+    result = predict_image(finished_run, record.image_path, temperature_path=record.temperature_path,
+                           box=face_box(record))
+    points = np.array([[p["x"], p["y"]] for p in result["landmarks"]])
+    probs = np.array([p["occlusion_prob"] for p in result["landmarks"]])
+    # The training cache stores crops in float16: allow that rounding, nothing more.
+    assert np.abs(points - preds["pred_landmarks"][0]).max() < 0.05
+    assert np.abs(probs - preds["occlusion_prob"][0]).max() < 2e-3
+    assert all(np.isfinite(p["temperature_c"]) for p in result["landmarks"])
+
+
+def test_predict_names_the_file_on_bad_input(finished_run, data_dir, tmp_path):
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.errors import DatasetError
+    from m3mstl.predict import predict_image
+
+    record = read_dataset(data_dir).records[0]
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="corrupt.png"):
+        predict_image(finished_run, corrupt)
+    wrong_size = tmp_path / "small.npy"
+    np.save(wrong_size, np.full((5, 5), 34.0, dtype=np.float32))
+    with pytest.raises(DatasetError, match="small.npy.*temperature map is 5x5"):
+        predict_image(finished_run, record.image_path, temperature_path=wrong_size)
