@@ -143,7 +143,7 @@ def parse_value(text: str) -> Any:
 
 
 def apply_override(config: RunConfig, key: str, value: Any) -> None:
-    """Set a dotted key, e.g. `data.input_size=96`, `model_options.lambda_occlusion=0.5`,
+    """Set a dotted key, e.g. `data.input_size=96`, `model_options.occlusion_weight=0.5`,
     `stages.joint.epochs=3`, `stages=["heads","joint"]` (keep only these stages, in order),
     `seed=1`."""
     if isinstance(value, str):

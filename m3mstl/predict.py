@@ -8,6 +8,7 @@ affine each sample carries, so metrics never depend on the network's input size.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,17 @@ def crop_to_image_coords(normalised: torch.Tensor, crop_to_image: torch.Tensor, 
     return torch.einsum("bij,bkj->bki", crop_to_image, homogeneous)
 
 
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def predict_batch(model, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """model.predict with the batch's explicit has_temperature flags where the family takes them."""
+    if "has_temperature" in batch and "has_temperature" in inspect.signature(model.predict).parameters:
+        return model.predict(batch["image"], batch["temperature"], has_temperature=batch["has_temperature"])
+    return model.predict(batch["image"], batch["temperature"])
+
+
 @torch.no_grad()
 def predict_split(model, data, split: str, out_path: Path, *, batch_size: int, device: torch.device) -> Path:
     """Run `model.predict` over one split and store everything metrics need in an .npz."""
@@ -38,9 +50,7 @@ def predict_split(model, data, split: str, out_path: Path, *, batch_size: int, d
     model.eval()
     chunks: dict[str, list[Any]] = {}
     for batch in loader:
-        image = batch["image"].to(device)
-        temperature = batch["temperature"].to(device)
-        out = model.predict(image, temperature)
+        out = predict_batch(model, to_device(batch, device))
         landmarks_img = crop_to_image_coords(out["landmarks"].float().cpu(), batch["crop_to_image"], input_size)
         _append(chunks, "pred_landmarks", landmarks_img.numpy())
         _append(chunks, "pred_landmarks_crop", out["landmarks"].float().cpu().numpy())
@@ -99,6 +109,48 @@ def _read_image(path: Path) -> np.ndarray:
         raise DatasetError(path, f"cannot read the image: {err}") from None
 
 
+def crop_for_box(config, width: int, height: int,
+                 box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float]:
+    """The crop region for a face box, with the run's margin and squaring (as in training);
+    without a box the whole image is taken to be a ready face crop."""
+    if box is None:
+        return (0.0, 0.0, float(width), float(height))
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise ValueError(f"a face box needs a positive width and height, got {box}")
+    m = config.data.margin_px
+    x, y, w, h = x - m, y - m, w + 2 * m, h + 2 * m
+    if config.data.square_crop:
+        side = max(w, h)
+        x, y, w, h = x + (w - side) / 2, y + (h - side) / 2, side, side
+    return (x, y, w, h)
+
+
+@torch.no_grad()
+def predict_arrays(model, config, image: np.ndarray, temperature: np.ndarray | None,
+                   box: tuple[float, float, float, float] | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Model outputs for one image held in memory: image (H, W) float in [0, 1], temperature
+    (H, W) deg C or None. Returns landmarks (68, 2) in the image's pixels, occlusion_prob (68,),
+    the crop box, and pose (yaw, pitch, roll) for models that predict it."""
+    from m3mstl.data.dataset import crop_affine, resample_region
+
+    size = config.data.input_size
+    height, width = image.shape
+    crop = crop_for_box(config, width, height, box)
+    image_t = torch.from_numpy(np.array(np.clip(resample_region(image, crop, size), 0, 1)))[None, None].float()
+    temp_t = None
+    if temperature is not None:
+        temp_t = torch.from_numpy(np.array(resample_region(temperature, crop, size, pad="edge")))[None, None].float()
+        temp_t = temp_t.to(device)
+    out = model.predict(image_t.to(device), temp_t)
+    affine = torch.from_numpy(crop_affine(crop, size)).float()[None]
+    result = {"landmarks": crop_to_image_coords(out["landmarks"].float().cpu(), affine, size)[0].numpy(),
+              "occlusion_prob": out["occlusion_prob"][0].float().cpu().numpy(), "crop_box": crop}
+    if "pose" in out:
+        result["pose"] = out["pose"][0].float().cpu().numpy()
+    return result
+
+
 def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | None = None,
                   box: tuple[float, float, float, float] | None = None, device: str = "cpu") -> dict[str, Any]:
     """68 landmarks in the image's own pixel coordinates with their occlusion probability
@@ -108,14 +160,11 @@ def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | N
     margin and squaring exactly as in training. Without a box the image is taken to be a
     ready face crop and is used whole.
     """
-    from m3mstl.data.dataset import crop_affine, resample_region
     from m3mstl.data.coco import read_temperature_file
     from m3mstl.data.errors import DatasetError
     from m3mstl.runs import load_config, load_model
 
     run_dir, image_path = Path(run_dir), Path(image_path)
-    config = load_config(run_dir)
-    size = config.data.input_size
     image = _read_image(image_path)
     height, width = image.shape
     temperature = None
@@ -126,39 +175,26 @@ def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | N
                                                        f" but the image is {width}x{height}")
         if not np.isfinite(temperature).all():
             raise DatasetError(Path(temperature_path), "temperature map holds NaN or infinite values")
-    if box is None:
-        crop = (0.0, 0.0, float(width), float(height))
-    else:
-        x, y, w, h = box
-        if w <= 0 or h <= 0:
-            raise ValueError(f"--box needs a positive width and height, got {box}")
-        m = config.data.margin_px
-        x, y, w, h = x - m, y - m, w + 2 * m, h + 2 * m
-        if config.data.square_crop:
-            side = max(w, h)
-            x, y, w, h = x + (w - side) / 2, y + (h - side) / 2, side, side
-        crop = (x, y, w, h)
-    image_t = torch.from_numpy(np.array(np.clip(resample_region(image, crop, size), 0, 1)))[None, None].float()
-    temp_t = (torch.from_numpy(np.array(resample_region(temperature, crop, size, pad="edge")))[None, None].float()
-              if temperature is not None else None)
-    model = load_model(run_dir, device=device)
-    out = model.predict(image_t.to(device), None if temp_t is None else temp_t.to(device))
-    affine = torch.from_numpy(crop_affine(crop, size)).float()[None]
-    points = crop_to_image_coords(out["landmarks"].float().cpu(), affine, size)[0].numpy()
-    prob = out["occlusion_prob"][0].float().cpu().numpy()
+    out = predict_arrays(load_model(run_dir, device=device), load_config(run_dir), image, temperature, box, device)
     landmarks = []
-    for i, ((x, y), p) in enumerate(zip(points, prob)):
+    for i, ((x, y), p) in enumerate(zip(out["landmarks"], out["occlusion_prob"])):
         entry = {"index": i, "x": round(float(x), 3), "y": round(float(y), 3), "occlusion_prob": round(float(p), 4)}
         if temperature is not None:
-            col, row = int(np.clip(np.floor(x), 0, width - 1)), int(np.clip(np.floor(y), 0, height - 1))
-            entry["temperature_c"] = round(float(temperature[row, col]), 3)
+            entry["temperature_c"] = round(temperature_at(temperature, x, y), 3)
         landmarks.append(entry)
     result: dict[str, Any] = {"image": str(image_path), "run": str(run_dir), "width": width, "height": height,
-                              "crop_box": [round(v, 3) for v in crop], "landmarks": landmarks}
+                              "crop_box": [round(v, 3) for v in out["crop_box"]], "landmarks": landmarks}
     if "pose" in out:
-        yaw, pitch, roll = out["pose"][0].float().cpu().tolist()
+        yaw, pitch, roll = (float(v) for v in out["pose"])
         result["head_pose"] = {"yaw": yaw, "pitch": pitch, "roll": roll}
     return result
+
+
+def temperature_at(temperature: np.ndarray, x: float, y: float) -> float:
+    """The map's value in the pixel containing the continuous point (x, y), clamped to the map."""
+    height, width = temperature.shape
+    col, row = int(np.clip(np.floor(x), 0, width - 1)), int(np.clip(np.floor(y), 0, height - 1))
+    return float(temperature[row, col])
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

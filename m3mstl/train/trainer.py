@@ -29,6 +29,7 @@ from m3mstl import paths
 from m3mstl.config import PROFILES, RunConfig, make_config
 from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 from m3mstl.models import create_model
+from m3mstl.predict import predict_batch, to_device
 from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
 
 STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
@@ -112,10 +113,6 @@ def prepare_eval_data(config: RunConfig, data_dir: Path) -> PreparedData:
                                    margin_px=config.data.margin_px, square_crop=config.data.square_crop,
                                    cache_dir=paths.BUILD_DIR / "cache", augment=None, seed=config.seed)
     return PreparedData(dataset, {"all": indices}, data_fingerprint(data_dir), {"all": torch_set})
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
 def _epoch_loader(data: PreparedData, config: RunConfig, stage_index: int, epoch: int):
@@ -296,7 +293,7 @@ class Trainer:
                 iterator = iter(loader)
                 batch = next(iterator)
             model.set_progress((epoch * steps + step) / max(1, stage_cfg.epochs * steps))
-            batch = _to_device(batch, self.device)
+            batch = to_device(batch, self.device)
             with torch.autocast(self.device.type, enabled=use_amp):
                 loss, parts = model.training_loss(batch, stage_cfg.name)
             if not torch.isfinite(loss):
@@ -326,11 +323,11 @@ class Trainer:
         loader = make_loader(self.data.torch_sets["val"], self.config.data.eval_batch_size, shuffle=False, seed=0)
         losses, nmes, count = 0.0, [], 0
         for batch in loader:
-            batch = _to_device(batch, self.device)
+            batch = to_device(batch, self.device)
             loss, _ = model.training_loss(batch, stage)
             losses += float(loss) * len(batch["image"])
             count += len(batch["image"])
-            pred = model.predict(batch["image"], batch["temperature"])["landmarks"]
+            pred = predict_batch(model, batch)["landmarks"]
             gt = batch["landmarks"]
             iod = (gt[:, 36] - gt[:, 45]).norm(dim=-1).clamp_min(1e-6)
             err = (pred - gt).norm(dim=-1)
