@@ -13,31 +13,21 @@ be at least 5x faster so it never limits training.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 
 from m3mstl.data.coco import read_dataset
 from m3mstl.data.dataset import AugmentConfig, ThermalFaceDataset, make_loader
-from m3mstl.paths import REPO_ROOT
+from m3mstl.data.toy import make_tiny_dataset
 
 # ResNet-50 training throughput on the project's 2-core machines (img/s, batch 32), and the
 # factor by which loading must beat it.
 TRAINING_IMG_PER_S = {64: 73.0, 96: 39.0, 128: 15.0}
 REQUIRED_FACTOR = 5.0
-
-
-def _fixture_maker() -> ModuleType:
-    """The tests' conftest module, loaded from its file (it holds the reusable dataset maker)."""
-    spec = importlib.util.spec_from_file_location("m3mstl_test_fixtures", REPO_ROOT / "tests" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _epoch(loader) -> int:
@@ -83,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp_path = Path(tmp)
         subjects = max(1, args.images // 10)
         start = time.perf_counter()
-        root = _fixture_maker().make_tiny_dataset(tmp_path / "data", n_subjects=subjects,
+        root = make_tiny_dataset(tmp_path / "data", n_subjects=subjects,
                                                   images_per_subject=args.images // subjects,
                                                   width=args.width, height=args.height)
         print(f"generated {args.images} images of {args.width}x{args.height} in {time.perf_counter() - start:.1f} s"
