@@ -46,6 +46,9 @@ class DataConfig:
     eval_batch_size: int = 64
     augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields; {} = data-layer defaults
     max_train_images: int | None = None  # cap for quick runs
+    # Per-epoch validation (early stopping, progress) uses at most this many validation
+    # images, the first ones of the split; final predictions always cover the whole split.
+    val_images_per_epoch: int | None = 512
 
 
 @dataclass

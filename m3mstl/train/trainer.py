@@ -320,7 +320,11 @@ class Trainer:
         from m3mstl.data.dataset import make_loader
 
         model.eval()
-        loader = make_loader(self.data.torch_sets["val"], self.config.data.eval_batch_size, shuffle=False, seed=0)
+        val_set = self.data.torch_sets["val"]
+        limit = self.config.data.val_images_per_epoch
+        if limit is not None and limit < len(val_set):
+            val_set = torch.utils.data.Subset(val_set, range(limit))
+        loader = make_loader(val_set, self.config.data.eval_batch_size, shuffle=False, seed=0)
         losses, nmes, count = 0.0, [], 0
         for batch in loader:
             batch = to_device(batch, self.device)

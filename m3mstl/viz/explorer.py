@@ -95,7 +95,7 @@ class OcclusionExplorer:
 
     def update(self) -> dict[str, Any]:
         """Re-render, re-predict and redraw; returns the new state."""
-        from m3mstl.data.synth.render import render
+        from m3mstl.data.synth.renderer import render
         from m3mstl.data.synth.spec import with_occluders
         from m3mstl.predict import predict_arrays, temperature_at
 
