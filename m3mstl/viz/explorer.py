@@ -189,7 +189,8 @@ class OcclusionExplorer:
 
 def save_gallery(explorer: OcclusionExplorer, name: str,
                  scenarios: Sequence[Sequence[str]] = ((), ("glasses",), ("sunglasses",), ("mask",),
-                                                       ("scarf", "hand"))) -> list[dict[str, Path]]:
+                                                       ("scarf", "hand")),
+                 out_dir: Path | None = None) -> list[dict[str, Path]]:
     """For non-interactive runs: the explorer's view for each occluder scenario, saved as
     figures `<name>_<scenario>` (PNG and PDF)."""
     import matplotlib.pyplot as plt
@@ -202,6 +203,6 @@ def save_gallery(explorer: OcclusionExplorer, name: str,
             for kind, toggle in explorer.toggles.items():
                 toggle.value = kind in kinds
         fig = explorer.figure()
-        written.append(savefig(fig, f"{name}_{'_'.join(kinds) or 'none'}"))
+        written.append(savefig(fig, f"{name}_{'_'.join(kinds) or 'none'}", out_dir=out_dir))
         plt.close(fig)
     return written
