@@ -35,6 +35,26 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "stage-1 target: per-landmark heatmaps": {"model_options.stage1_target": "heatmaps"},
 }
 
+# Ablations train many models, so outside the paper profile they run on a shorter
+# schedule than the main comparison; the full model is retrained on the same schedule
+# so every row of an ablation table had the same budget.
+ABLATION_EPOCHS: dict[str, dict[str, int]] = {
+    "quick": {},
+    "default": {"mask_pretrain": 1, "heads": 1, "joint": 2, "multitask": 4, "landmark_finetune": 1},
+    "paper": {},
+}
+
+
+def ablation_overrides(profile: str, model: str, variant: dict[str, Any]) -> dict[str, Any]:
+    """The variant's overrides plus the profile's ablation schedule for the stages it keeps."""
+    from m3mstl.config import make_config
+
+    stages = variant.get("stages") or [s.name for s in make_config(model, profile).stages]
+    schedule = {f"stages.{name}.epochs": epochs for name, epochs in ABLATION_EPOCHS[profile].items()
+                if name in stages}
+    return {**schedule, **variant}
+
+
 # Hourglass ablation (Kim et al.): each auxiliary component switched off in turn.
 HOURGLASS_ABLATIONS: dict[str, dict[str, Any]] = {
     "full hourglass": {},
