@@ -124,7 +124,25 @@ class LandmarkTokens(nn.Module):
         return tokens
 
 
-class ViTOcclusionHead(nn.Module):
+class _TokenOcclusionHead(nn.Module):
+    """68 landmark tokens -> a stack of token blocks -> LayerNorm -> one logit per landmark."""
+
+    def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int, num_cues: int,
+                 blocks: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.tokens = LandmarkTokens(feature_channels, levels, dim, num_cues)
+        self.blocks = nn.Sequential(*blocks)
+        self.norm = nn.LayerNorm(dim)
+        self.logit = nn.Linear(dim, 1)
+        _init_linear_trunc_normal(self)
+
+    def forward(self, features: Sequence[torch.Tensor], positions: torch.Tensor,
+                cues: torch.Tensor | None) -> torch.Tensor:
+        tokens = self.blocks(self.tokens(features, positions, cues))
+        return self.logit(self.norm(tokens)).squeeze(-1)
+
+
+class ViTOcclusionHead(_TokenOcclusionHead):
     """The paper's occlusion classifier: a Vision Transformer over the 68 landmark tokens.
 
     Attention lets a landmark's decision use its neighbours (glasses hide all six points
@@ -134,19 +152,8 @@ class ViTOcclusionHead(nn.Module):
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int = 128, depth: int = 3,
                  num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0) -> None:
-        super().__init__()
-        self.tokens = LandmarkTokens(feature_channels, levels, dim, num_cues)
-        self.blocks = nn.Sequential(*[
-            Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout) for _ in range(depth)
-        ])
-        self.norm = nn.LayerNorm(dim)
-        self.logit = nn.Linear(dim, 1)
-        _init_linear_trunc_normal(self)
-
-    def forward(self, features: Sequence[torch.Tensor], positions: torch.Tensor,
-                cues: torch.Tensor | None) -> torch.Tensor:
-        tokens = self.blocks(self.tokens(features, positions, cues))
-        return self.logit(self.norm(tokens)).squeeze(-1)
+        blocks = [Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout) for _ in range(depth)]
+        super().__init__(feature_channels, levels, dim, num_cues, blocks)
 
 
 class _ResidualMlp(nn.Module):
@@ -161,22 +168,13 @@ class _ResidualMlp(nn.Module):
         return x + self.mlp(self.norm(x))
 
 
-class TokenMLPOcclusionHead(nn.Module):
+class TokenMLPOcclusionHead(_TokenOcclusionHead):
     """Ablation: the ViT head's tokens (temperature cues included) through residual MLPs, no attention."""
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int = 128, depth: int = 3,
                  mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0) -> None:
-        super().__init__()
-        self.tokens = LandmarkTokens(feature_channels, levels, dim, num_cues)
-        self.blocks = nn.Sequential(*[_ResidualMlp(dim, mlp_ratio, dropout) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
-        self.logit = nn.Linear(dim, 1)
-        _init_linear_trunc_normal(self)
-
-    def forward(self, features: Sequence[torch.Tensor], positions: torch.Tensor,
-                cues: torch.Tensor | None) -> torch.Tensor:
-        tokens = self.blocks(self.tokens(features, positions, cues))
-        return self.logit(self.norm(tokens)).squeeze(-1)
+        blocks = [_ResidualMlp(dim, mlp_ratio, dropout) for _ in range(depth)]
+        super().__init__(feature_channels, levels, dim, num_cues, blocks)
 
 
 class PooledMLPOcclusionHead(nn.Module):
