@@ -1,0 +1,208 @@
+"""`m3mstl synth`: write a SynthTFD68 dataset in the TFD68 layout.
+
+    m3mstl synth OUT_DIR --subjects N --per-subject M --size S --seed K [--config PRIORS.yaml] [--workers W]
+
+Image a of subject s is a pure function of (seed, s, a, priors, size): its identity comes from
+SeedSequence(seed, spawn_key=(0, s)) and everything else from SeedSequence(seed, spawn_key=
+(1, s, a)). Workers (multiprocessing) render and write their images' files; the parent collects
+the JSON entries in sample order and writes annotations.json, so the files are byte-identical
+whatever the number of workers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from m3mstl.data import coco
+from m3mstl.data.synth.priors import SynthConfigError, load_priors
+from m3mstl.data.synth.renderer import GENERATOR_VERSION, RenderedFace, render
+from m3mstl.data.synth.spec import FaceSpec, sample_identity, sample_spec
+
+GENERATOR_NAME = "SynthTFD68"
+
+# Per-process state of a worker (set once by `_init_worker`, read by `_make_sample`).
+_STATE: dict[str, Any] = {}
+
+
+def subject_id(index: int, subjects: int) -> str:
+    """Zero-padded subject id: 3 digits, more when there are more than 1000 subjects."""
+    return f"{index:0{max(3, len(str(max(subjects - 1, 0))))}d}"
+
+
+def spec_for(seed: int, subject_index: int, image_index: int, subjects: int, priors: dict[str, Any]) -> FaceSpec:
+    """The spec of image `image_index` of subject `subject_index` (deterministic)."""
+    sid = subject_id(subject_index, subjects)
+    identity_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, subject_index)))
+    identity = sample_identity(identity_rng, priors, sid)
+    image_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, subject_index, image_index)))
+    return sample_spec(image_rng, priors, identity, image_index)
+
+
+def write_rendered(root: Path, spec: FaceSpec, face: RenderedFace, temperature_format: str) -> dict[str, Any]:
+    """Write one rendered face through the data layer's writer; returns its JSON entry."""
+    return coco.write_sample(
+        root, spec.image_id, spec.subject, face.image_u8, face.temperature_c, face.landmarks, face.visibility,
+        bbox=face.bbox, occluder_mask=face.occluder_mask, temperature_format=temperature_format,
+        image_fields=face.image_fields, annotation_fields=face.annotation_fields)
+
+
+def _init_worker(state: dict[str, Any]) -> None:
+    _STATE.clear()
+    _STATE.update(state)
+
+
+def _make_sample(task: tuple[int, int]) -> dict[str, Any]:
+    subject_index, image_index = task
+    st = _STATE
+    spec = spec_for(st["seed"], subject_index, image_index, st["subjects"], st["priors"])
+    face = render(spec, st["size"])
+    return write_rendered(st["root"], spec, face, st["temperature_format"])
+
+
+def _prepare_folder(root: Path) -> None:
+    """Create `root`, or clear the image files of an earlier SynthTFD68 run in it.
+
+    Refuses a non-empty folder that is not a SynthTFD68 dataset, so a typo cannot mix files
+    into (or delete from) someone else's data.
+    """
+    if root.exists() and not root.is_dir():
+        raise SynthConfigError(root, "output path exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()):
+        annotations = root / coco.ANNOTATIONS_FILE
+        generator = None
+        if annotations.is_file():
+            try:
+                generator = json.loads(annotations.read_text()).get("info", {}).get("generator")
+            except (OSError, ValueError):
+                generator = None
+        if generator != GENERATOR_NAME:
+            raise SynthConfigError(root, "folder is not empty and holds no SynthTFD68 dataset; "
+                                         "choose a new or empty folder")
+        for sub in (coco.THERMAL_DIR, coco.TEMPERATURE_DIR, coco.OCCLUDERS_DIR):
+            folder = root / sub
+            if folder.is_dir():
+                for path in folder.glob("thermal_*"):
+                    path.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def generate_dataset(
+    out_dir: str | Path,
+    *,
+    subjects: int,
+    per_subject: int,
+    size: int,
+    seed: int,
+    workers: int = 1,
+    config: str | Path | None = None,
+    priors: dict[str, Any] | None = None,
+    temperature_format: str = "npy",
+    layout: str = "ibug68",
+    progress: bool = False,
+) -> Path:
+    """Render subjects x per_subject faces into `out_dir` (TFD68 layout); returns the annotations path.
+
+    `config` is a priors YAML laid over the defaults (`load_priors`); `priors` a ready dict
+    (takes precedence). See the module docstring for the determinism contract.
+    """
+    root = Path(out_dir)
+    if subjects < 1 or per_subject < 1:
+        raise SynthConfigError(root, f"need at least one subject and one image per subject, got "
+                                     f"subjects={subjects}, per_subject={per_subject}")
+    if size < 16:
+        raise SynthConfigError(root, f"--size must be at least 16 pixels, got {size}")
+    if workers < 1:
+        raise SynthConfigError(root, f"--workers must be at least 1, got {workers}")
+    if temperature_format not in ("npy", "png"):
+        raise SynthConfigError(root, f"temperature format must be 'npy' or 'png', got {temperature_format!r}")
+    if priors is None:
+        priors = load_priors(config)
+    _prepare_folder(root)
+    state = {"root": root, "seed": int(seed), "subjects": int(subjects), "size": int(size), "priors": priors,
+             "temperature_format": temperature_format}
+    tasks = [(s, a) for s in range(subjects) for a in range(per_subject)]
+    entries = list(_run_tasks(tasks, state, workers, progress))
+    info = {
+        "generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "seed": int(seed), "subjects": int(subjects),
+        "per_subject": int(per_subject), "size": int(size), "temperature_format": temperature_format,
+        "priors": priors,
+        "description": "Synthetic LWIR faces with 68 iBUG landmarks; v = 1 occluded (by an occluder or the "
+                       "head itself), v = 2 visible; see m3mstl.data.synth.",
+        "conventions": {
+            "landmarks": "continuous pixel coordinates, pixel (r, c) centre at (c + 0.5, r + 0.5)",
+            "landmarks_3d": "camera frame (OpenCV: x right, y down, z forward), mm",
+            "head_pose": "m3mstl.pose: R = Ry(yaw) Rx(pitch) Rz(roll), degrees",
+            "occluder_mask": "bit k = occluder k of the image's 'occluders' list covers the person",
+            "skin_temperature_c": "true skin temperature at each landmark before any occluder",
+            "file_name": "thermal_<subject>_<image index>_<expression code>",
+        },
+    }
+    return coco.write_annotations(root, entries, info=info, layout=layout)
+
+
+def _run_tasks(tasks: list[tuple[int, int]], state: dict[str, Any], workers: int, progress: bool):
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), unit="face", desc="synth")
+    try:
+        if workers == 1:
+            _init_worker(state)
+            for task in tasks:
+                yield _make_sample(task)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            context = multiprocessing.get_context(method)
+            # Chunks of consecutive images keep a worker on one subject for a while.
+            chunk = max(1, min(16, len(tasks) // (4 * workers) or 1))
+            with context.Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+                for entry in pool.imap(_make_sample, tasks, chunksize=chunk):
+                    yield entry
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out_dir", type=Path, help="output folder (new, empty, or an earlier SynthTFD68 run)")
+    parser.add_argument("--subjects", type=int, default=10, help="number of subjects (default 10)")
+    parser.add_argument("--per-subject", type=int, default=20, help="images per subject (default 20)")
+    parser.add_argument("--size", type=int, default=128, help="side of the square face crops in pixels (default 128)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="priors YAML laid over the shipped defaults (m3mstl/data/synth/priors.yaml)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--temperature-format", choices=("npy", "png"), default="npy",
+                        help="temperature maps as float32 deg C .npy (default) or uint16 centi-Kelvin .png")
+    parser.add_argument("--layout", choices=coco.KEYPOINT_LAYOUTS, default="ibug68",
+                        help="COCO keypoint layout: one 68-point category (default) or TFD68's per-part form")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    try:
+        path = generate_dataset(args.out_dir, subjects=args.subjects, per_subject=args.per_subject, size=args.size,
+                                seed=args.seed, workers=args.workers, config=args.config,
+                                temperature_format=args.temperature_format, layout=args.layout,
+                                progress=not args.quiet and sys.stderr.isatty())
+    except SynthConfigError as error:
+        print(f"m3mstl synth: error: {error}", file=sys.stderr)
+        return 2
+    count = args.subjects * args.per_subject
+    elapsed = time.perf_counter() - start
+    print(f"wrote {count} faces ({args.subjects} subjects x {args.per_subject}) at {args.size} px to "
+          f"{path.parent} in {elapsed:.1f} s")
+    return 0
