@@ -102,8 +102,8 @@ def _m3mstl_stages(epochs: tuple[int, int, int], steps: int | None, patience: in
 _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "quick": dict(input_size=64, batch=8, epochs=(1, 1, 1), steps=4, patience=None, lr=1e-4,
                   backbone="resnet18", eval_batch=32, max_train=64, hourglass_epochs=(1, 1)),
-    "default": dict(input_size=64, batch=32, epochs=(4, 3, 8), steps=None, patience=4, lr=3e-4,
-                    backbone="resnet50", eval_batch=64, max_train=None, hourglass_epochs=(12, 3)),
+    "default": dict(input_size=64, batch=32, epochs=(3, 2, 5), steps=None, patience=3, lr=3e-4,
+                    backbone="resnet50", eval_batch=64, max_train=None, hourglass_epochs=(10, 2)),
     "paper": dict(input_size=256, batch=8, epochs=(15, 25, 25), steps=1000, patience=6, lr=1e-4,
                   backbone="resnet50", eval_batch=32, max_train=None, hourglass_epochs=(40, 10)),
 }
@@ -189,10 +189,11 @@ def _set_field(obj: Any, name: str, value: Any, key: str) -> None:
 
 
 # --- the embedded synthetic data of each profile -----------------------------------------
-# quick: enough subjects for a 60/20/20 subject split; default: 6,000 faces at 128 px
-# (generated in under 3 minutes here); paper: TFD68's scale (137 subjects, 28,496 images).
+# quick: enough subjects for a 60/20/20 subject split; default: 4,000 faces at 128 px, as many
+# as the 25-minute training budget of the two main models can use on 2 CPU cores; paper:
+# TFD68's scale (137 subjects, 28,496 images).
 SYNTH_SETTINGS: dict[str, dict[str, int]] = {
     "quick": dict(subjects=10, per_subject=6, size=96, seed=7),
-    "default": dict(subjects=150, per_subject=40, size=128, seed=7),
+    "default": dict(subjects=100, per_subject=40, size=128, seed=7),
     "paper": dict(subjects=137, per_subject=208, size=256, seed=7),
 }

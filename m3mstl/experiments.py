@@ -41,6 +41,12 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 ABLATION_EPOCHS: dict[str, dict[str, int]] = {
     "quick": {},
     "default": {"mask_pretrain": 1, "heads": 1, "joint": 2, "multitask": 4, "landmark_finetune": 1},
+}
+# ... and on part of the training split (images), for the same reason.
+ABLATION_TRAIN_IMAGES: dict[str, int | None] = {
+    "quick": None,
+    "default": 1200,
+    "paper": None,
     "paper": {},
 }
 
@@ -52,6 +58,9 @@ def ablation_overrides(profile: str, model: str, variant: dict[str, Any]) -> dic
     stages = variant.get("stages") or [s.name for s in make_config(model, profile).stages]
     schedule = {f"stages.{name}.epochs": epochs for name, epochs in ABLATION_EPOCHS[profile].items()
                 if name in stages}
+    limit = ABLATION_TRAIN_IMAGES[profile]
+    if limit is not None:
+        schedule["data.max_train_images"] = limit
     return {**schedule, **variant}
 
 

@@ -82,10 +82,8 @@ def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
     subjects = subject_split(dataset.subjects, fractions=config.data.split_fractions,
                              seed=config.data.split_seed, force_test=config.data.force_test)
     splits = split_indices(dataset, subjects)
-    if config.data.max_train_images is not None:
+    if config.data.max_train_images is not None:  # a cheaper run on part of the training split only
         splits["train"] = splits["train"][: config.data.max_train_images]
-        splits["val"] = splits["val"][: config.data.max_train_images]
-        splits["test"] = splits["test"][: config.data.max_train_images]
     for name, idx in splits.items():
         if len(idx) == 0:
             raise ValueError(f"the {name} split of {data_dir} is empty: the dataset has too few subjects "
