@@ -140,3 +140,17 @@ def test_predict_names_the_file_on_bad_input(finished_run, data_dir, tmp_path):
     np.save(wrong_size, np.full((5, 5), 34.0, dtype=np.float32))
     with pytest.raises(DatasetError, match="small.npy.*temperature map is 5x5"):
         predict_image(finished_run, record.image_path, temperature_path=wrong_size)
+
+
+def test_evaluate_on_another_dataset_records_its_fingerprint(finished_run, tmp_path):
+    """`m3mstl evaluate RUN --data OTHER`: the trained model on every image of another folder."""
+    from m3mstl.evaluate import evaluate_on_dataset
+    from m3mstl.runs import data_fingerprint
+
+    other = make_tiny_dataset(tmp_path / "other", n_subjects=2, images_per_subject=3, width=96, height=80, seed=5)
+    metrics = evaluate_on_dataset(finished_run, other, device="cpu")
+    fingerprint = data_fingerprint(other)
+    out = finished_run / "external" / fingerprint
+    assert metrics["data_fingerprint"] == fingerprint and metrics["n_images"] == 6
+    assert json.loads((out / "metrics_all.json").read_text())["data_dir"] == str(other)
+    assert len((out / "per_image_all.csv").read_text().splitlines()) == 7
