@@ -18,7 +18,7 @@ def explorer() -> OcclusionExplorer:
     torch.manual_seed(0)
     config = make_config("m3mstl", "quick")
     model = create_model("m3mstl", backbone="resnet18").eval()
-    return OcclusionExplorer([LoadedRun("untrained", model, config)], size=96, seed=0, n_samples=5)
+    return OcclusionExplorer([LoadedRun("untrained", model, config)], size=96, seed=0, n_samples=5, live=False)
 
 
 def _frontal_sample(explorer: OcclusionExplorer) -> None:

@@ -45,11 +45,15 @@ class OcclusionExplorer:
     """Widgets over one synthetic face; `state` holds what the current view shows."""
 
     def __init__(self, runs: Sequence[LoadedRun], *, size: int = 128, seed: int = 0, n_samples: int = 20,
-                 priors: dict[str, Any] | None = None) -> None:
+                 priors: dict[str, Any] | None = None, live: bool = True) -> None:
         import ipywidgets as widgets
 
         from m3mstl.data.synth.priors import load_priors
 
+        # live=False (papermill, tests): update the state but draw nothing into the Output widget;
+        # a headless kernel has no front end to show it, and under papermill a default-profile run
+        # stalled there.
+        self.live = live
         self.runs = list(runs)
         self.size = size
         self.seed = seed
@@ -180,6 +184,8 @@ class OcclusionExplorer:
     def _redraw(self) -> None:
         import matplotlib.pyplot as plt
 
+        if not self.live:
+            return
         with self.output:
             self.output.clear_output(wait=True)
             fig = self.figure()
