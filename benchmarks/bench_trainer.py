@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         trainer = Trainer(config, data_dir, runs_root=Path(tmp) / "runs", progress=False)
         seed_everything(0)
         model = trainer._build_model()
-        trainer.data.torch_sets["train"].warm_cache() if hasattr(trainer.data.torch_sets["train"], "warm_cache") else None
+        trainer.data.torch_sets["train"].warm_cache(progress=False)
         print(f"ResNet trunk {args.backbone}, input {args.size} px, batch {args.batch_size}, "
               f"torch threads {torch.get_num_threads()}, {args.steps} timed steps per stage")
         print(f"{'stage':>14} {'trainer img/s':>14} {'bare img/s':>11} {'overhead':>9}")

@@ -113,17 +113,13 @@ def crop_for_box(config, width: int, height: int,
                  box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float]:
     """The crop region for a face box, with the run's margin and squaring (as in training);
     without a box the whole image is taken to be a ready face crop."""
+    from m3mstl.data.dataset import expand_box
+
     if box is None:
         return (0.0, 0.0, float(width), float(height))
-    x, y, w, h = box
-    if w <= 0 or h <= 0:
+    if box[2] <= 0 or box[3] <= 0:
         raise ValueError(f"a face box needs a positive width and height, got {box}")
-    m = config.data.margin_px
-    x, y, w, h = x - m, y - m, w + 2 * m, h + 2 * m
-    if config.data.square_crop:
-        side = max(w, h)
-        x, y, w, h = x + (w - side) / 2, y + (h - side) / 2, side, side
-    return (x, y, w, h)
+    return expand_box(box, config.data.margin_px, config.data.square_crop)
 
 
 @torch.no_grad()

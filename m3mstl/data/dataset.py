@@ -106,7 +106,14 @@ def face_box(record: FaceRecord) -> tuple[float, float, float, float]:
 
 def crop_box(record: FaceRecord, margin_px: float = 5.0, square: bool = True) -> tuple[float, float, float, float]:
     """(x0, y0, w, h) of the region to crop, in original image pixels (may extend past the image)."""
-    x, y, w, h = face_box(record)
+    return expand_box(face_box(record), margin_px, square)
+
+
+def expand_box(box: tuple[float, float, float, float], margin_px: float = 5.0,
+               square: bool = True) -> tuple[float, float, float, float]:
+    """A face box (x, y, w, h) grown by the margin and, when `square`, squared about its centre:
+    the crop region used in training and by `m3mstl predict`."""
+    x, y, w, h = box
     x, y, w, h = x - margin_px, y - margin_px, w + 2 * margin_px, h + 2 * margin_px
     if square:
         side = max(w, h)
