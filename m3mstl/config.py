@@ -32,6 +32,11 @@ class StageConfig:
     steps_per_epoch: int | None = None   # None: one pass over the training split
     patience: int | None = None          # early stopping on validation (None: off)
     plateau_scheduler: bool = False      # reduce-on-plateau (factor 0.5, patience 3, min 1e-7)
+    # Half-cosine decay of the learning rate over the stage's planned steps, from lr to
+    # lr x cosine_final_fraction, set every step as a pure function of the position in the
+    # stage (so a resumed run follows the same curve without any scheduler state).
+    cosine_decay: bool = False
+    cosine_final_fraction: float = 0.01
 
 
 @dataclass
@@ -99,12 +104,23 @@ def _m3mstl_stages(epochs: tuple[int, int, int], steps: int | None, patience: in
     ]
 
 
+# `cosine`: the long stage of each model (M3MSTL's and the baseline's joint stage, the
+# hourglass's multitask stage) decays its learning rate along a half cosine. In the default
+# profile's short runs both models were still improving at a constant rate when they stopped,
+# with a validation NME jumping by 0.02 from epoch to epoch; ending on a small rate settles
+# them. It applies to M3MSTL and the baseline alike. The paper profile keeps the authors'
+# constant rate (with reduce-on-plateau in stage 1).
+#
+# Default epochs: 2/1/7 for M3MSTL, 10 for the baseline (the same total). A first default run
+# with 3/2/5 showed the frozen-trunk stage gaining little in its second epoch and the joint
+# stage still improving at its end; the paper's own split (15/25/25) also puts most epochs
+# after stage 1.
 _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
-    "quick": dict(input_size=64, batch=8, epochs=(1, 1, 1), steps=4, patience=None, lr=1e-4,
+    "quick": dict(input_size=64, batch=8, epochs=(1, 1, 1), steps=4, patience=None, lr=1e-4, cosine=False,
                   backbone="resnet18", eval_batch=32, max_train=64, hourglass_epochs=(1, 1)),
-    "default": dict(input_size=64, batch=32, epochs=(3, 2, 5), steps=None, patience=3, lr=3e-4,
-                    backbone="resnet50", eval_batch=64, max_train=None, hourglass_epochs=(10, 2)),
-    "paper": dict(input_size=256, batch=8, epochs=(15, 25, 25), steps=1000, patience=6, lr=1e-4,
+    "default": dict(input_size=64, batch=32, epochs=(2, 1, 7), steps=None, patience=3, lr=3e-4, cosine=True,
+                    backbone="resnet50", eval_batch=64, max_train=None, hourglass_epochs=(12, 3)),
+    "paper": dict(input_size=256, batch=8, epochs=(15, 25, 25), steps=1000, patience=6, lr=1e-4, cosine=False,
                   backbone="resnet50", eval_batch=32, max_train=None, hourglass_epochs=(40, 10)),
 }
 
@@ -131,6 +147,8 @@ def make_config(model: str, profile: str = "default", *, seed: int = 0,
                   StageConfig("landmark_finetune", finetune, p["lr"], p["steps"], p["patience"])]
     else:
         raise ValueError(f"no curriculum for model {model!r}")
+    long_stage = "multitask" if model == "hourglass" else "joint"
+    next(s for s in stages if s.name == long_stage).cosine_decay = p["cosine"]
     config = RunConfig(model=model, profile=profile, model_options=options, stages=stages, data=data, seed=seed)
     for key, value in (overrides or {}).items():
         apply_override(config, key, value)

@@ -14,12 +14,14 @@ from conftest import make_tiny_dataset
 from m3mstl.config import make_config
 from m3mstl.evaluate import evaluate_run
 from m3mstl.predict import load_predictions
-from m3mstl.train.trainer import Trainer, TrainingInterrupted
+from m3mstl.runs import read_history
+from m3mstl.train.trainer import Trainer, TrainingInterrupted, cosine_learning_rate
 
 pytestmark = pytest.mark.slow
 
-# Two epochs in the last stage so an interruption can fall mid-way through the curriculum.
-OVERRIDES = {"stages.joint.epochs": 2}
+# Two epochs in the last stage so an interruption can fall mid-way through the curriculum;
+# cosine decay on, so resuming must also land on the same point of the learning-rate curve.
+OVERRIDES = {"stages.joint.epochs": 2, "stages.joint.cosine_decay": True}
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +159,22 @@ def test_evaluate_on_another_dataset_records_its_fingerprint(finished_run, tmp_p
     assert metrics["data_fingerprint"] == fingerprint and metrics["n_images"] == 6
     assert json.loads((out / "metrics_all.json").read_text())["data_dir"] == str(other)
     assert len((out / "per_image_all.csv").read_text().splitlines()) == 7
+
+
+def test_cosine_decay_runs_from_lr_to_its_floor():
+    stage = make_config("m3mstl", "default").stage("joint")
+    stage.cosine_decay = True
+    rates = [cosine_learning_rate(stage, p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert rates[0] == pytest.approx(stage.lr)
+    assert rates[2] == pytest.approx(stage.lr * (1 + stage.cosine_final_fraction) / 2)
+    assert rates[-1] == pytest.approx(stage.lr * stage.cosine_final_fraction)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_cosine_stage_records_the_decayed_rate(finished_run):
+    history = read_history(finished_run)
+    joint = [row for row in history if row["stage"] == "joint"]
+    heads = [row for row in history if row["stage"] == "heads"]
+    config = make_config("m3mstl", "quick", overrides=OVERRIDES)
+    assert heads[-1]["lr"] == pytest.approx(config.stage("heads").lr)  # no decay asked: constant
+    assert joint[0]["lr"] < config.stage("joint").lr and joint[-1]["lr"] < joint[0]["lr"]

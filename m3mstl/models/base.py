@@ -42,6 +42,16 @@ class CurriculumModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
+    def validation_step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stage loss, predicted landmarks (B, 68, 2)) on a batch, in eval mode, for the
+        trainer's per-epoch validation. This default runs two passes; a family whose loss
+        pass already predicts the landmarks returns them from that one pass."""
+        from m3mstl.predict import predict_batch
+
+        loss, _ = self.training_loss(batch, stage)
+        return loss, predict_batch(self, batch)["landmarks"]
+
+    @torch.no_grad()
     def predict(self, image: torch.Tensor, temperature: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Inference: landmarks (B, 68, 2) normalised to [0, 1] of the input, occlusion_prob (B, 68);
         pose models add rotation (B, 3, 3) and pose (B, 3) yaw/pitch/roll in degrees."""

@@ -93,6 +93,9 @@ class M3MSTLOptions:
             256 wide x 4 blocks costs 281 M (86 % of the trunk at 64 px) and made the heads stage
             about 2.7x slower on CPU].
         token_feature_strides: trunk levels sampled for each token, by stride [INFER: 8, 16, 32].
+        token_global_context: add a projection of the globally pooled last trunk level to every token
+            (the whole face: pose, occluder type) [INFER: off - the paper's tokens are local; our
+            extension, measured as a row of the ablation notebook 07].
         pooled_hidden: hidden width of the baseline's pooled MLP [INFER: 512].
 
     Temperature cues (see m3mstl.models.temperature_cues)
@@ -119,6 +122,7 @@ class M3MSTLOptions:
     occlusion_weight: float = 1.0
     token_dim: int = 128
     token_feature_strides: tuple[int, ...] = (8, 16, 32)
+    token_global_context: bool = False
     occlusion_depth: int = 3
     occlusion_heads: int = 4
     occlusion_mlp_ratio: float = 4.0
@@ -215,9 +219,11 @@ class M3MSTL(CurriculumModel):
         num_cues = NUM_CUES if opts.occlusion_uses_temperature else 0
         if opts.occlusion_head == "vit":
             return ViTOcclusionHead(channels, levels, opts.token_dim, opts.occlusion_depth, opts.occlusion_heads,
-                                    opts.occlusion_mlp_ratio, opts.occlusion_dropout, num_cues)
+                                    opts.occlusion_mlp_ratio, opts.occlusion_dropout, num_cues,
+                                    opts.token_global_context)
         return TokenMLPOcclusionHead(channels, levels, opts.token_dim, opts.occlusion_depth,
-                                     opts.occlusion_mlp_ratio, opts.occlusion_dropout, num_cues)
+                                     opts.occlusion_mlp_ratio, opts.occlusion_dropout, num_cues,
+                                     opts.token_global_context)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -308,7 +314,17 @@ class M3MSTL(CurriculumModel):
                              f"{self.stage!r}: call set_stage({stage!r}) first")
         if stage == "mask_pretrain":
             return self._mask_loss(batch)
-        return self._heads_loss(batch, trunk_frozen=(stage == "heads"))
+        loss, parts, _ = self._heads_loss(batch, trunk_frozen=(stage == "heads"))
+        return loss, parts
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass for the heads and joint stages: in eval mode their loss pass samples the
+        tokens at the predicted landmarks, exactly as `predict` does, so it yields both."""
+        if stage == "mask_pretrain" or self.training:
+            return super().validation_step(batch, stage)
+        loss, _, landmarks = self._heads_loss(batch, trunk_frozen=(stage == "heads"))
+        return loss, landmarks.float()
 
     def _mask_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         image = batch["image"]
@@ -319,7 +335,8 @@ class M3MSTL(CurriculumModel):
         loss = mask_bce(logits, target, weight)
         return loss, {"loss": loss.item(), "mask_bce": loss.item(), "mask_iou": mask_iou(logits, target)}
 
-    def _heads_loss(self, batch: dict[str, Any], trunk_frozen: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    def _heads_loss(self, batch: dict[str, Any], trunk_frozen: bool
+                    ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
         image, temperature = batch["image"], batch.get("temperature")
         has_temperature = batch.get("has_temperature")
         labelled = batch["labelled"].bool()
@@ -342,7 +359,7 @@ class M3MSTL(CurriculumModel):
             accuracy = correct.sum().item() / max(labelled.sum().item(), 1)
         parts = {"loss": loss.item(), "wing": landmark_loss.item(), "occlusion_bce": occ_loss.item(),
                  "occlusion_accuracy": accuracy, "pred_position_fraction": pred_fraction}
-        return loss, parts
+        return loss, parts, landmarks
 
     def _training_positions(self, predicted: torch.Tensor, truth: torch.Tensor,
                             labelled: torch.Tensor) -> tuple[torch.Tensor, float]:

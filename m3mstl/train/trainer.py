@@ -26,10 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from m3mstl import paths
-from m3mstl.config import PROFILES, RunConfig, make_config
+from m3mstl.config import PROFILES, RunConfig, StageConfig, make_config
 from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 from m3mstl.models import create_model
-from m3mstl.predict import predict_batch, to_device
+from m3mstl.predict import to_device
 from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
 
 STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
@@ -135,6 +135,19 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def cosine_learning_rate(stage_cfg: StageConfig, progress: float) -> float:
+    """Learning rate at `progress` (0..1) through a stage with cosine decay: a half cosine from
+    ``lr`` down to ``lr * cosine_final_fraction``. Ending at a small rate lets the last epochs
+    average out the gradient noise instead of jumping around the minimum."""
+    floor = stage_cfg.lr * stage_cfg.cosine_final_fraction
+    return floor + (stage_cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def _set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _save_torch_atomic(obj: Any, path: Path) -> None:
@@ -290,7 +303,10 @@ class Trainer:
             except StopIteration:  # steps_per_epoch longer than one pass: start another pass
                 iterator = iter(loader)
                 batch = next(iterator)
-            model.set_progress((epoch * steps + step) / max(1, stage_cfg.epochs * steps))
+            progress = (epoch * steps + step) / max(1, stage_cfg.epochs * steps)
+            model.set_progress(progress)
+            if stage_cfg.cosine_decay:
+                _set_learning_rate(optimizer, cosine_learning_rate(stage_cfg, progress))
             batch = to_device(batch, self.device)
             with torch.autocast(self.device.type, enabled=use_amp):
                 loss, parts = model.training_loss(batch, stage_cfg.name)
@@ -326,10 +342,9 @@ class Trainer:
         losses, nmes, count = 0.0, [], 0
         for batch in loader:
             batch = to_device(batch, self.device)
-            loss, _ = model.training_loss(batch, stage)
+            loss, pred = model.validation_step(batch, stage)
             losses += float(loss) * len(batch["image"])
             count += len(batch["image"])
-            pred = predict_batch(model, batch)["landmarks"]
             gt = batch["landmarks"]
             iod = (gt[:, 36] - gt[:, 45]).norm(dim=-1).clamp_min(1e-6)
             err = (pred - gt).norm(dim=-1)
