@@ -140,6 +140,19 @@ def test_head_output_shapes(head_name: str) -> None:
     assert output.shape == (2, 68) and torch.isfinite(output).all()
 
 
+@pytest.mark.parametrize("global_context", [False, True])
+def test_global_context_reaches_every_token_only_when_asked(global_context: bool) -> None:
+    torch.manual_seed(0)
+    features, channels = _pyramid(batch=1)
+    head = TokenMLPOcclusionHead(channels, levels=(2,), dim=32, depth=1, global_context=global_context).eval()
+    positions = torch.rand(1, 68, 2)
+    before = head(features, positions, None)
+    features[-1] = features[-1] + torch.randn_like(features[-1])  # the last level is never sampled (levels=(2,)): only the context reads it
+    after = head(features, positions, None)
+    changed = (after - before).abs() > 1e-6
+    assert changed.all() if global_context else not changed.any()
+
+
 def test_token_head_with_temperature_refuses_missing_cues() -> None:
     features, channels = _pyramid()
     head = ViTOcclusionHead(channels, levels=(3,), dim=32, depth=1, num_heads=4, num_cues=NUM_CUES)
@@ -371,6 +384,19 @@ def test_same_seed_gives_identical_outputs() -> None:
     first, second, other = run(0), run(0), run(1)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1]) and first[2] == second[2]
     assert not torch.equal(first[1], other[1])
+
+
+@pytest.mark.parametrize("stage", ["mask_pretrain", "heads", "joint"])
+def test_validation_step_equals_loss_and_predict(stage: str) -> None:
+    model = small_model()
+    model.set_stage(stage)
+    model.eval()
+    batch = fake_batch()
+    loss, landmarks = model.validation_step(batch, stage)
+    expected_loss, _ = model.training_loss(batch, stage)
+    expected = model.predict(batch["image"], batch["temperature"], batch["has_temperature"])["landmarks"]
+    torch.testing.assert_close(loss, expected_loss)
+    torch.testing.assert_close(landmarks, expected)
 
 
 def test_predict_restores_mode_and_handles_missing_temperature() -> None:

@@ -100,14 +100,20 @@ class LandmarkTokens(nn.Module):
     Trunk features are sampled bilinearly at the landmark on each selected pyramid level,
     concatenated, layer-normalised (levels differ in scale) and projected to `dim`.
     With `num_cues` 0 the token has no temperature term at all (the "no temperature" ablation).
+    With `global_context`, every token also gets a projection of the trunk's globally pooled
+    last level - the face as a whole: head pose, which side turns away, which occluder is
+    worn - the same vector the baseline's pooled MLP decides from. Without it a token sees
+    only its neighbourhood, at the few cells of a coarse pyramid at small inputs.
     """
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int, num_cues: int,
-                 num_landmarks: int = NUM_LANDMARKS) -> None:
+                 num_landmarks: int = NUM_LANDMARKS, global_context: bool = False) -> None:
         super().__init__()
         self.levels = tuple(levels)
         sampled_channels = sum(feature_channels[level] for level in self.levels)
         self.feature_proj = nn.Sequential(nn.LayerNorm(sampled_channels), nn.Linear(sampled_channels, dim))
+        self.context_proj = (nn.Sequential(nn.LayerNorm(feature_channels[-1]), nn.Linear(feature_channels[-1], dim))
+                             if global_context else None)
         self.cue_proj = (nn.Sequential(nn.Linear(num_cues, dim), nn.GELU(), nn.Linear(dim, dim))
                          if num_cues > 0 else None)
         self.landmark_embedding = nn.Parameter(torch.zeros(1, num_landmarks, dim))
@@ -117,6 +123,8 @@ class LandmarkTokens(nn.Module):
                 cues: torch.Tensor | None) -> torch.Tensor:
         sampled = torch.cat([sample_at_points(features[level], positions) for level in self.levels], dim=-1)
         tokens = self.feature_proj(sampled) + self.landmark_embedding
+        if self.context_proj is not None:
+            tokens = tokens + self.context_proj(features[-1].mean(dim=(2, 3)))[:, None, :]
         if self.cue_proj is not None:
             if cues is None:
                 raise ValueError("this occlusion head uses temperature cues but none were given")
@@ -128,9 +136,9 @@ class _TokenOcclusionHead(nn.Module):
     """68 landmark tokens -> a stack of token blocks -> LayerNorm -> one logit per landmark."""
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int, num_cues: int,
-                 blocks: Sequence[nn.Module]) -> None:
+                 blocks: Sequence[nn.Module], global_context: bool = False) -> None:
         super().__init__()
-        self.tokens = LandmarkTokens(feature_channels, levels, dim, num_cues)
+        self.tokens = LandmarkTokens(feature_channels, levels, dim, num_cues, global_context=global_context)
         self.blocks = nn.Sequential(*blocks)
         self.norm = nn.LayerNorm(dim)
         self.logit = nn.Linear(dim, 1)
@@ -151,9 +159,10 @@ class ViTOcclusionHead(_TokenOcclusionHead):
     """
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int = 128, depth: int = 3,
-                 num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0) -> None:
+                 num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0,
+                 global_context: bool = False) -> None:
         blocks = [Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout) for _ in range(depth)]
-        super().__init__(feature_channels, levels, dim, num_cues, blocks)
+        super().__init__(feature_channels, levels, dim, num_cues, blocks, global_context)
 
 
 class _ResidualMlp(nn.Module):
@@ -172,9 +181,10 @@ class TokenMLPOcclusionHead(_TokenOcclusionHead):
     """Ablation: the ViT head's tokens (temperature cues included) through residual MLPs, no attention."""
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int = 128, depth: int = 3,
-                 mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0) -> None:
+                 mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0,
+                 global_context: bool = False) -> None:
         blocks = [_ResidualMlp(dim, mlp_ratio, dropout) for _ in range(depth)]
-        super().__init__(feature_channels, levels, dim, num_cues, blocks)
+        super().__init__(feature_channels, levels, dim, num_cues, blocks, global_context)
 
 
 class PooledMLPOcclusionHead(nn.Module):
