@@ -31,6 +31,7 @@ from m3mstl.metrics import (
     per_image_table,
     pose_metrics,
     scalar_summary,
+    single_occluder_groups,
     yaw_bins,
 )
 from m3mstl.predict import load_predictions
@@ -51,7 +52,10 @@ def metrics_from_predictions(preds: dict[str, np.ndarray]) -> tuple[dict[str, An
     out["occlusion"] = scalar_summary(occ)
     out["occlusion"]["reliability"] = occ["reliability"].to_dict(orient="list")
     table = per_image_table(pred, gt, labelled, occluded, prob, image_ids=ids, subjects=subjects)
-    groups = {"occluder": preds.get("occluder_group")}
+    exact_occluders = preds.get("occluder_group")
+    groups = {"occluder": None if exact_occluders is None else single_occluder_groups(exact_occluders)}
+    if exact_occluders is not None:
+        table["occluders"] = np.asarray(exact_occluders, dtype=object)  # the exact combination
     if "gt_pose" in preds:
         groups["yaw_bin"] = yaw_bins(preds["gt_pose"][:, 0])
         table["yaw"] = preds["gt_pose"][:, 0]

@@ -418,6 +418,17 @@ def occluder_group(occluder_types: Sequence[str]) -> str:
     return "+".join(types) if types else "none"
 
 
+SEVERAL_OCCLUDERS = "several"
+
+
+def single_occluder_groups(labels: Sequence[str]) -> np.ndarray:
+    """Collapse `occluder_group` labels for a breakdown table: an image with one occluder type
+    keeps it ("none", "glasses", ...), one with two or more becomes "several". Exact
+    combinations split a test split into dozens of groups of one to five images each, too
+    few for a per-group ROC-AUC; the per-image CSV keeps the exact combination."""
+    return np.array([SEVERAL_OCCLUDERS if "+" in str(label) else str(label) for label in labels], dtype=object)
+
+
 def yaw_bins(yaw_deg: np.ndarray, edges: Sequence[float] = DEFAULT_YAW_EDGES) -> pd.Categorical:
     """Ordered categorical of |yaw| bins, e.g. "0-15", ..., "60+" (the last bin is open)."""
     yaw = np.abs(np.asarray(yaw_deg, dtype=float))

@@ -246,6 +246,8 @@ def test_yaw_bins_and_occluder_group_labels() -> None:
     assert list(bins.categories) == ["0-15", "15-30", "30-45", "45-60", "60+"]
     assert metrics.occluder_group([]) == "none"
     assert metrics.occluder_group(["mask", "glasses", "mask"]) == "glasses+mask"
+    collapsed = metrics.single_occluder_groups(["none", "glasses", "glasses+mask", "hand+hat+scarf"])
+    assert collapsed.tolist() == ["none", "glasses", "several", "several"]
     # Categorical groups keep their bin order in breakdown tables.
     gt = np.stack([hand_face()] * 6)
     table = metrics.landmark_metrics_by_group(
