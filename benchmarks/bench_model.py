@@ -33,6 +33,12 @@ def synthetic_batch(batch_size: int, size: int, seed: int = 0) -> dict[str, Any]
         "visibility": visibility,
         "occluded": (visibility == 1).float(),
         "labelled": visibility > 0,
+        # what the hourglass's occluder and pose heads read
+        "occluder_mask": (torch.rand(batch_size, 1, size, size, generator=generator) > 0.7).float(),
+        "rotation": torch.eye(3).expand(batch_size, 3, 3).clone(),
+        "pose": torch.zeros(batch_size, 3),
+        "has_pose": torch.ones(batch_size, dtype=torch.bool),
+        "has_occluder_mask": torch.ones(batch_size, dtype=torch.bool),
     }
 
 
@@ -73,7 +79,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         torch.set_num_threads(args.threads)
     rows = []
     for channels_last in args.memory_formats:
-        model = create_model(args.model, backbone=args.backbone)
+        # The hourglass has no ResNet trunk: --backbone applies to the M3MSTL family only.
+        options = {} if args.model == "hourglass" else {"backbone": args.backbone}
+        model = create_model(args.model, **options)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         for size in args.sizes:
@@ -106,7 +114,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="m3mstl", help="registered model name (m3mstl or baseline)")
+    parser.add_argument("--model", default="m3mstl", help="registered model name (m3mstl, baseline or hourglass)")
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128])
     parser.add_argument("--batch", type=int, default=32)

@@ -30,20 +30,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=6, help="timed trainer steps per stage")
-    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--model", default="m3mstl", help="m3mstl, baseline or hourglass")
+    parser.add_argument("--backbone", default="resnet50", help="ResNet trunk (M3MSTL family only)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
         data_dir = make_tiny_dataset(Path(tmp) / "data", n_subjects=20, images_per_subject=16, width=160, height=128)
-        overrides = {"data.input_size": args.size, "data.batch_size": args.batch_size,
-                     "model_options.backbone": args.backbone, "data.max_train_images": None}
-        config = make_config("m3mstl", "quick", overrides=overrides)
+        overrides = {"data.input_size": args.size, "data.batch_size": args.batch_size, "data.max_train_images": None}
+        if args.model != "hourglass":
+            overrides["model_options.backbone"] = args.backbone
+        config = make_config(args.model, "quick", overrides=overrides)
         trainer = Trainer(config, data_dir, runs_root=Path(tmp) / "runs", progress=False)
         seed_everything(0)
         model = trainer._build_model()
         trainer.data.torch_sets["train"].warm_cache(progress=False)
-        print(f"ResNet trunk {args.backbone}, input {args.size} px, batch {args.batch_size}, "
+        trunk = "" if args.model == "hourglass" else f" (ResNet trunk {args.backbone})"
+        print(f"{args.model}{trunk}, input {args.size} px, batch {args.batch_size}, "
               f"torch threads {torch.get_num_threads()}, {args.steps} timed steps per stage")
         print(f"{'stage':>14} {'trainer img/s':>14} {'bare img/s':>11} {'overhead':>9}")
         for stage_index, stage_cfg in enumerate(config.stages):
