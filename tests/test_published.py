@@ -1,0 +1,48 @@
+"""The published results are the reproduction's own output, unedited.
+
+`build/reproduction.json` is committed with the `figures/` and `tables/` of the last complete
+default-profile run; it records the SHA-256 of every output each notebook wrote. A table or
+figure edited by hand afterwards, or left over from another run, fails here.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from m3mstl import paths
+from m3mstl.reproduce import sha256
+
+MANIFEST = paths.REPO_ROOT / "build" / "reproduction.json"
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    if not MANIFEST.is_file():
+        pytest.skip("no published reproduction committed yet")
+    return json.loads(MANIFEST.read_text())
+
+
+def test_manifest_names_the_run_that_made_the_results(manifest):
+    assert manifest["profile"] == "default"
+    assert len(manifest["environment"]["git_commit"]) == 40
+    names = [notebook["name"] for notebook in manifest["notebooks"]]
+    expected = sorted(p.stem for p in paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    assert names == expected, "the published run must cover every notebook"
+
+
+def test_every_published_output_is_exactly_what_the_run_wrote(manifest):
+    outputs = {name: digest for notebook in manifest["notebooks"] for name, digest in notebook["outputs"].items()}
+    assert outputs, "the manifest lists no outputs"
+    mismatched = [name for name, digest in outputs.items()
+                  if not (paths.REPO_ROOT / name).is_file() or sha256(paths.REPO_ROOT / name) != digest]
+    assert not mismatched, f"published outputs missing or changed since the reproduction: {mismatched}"
+
+
+def test_no_stray_tables_or_figures_beside_the_published_ones(manifest):
+    published = {name for notebook in manifest["notebooks"] for name in notebook["outputs"]}
+    on_disk = {f"{folder}/{p.name}" for folder in ("tables", "figures")
+               for p in (paths.REPO_ROOT / folder).iterdir() if p.is_file()}
+    # The generator's contact sheet is made by `m3mstl synth`, not by a notebook.
+    stray = on_disk - published - {"figures/synth_contact_sheet.png"}
+    assert not stray, f"tables/figures no notebook of the published run wrote: {sorted(stray)}"
