@@ -3,7 +3,7 @@ each one produced the tables and figures it promises.
 
 A notebook promises its outputs in its own metadata (``metadata.m3mstl.outputs``, paths
 relative to the output root, normally the repository), next to the code that writes them. After a run,
-`build/reproduction.json` records the profile, git commit, environment, each notebook's
+`reproduction.json` (beside `figures/` and `tables/`) records the profile, git commit, environment, each notebook's
 duration and every output with its SHA-256.
 """
 from __future__ import annotations
@@ -136,8 +136,7 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
             for r in results
         ],
     }
-    manifest_path = paths.BUILD_DIR / "reproduction.json"
-    write_json_atomic(manifest_path, manifest)
+    manifest_path = write_json_atomic(paths.MANIFEST_PATH, manifest)
     print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {manifest_path}", flush=True)
     return manifest_path
 

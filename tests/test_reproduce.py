@@ -98,7 +98,7 @@ def test_quick_profile_runs_every_notebook(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "m3mstl.cli", "reproduce", "--profile", "quick", "--device", "cpu"],
                           env=env, capture_output=True, text=True, timeout=3500)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    manifest = json.loads((tmp_path / "build" / "reproduction.json").read_text())
+    manifest = json.loads((tmp_path / "reproduction.json").read_text())
     notebooks = reproduce.list_notebooks()
     assert [n["name"] for n in manifest["notebooks"]] == [nb.stem for nb in notebooks]
     for notebook in notebooks:
