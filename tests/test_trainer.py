@@ -163,7 +163,6 @@ def test_evaluate_on_another_dataset_records_its_fingerprint(finished_run, tmp_p
 
 def test_cosine_decay_runs_from_lr_to_its_floor():
     stage = make_config("m3mstl", "default").stage("joint")
-    stage.cosine_decay = True
     rates = [cosine_learning_rate(stage, p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
     assert rates[0] == pytest.approx(stage.lr)
     assert rates[2] == pytest.approx(stage.lr * (1 + stage.cosine_final_fraction) / 2)
