@@ -177,3 +177,10 @@ def test_cosine_stage_records_the_decayed_rate(finished_run):
     config = make_config("m3mstl", "quick", overrides=OVERRIDES)
     assert heads[-1]["lr"] == pytest.approx(config.stage("heads").lr)  # no decay asked: constant
     assert joint[0]["lr"] < config.stage("joint").lr and joint[-1]["lr"] < joint[0]["lr"]
+
+
+def test_plateau_and_cosine_together_are_refused(data_dir, tmp_path):
+    config = make_config("m3mstl", "quick", overrides={"stages.mask_pretrain.cosine_decay": True,
+                                                       "stages.mask_pretrain.plateau_scheduler": True})
+    with pytest.raises(ValueError, match="not both"):
+        Trainer(config, data_dir, runs_root=tmp_path, progress=False).fit()

@@ -229,6 +229,9 @@ class Trainer:
         return torch.load(path, map_location="cpu", weights_only=False)
 
     def _make_optimizer(self, model, stage_cfg):
+        if stage_cfg.plateau_scheduler and stage_cfg.cosine_decay:
+            # Cosine decay sets the rate every step and would silently undo each plateau cut.
+            raise ValueError(f"stage {stage_cfg.name!r}: choose plateau_scheduler or cosine_decay, not both")
         params = model.trainable_parameters()
         optimizer = torch.optim.Adam(params, lr=stage_cfg.lr, weight_decay=self.config.weight_decay)
         scheduler = None
