@@ -184,3 +184,17 @@ def test_plateau_and_cosine_together_are_refused(data_dir, tmp_path):
                                                        "stages.mask_pretrain.plateau_scheduler": True})
     with pytest.raises(ValueError, match="not both"):
         Trainer(config, data_dir, runs_root=tmp_path, progress=False).fit()
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_trainer_builds_the_model_in_the_configured_memory_format(data_dir, tmp_path, channels_last):
+    config = make_config("baseline", "quick", overrides={"channels_last": channels_last})
+    model = Trainer(config, data_dir, runs_root=tmp_path, progress=False)._build_model()
+    conv_weights = [p for p in model.parameters() if p.dim() == 4]
+    assert conv_weights
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert all(w.is_contiguous(memory_format=fmt) for w in conv_weights)
+    # A plain contiguous state dict (as `m3mstl predict` loads) goes into either format unchanged.
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    assert all(w.is_contiguous(memory_format=fmt) for w in conv_weights)

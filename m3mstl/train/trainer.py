@@ -211,7 +211,8 @@ class Trainer:
     # -- pieces ------------------------------------------------------------------------
     def _build_model(self) -> torch.nn.Module:
         model = create_model(self.config.model, **self.config.model_options)
-        return model.to(self.device)
+        memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        return model.to(self.device, memory_format=memory_format)
 
     def _write_run_header(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
