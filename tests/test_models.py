@@ -153,6 +153,25 @@ def test_global_context_reaches_every_token_only_when_asked(global_context: bool
     assert changed.all() if global_context else not changed.any()
 
 
+@pytest.mark.parametrize("positions", [False, True])
+def test_token_positions_reach_the_tokens_only_when_asked(positions: bool) -> None:
+    torch.manual_seed(0)
+    features, channels = _pyramid(batch=1)
+    # Maps constant over space: sampling anywhere reads the same features, so a moved landmark
+    # can change a logit only through its position term.
+    features = [torch.randn(1, f.shape[1], 1, 1).expand_as(f).contiguous() for f in features]
+    head = TokenMLPOcclusionHead(channels, levels=(2,), dim=32, depth=1, positions=positions).eval()
+    where = torch.rand(1, 68, 2)
+    before = head(features, where, None)
+    moved = where.clone()
+    moved[0, 30] = 1.0 - moved[0, 30]
+    after = head(features, moved, None)
+    changed = (after - before).abs() > 1e-6
+    # Token MLPs decide per landmark: only the moved one changes.
+    assert changed[0, 30] if positions else not changed.any()
+    assert changed.sum() == (1 if positions else 0)
+
+
 def test_token_head_with_temperature_refuses_missing_cues() -> None:
     features, channels = _pyramid()
     head = ViTOcclusionHead(channels, levels=(3,), dim=32, depth=1, num_heads=4, num_cues=NUM_CUES)

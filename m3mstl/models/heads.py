@@ -104,10 +104,14 @@ class LandmarkTokens(nn.Module):
     last level - the face as a whole: head pose, which side turns away, which occluder is
     worn - the same vector the baseline's pooled MLP decides from. Without it a token sees
     only its neighbourhood, at the few cells of a coarse pyramid at small inputs.
+    With `positions`, every token also gets a projection of where its landmark lies in the crop
+    (x, y): the predicted shape as a whole tells the transformer the head pose, so which side
+    of the face turns away - what the learned landmark embedding alone cannot say.
     """
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int, num_cues: int,
-                 num_landmarks: int = NUM_LANDMARKS, global_context: bool = False) -> None:
+                 num_landmarks: int = NUM_LANDMARKS, global_context: bool = False,
+                 positions: bool = False) -> None:
         super().__init__()
         self.levels = tuple(levels)
         sampled_channels = sum(feature_channels[level] for level in self.levels)
@@ -116,6 +120,7 @@ class LandmarkTokens(nn.Module):
                              if global_context else None)
         self.cue_proj = (nn.Sequential(nn.Linear(num_cues, dim), nn.GELU(), nn.Linear(dim, dim))
                          if num_cues > 0 else None)
+        self.position_proj = nn.Sequential(nn.Linear(2, dim), nn.GELU(), nn.Linear(dim, dim)) if positions else None
         self.landmark_embedding = nn.Parameter(torch.zeros(1, num_landmarks, dim))
         trunc_normal_(self.landmark_embedding, std=0.02)
 
@@ -125,6 +130,8 @@ class LandmarkTokens(nn.Module):
         tokens = self.feature_proj(sampled) + self.landmark_embedding
         if self.context_proj is not None:
             tokens = tokens + self.context_proj(features[-1].mean(dim=(2, 3)))[:, None, :]
+        if self.position_proj is not None:
+            tokens = tokens + self.position_proj(positions.float() * 2.0 - 1.0)  # crop centre at 0
         if self.cue_proj is not None:
             if cues is None:
                 raise ValueError("this occlusion head uses temperature cues but none were given")
@@ -136,9 +143,10 @@ class _TokenOcclusionHead(nn.Module):
     """68 landmark tokens -> a stack of token blocks -> LayerNorm -> one logit per landmark."""
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int, num_cues: int,
-                 blocks: Sequence[nn.Module], global_context: bool = False) -> None:
+                 blocks: Sequence[nn.Module], global_context: bool = False, positions: bool = False) -> None:
         super().__init__()
-        self.tokens = LandmarkTokens(feature_channels, levels, dim, num_cues, global_context=global_context)
+        self.tokens = LandmarkTokens(feature_channels, levels, dim, num_cues, global_context=global_context,
+                                     positions=positions)
         self.blocks = nn.Sequential(*blocks)
         self.norm = nn.LayerNorm(dim)
         self.logit = nn.Linear(dim, 1)
@@ -160,9 +168,9 @@ class ViTOcclusionHead(_TokenOcclusionHead):
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int = 128, depth: int = 3,
                  num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0,
-                 global_context: bool = False) -> None:
+                 global_context: bool = False, positions: bool = False) -> None:
         blocks = [Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout) for _ in range(depth)]
-        super().__init__(feature_channels, levels, dim, num_cues, blocks, global_context)
+        super().__init__(feature_channels, levels, dim, num_cues, blocks, global_context, positions)
 
 
 class _ResidualMlp(nn.Module):
@@ -182,9 +190,9 @@ class TokenMLPOcclusionHead(_TokenOcclusionHead):
 
     def __init__(self, feature_channels: Sequence[int], levels: Sequence[int], dim: int = 128, depth: int = 3,
                  mlp_ratio: float = 4.0, dropout: float = 0.1, num_cues: int = 0,
-                 global_context: bool = False) -> None:
+                 global_context: bool = False, positions: bool = False) -> None:
         blocks = [_ResidualMlp(dim, mlp_ratio, dropout) for _ in range(depth)]
-        super().__init__(feature_channels, levels, dim, num_cues, blocks, global_context)
+        super().__init__(feature_channels, levels, dim, num_cues, blocks, global_context, positions)
 
 
 class PooledMLPOcclusionHead(nn.Module):
