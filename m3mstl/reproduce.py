@@ -107,6 +107,8 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
     t_all = time.perf_counter()
+    # The code and environment as they are when the run starts (the commit the numbers come from).
+    environment = environment_info(device)
     data_dir = Path(data_dir) if data_dir else ensure_synthetic_data(profile)
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
     notebooks = list_notebooks(notebooks_dir)
@@ -128,7 +130,7 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         "profile": profile,
         "seed": seed,
         "data_dir": str(data_dir),
-        "environment": environment_info(device),
+        "environment": environment,
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "notebooks": [
             {"name": r.name, "seconds": r.seconds,

@@ -62,11 +62,18 @@ def is_complete(run_dir: Path) -> bool:
     return (run_dir / "complete.json").is_file()
 
 
+# Committed files that `m3mstl reproduce` regenerates (paths relative to the repository root).
+GENERATED_PATHS: tuple[str, ...] = ("figures", "tables", "reproduction.json")
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=paths.REPO_ROOT,
+        # The published figures, tables and manifest are the reproduction's own outputs: a run
+        # rewriting them must not mark the code it runs as modified.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){p}" for p in GENERATED_PATHS)], cwd=paths.REPO_ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return out + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -110,3 +110,24 @@ def test_quick_profile_runs_every_notebook(tmp_path):
         values = list(_numbers(json.loads(path.read_text())))
         assert values, f"{path.name} records no metric"
         assert all(math.isfinite(v) for v in values), f"{path.name} records a non-finite metric"
+
+
+def test_regenerated_outputs_do_not_mark_the_code_dirty(tmp_path, monkeypatch):
+    from m3mstl import runs
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "t.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)
+    clean = runs.git_commit()
+    assert len(clean) == 40
+    (tmp_path / "tables" / "t.md").write_text("regenerated\n")
+    assert runs.git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert runs.git_commit() == clean + "-dirty"
