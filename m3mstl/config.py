@@ -66,10 +66,10 @@ class RunConfig:
     seed: int = 0
     weight_decay: float = 0.0
     grad_clip: float | None = 5.0
-    # Keep the model's convolution weights (and so its activations) channels-last: measured by
-    # benchmarks.bench_model at 64 px on the 2-core CPU, +14 % training throughput for the
-    # baseline, +16 % in stage 1, +33 % for the hourglass, no change in M3MSTL's joint stage
-    # (its grid_sample backward returns contiguous gradients). Numerics differ only by rounding.
+    # Keep the model's convolution weights (and so its activations) channels-last: faster
+    # training on CPU for every model but M3MSTL's joint stage, which it leaves unchanged
+    # (benchmarks.bench_model; figures in the README, "Speed and the training budget").
+    # Numerics differ only by rounding, so it is part of the run id.
     channels_last: bool = True
 
     def to_dict(self) -> dict[str, Any]:

@@ -194,7 +194,3 @@ def test_trainer_builds_the_model_in_the_configured_memory_format(data_dir, tmp_
     assert conv_weights
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     assert all(w.is_contiguous(memory_format=fmt) for w in conv_weights)
-    # A plain contiguous state dict (as `m3mstl predict` loads) goes into either format unchanged.
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    model.load_state_dict(state)
-    assert all(w.is_contiguous(memory_format=fmt) for w in conv_weights)

@@ -98,8 +98,10 @@ class M3MSTLOptions:
             extension, measured as a row of the ablation notebook 07].
         token_positions: add a projection of the landmark's (x, y) position in the crop to its token
             (the shape as a whole encodes head pose) [INFER: off - the paper's tokens carry a learned
-            landmark embedding, not a position; our extension. At the ablation schedule of the default
-            profile it changed nothing: ROC-AUC 0.9168 vs 0.9171 for the full model].
+            landmark embedding, not a position; our extension, not an ablation row. Trained once on the
+            default profile's ablation schedule (`experiments.ablation_overrides("default", "m3mstl",
+            {"model_options.token_positions": True})`, run m3mstl/05a009f38166) it reached ROC-AUC
+            0.917, the full model's in tables/07_ablations (m3mstl/2ba6ddc9e86a)].
         pooled_hidden: hidden width of the baseline's pooled MLP [INFER: 512].
 
     Temperature cues (see m3mstl.models.temperature_cues)
