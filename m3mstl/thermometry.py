@@ -312,3 +312,20 @@ def landmark_error_study(
         summary.insert(0, "noise_fraction", float(fraction))
         blocks.append(summary[summary["method"] != "oracle"])
     return pd.concat(blocks, ignore_index=True)
+
+
+PRACTICE_WINDOW_FRACTION = 0.15   # window side / outer-eye-corner distance (docs/thermometry.md)
+
+
+def practice_options(records: Sequence[Any], window_fraction: float = PRACTICE_WINDOW_FRACTION) -> dict[str, Any]:
+    """Keyword arguments of `read_canthus_temperatures` that read as practice does, from dataset
+    records: a face-sized window, the hottest canthus skin as truth and the camera's known offset
+    removed. Empty (the plain reading) when the records do not carry `canthus_skin_max_c`."""
+    if not records or not all("canthus_skin_max_c" in r.extras for r in records):
+        return {}
+    offsets = [r.extras.get("camera", {}).get("offset_error_c") for r in records]
+    options: dict[str, Any] = {"window_fraction": window_fraction,
+                               "canthus_truth_c": np.array([r.extras["canthus_skin_max_c"] for r in records])}
+    if all(o is not None for o in offsets):
+        options["offset_c"] = np.array(offsets, dtype=float)
+    return options

@@ -251,3 +251,16 @@ def test_face_scaled_window_single_pixel_truth_override_and_offset():
     study = landmark_error_study([temperature], landmarks, np.zeros((1, 68), bool), np.array([[36.0, 35.0]]),
                                  ["none"], noise_fractions=(0.0, 0.05), window_fraction=0.1)
     assert set(study["noise_fraction"]) == {0.0, 0.05} and "oracle" not in set(study["method"])
+
+
+def test_practice_options_need_the_canthus_reference():
+    from types import SimpleNamespace
+
+    from m3mstl.thermometry import practice_options
+
+    plain = SimpleNamespace(extras={"skin_temperature_c": [0.0] * 68})
+    assert practice_options([plain]) == {}
+    full = SimpleNamespace(extras={"canthus_skin_max_c": [35.0, 35.2], "camera": {"offset_error_c": -0.4}})
+    options = practice_options([full, full])
+    assert options["canthus_truth_c"].shape == (2, 2) and options["offset_c"].tolist() == [-0.4, -0.4]
+    assert options["window_fraction"] > 0
