@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("m3mstl.data.synth.generate", "generate a SynthTFD68 dataset"),
     "train": ("m3mstl.train.trainer", "train a model (M3MSTL, baseline, hourglass) by its curriculum"),
     "evaluate": ("m3mstl.evaluate", "compute metrics for a finished run"),
-    "predict": ("m3mstl.predict", "landmarks and occlusion for one image, as JSON"),
+    "predict": ("m3mstl.predict", "faces, landmarks and occlusion in thermal frames, as JSON or CSV rows"),
     "reproduce": ("m3mstl.reproduce", "execute every notebook with papermill and check the outputs"),
 }
 

@@ -195,11 +195,21 @@ def temperature_at(temperature: np.ndarray, x: float, y: float) -> float:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run folder runs/<model>/<run-id>")
-    parser.add_argument("image", type=Path, help="a thermal image (8- or 16-bit)")
+    parser.add_argument("image", type=Path, nargs="+",
+                        help="thermal images (8- or 16-bit), folders of them, or multi-page TIFF sequences")
     parser.add_argument("--temperature", type=Path, default=None,
                         help="its temperature map: float deg C .npy or 16-bit centi-Kelvin PNG/TIFF")
     parser.add_argument("--box", default=None, help="face box X,Y,W,H in image pixels (default: whole image)")
     parser.add_argument("--device", default="cpu")
+    # Frames (m3mstl.frames): faces are detected when no --box is given.
+    parser.add_argument("--whole-image", action="store_true",
+                        help="one image, taken whole as a ready face crop (no detection): the single-image JSON")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows here (default: standard output)")
+    parser.add_argument("--format", choices=("json", "csv"), default="json", help="rows as JSON or CSV")
+    parser.add_argument("--overlays", type=Path, default=None, help="folder for overlay PNGs (boxes, landmarks)")
+    parser.add_argument("--temperature-dir", type=Path, default=None,
+                        help="folder of temperature maps named like the frames (default: DATA/temperature)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,6 +221,36 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"--box expects X,Y,W,H numbers, got {args.box!r}") from None
         if len(box) != 4:
             raise SystemExit(f"--box expects 4 numbers X,Y,W,H, got {args.box!r}")
-    result = predict_image(args.run_dir, args.image, temperature_path=args.temperature, box=box, device=args.device)
-    print(json.dumps(result, indent=2))
-    return 0
+    if args.whole_image:
+        if len(args.image) != 1:
+            raise SystemExit("--whole-image takes exactly one image")
+        result = predict_image(args.run_dir, args.image[0], temperature_path=args.temperature, box=box,
+                               device=args.device)
+        print(json.dumps(result, indent=2))
+        return 0
+    return _run_frames(args, box)
+
+
+def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float] | None) -> int:
+    """Batch prediction on frames (m3mstl.frames); exit code 1 when some frame failed."""
+    import sys
+
+    from m3mstl.frames import predict_frames, write_rows
+
+    temperature_dir = args.temperature_dir
+    if args.temperature is not None and temperature_dir is None:
+        temperature_dir = Path(args.temperature).parent
+    rows = list(predict_frames(args.run_dir, args.image, temperature_dir=temperature_dir, box=box,
+                               overlays=args.overlays, device=args.device,
+                               progress=not args.quiet and sys.stderr.isatty()))
+    text = write_rows(rows, args.out, args.format)
+    if args.out is None:
+        print(text)
+    failed = [row for row in rows if row.get("error")]
+    for row in failed:
+        print(f"m3mstl predict: error: {row['error']}", file=sys.stderr)
+    faces = sum(1 for row in rows if row.get("box") is not None)
+    frames = len({(row["file"], row["page"]) for row in rows})
+    print(f"{frames} frames, {faces} faces, {len(failed)} unreadable"
+          + (f"; rows in {args.out}" if args.out else ""), file=sys.stderr)
+    return 1 if failed else 0

@@ -21,6 +21,14 @@ by default, or "max" as in the FDA screening variable canthiMax). One truth per 
 the methods comparable; a reading from one canthus is judged against both, so left/right
 asymmetry counts as part of its error.
 
+Readings as practice takes them (docs/thermometry.md): the window can be sized from the face
+(`window_fraction` x the predicted outer-eye-corner distance, so the same region is read at any
+resolution), a "single_pixel" reading (the pixel under each predicted canthus, both canthi)
+shows what a located point alone gives, `canthus_truth_c` (N, 2) replaces the truth by the
+hottest bare skin around each canthus (the generator's "canthus_skin_max_c"), and `offset_c`
+(N,) removes a known camera offset from every reading, as the reference blackbody of a
+screening set-up does (the generator's camera has a global offset error of up to 1 K).
+
 Settings (threshold, window_px, combine) are stored in the returned frames' `attrs["settings"]`.
 """
 from __future__ import annotations
@@ -34,7 +42,8 @@ import pandas as pd
 from m3mstl.landmarks import INNER_CANTHI, NUM_LANDMARKS
 from m3mstl.metrics import occluder_group
 
-METHODS: tuple[str, ...] = ("naive", "skip_occluded", "oracle")
+METHODS: tuple[str, ...] = ("single_pixel", "naive", "skip_occluded", "oracle")
+OUTER_EYE_CORNERS = (36, 45)
 COMBINE_RULES: tuple[str, ...] = ("mean", "max")
 
 
@@ -66,6 +75,15 @@ def window_max(temperature_map: np.ndarray, point_xy: Sequence[float], window_px
     if np.isnan(window).all():
         return float("nan")
     return float(np.nanmax(window))
+
+
+def face_scaled_window(landmarks: np.ndarray, fraction: float) -> int:
+    """An odd window side in pixels: `fraction` of the outer-eye-corner distance of (68, 2) landmarks."""
+    if fraction <= 0:
+        raise ThermometryInputError(f"window_fraction must be positive, got {fraction}")
+    span = float(np.linalg.norm(np.asarray(landmarks)[OUTER_EYE_CORNERS[0]] - np.asarray(landmarks)[OUTER_EYE_CORNERS[1]]))
+    side = int(round(fraction * span)) if np.isfinite(span) else 1
+    return max(1, side + (1 - side % 2))
 
 
 def _combine(values: np.ndarray, use: np.ndarray, combine: str) -> float:
@@ -134,6 +152,9 @@ def read_canthus_temperatures(
     window_px: int = 5,
     combine: str = "mean",
     occluded_gt: np.ndarray | None = None,
+    window_fraction: float | None = None,
+    canthus_truth_c: np.ndarray | None = None,
+    offset_c: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per-image inner-canthus readings, naive and skipping occluded canthi, against the truth.
 
@@ -157,11 +178,22 @@ def read_canthus_temperatures(
         temperature_maps, landmarks, occlusion_prob, skin_temperature_c, occluder_types, image_ids, occluded_gt
     )
     canthi = list(INNER_CANTHI)
+    n = len(temperature_maps)
+    if canthus_truth_c is not None:
+        canthus_truth_c = np.asarray(canthus_truth_c, dtype=float)
+        if canthus_truth_c.shape != (n, 2) or not np.isfinite(canthus_truth_c).all():
+            raise ThermometryInputError(f"canthus_truth_c must be finite with shape {(n, 2)}, got {canthus_truth_c.shape}")
+    offsets = np.zeros(n) if offset_c is None else np.asarray(offset_c, dtype=float).reshape(-1)
+    if offsets.shape != (n,):
+        raise ThermometryInputError(f"offset_c must hold one offset per image ({n}), got shape {offsets.shape}")
     rows = []
     for i, temperature_map in enumerate(temperature_maps):
-        temperature_map = np.asarray(temperature_map, dtype=float)
-        readings = np.array([window_max(temperature_map, landmarks[i, k], window_px) for k in canthi])
-        truth = _combine(skin_temperature_c[i, canthi], np.ones(2, dtype=bool), combine)
+        temperature_map = np.asarray(temperature_map, dtype=float) - offsets[i]
+        window = window_px if window_fraction is None else face_scaled_window(landmarks[i], window_fraction)
+        readings = np.array([window_max(temperature_map, landmarks[i, k], window) for k in canthi])
+        pixels = np.array([window_max(temperature_map, landmarks[i, k], 1) for k in canthi])
+        true_canthi = skin_temperature_c[i, canthi] if canthus_truth_c is None else canthus_truth_c[i]
+        truth = _combine(true_canthi, np.ones(2, dtype=bool), combine)
         label = occluder_types[i]
         row: dict[str, Any] = {
             "image_id": str(image_ids[i]),
@@ -171,7 +203,12 @@ def read_canthus_temperatures(
             "left_c": readings[1],
             "right_prob": float(occlusion_prob[i, canthi[0]]),
             "left_prob": float(occlusion_prob[i, canthi[1]]),
+            "window_px": int(window),
         }
+        value = _combine(pixels, np.ones(2, dtype=bool), combine)
+        row.update({"single_pixel_c": value, "single_pixel_error_c": value - truth,
+                    "single_pixel_canthi_used": int(np.isfinite(pixels).sum()),
+                    "single_pixel_abstained": bool(np.isnan(value))})
         usable = {
             "naive": np.ones(2, dtype=bool),
             "skip_occluded": occlusion_prob[i, canthi] < threshold,
@@ -186,8 +223,20 @@ def read_canthus_temperatures(
             row[f"{method}_abstained"] = bool(np.isnan(value))
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs["settings"] = {"threshold": float(threshold), "window_px": int(window_px), "combine": combine}
+    table.attrs["settings"] = {"threshold": float(threshold), "window_px": int(window_px), "combine": combine,
+                               "window_fraction": window_fraction,
+                               "truth": "hottest canthus skin" if canthus_truth_c is not None else "skin at landmark",
+                               "offset_removed": offset_c is not None}
     return table
+
+
+def perturb_landmarks(landmarks: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Landmarks (N, 68, 2) moved by Gaussian noise of sigma = fraction x each face's
+    outer-eye-corner distance per axis: a located point with a realistic error."""
+    landmarks = np.asarray(landmarks, dtype=float)
+    span = np.linalg.norm(landmarks[:, OUTER_EYE_CORNERS[0]] - landmarks[:, OUTER_EYE_CORNERS[1]], axis=1)
+    noise = np.random.default_rng(seed).normal(size=landmarks.shape)
+    return landmarks + noise * (fraction * span)[:, None, None]
 
 
 def _method_summary(errors: pd.Series, abstained: pd.Series, naive_errors: pd.Series) -> dict[str, Any]:
@@ -232,3 +281,51 @@ def summarise_readings(per_image: pd.DataFrame, *, overall_label: str = "all") -
     table = pd.DataFrame(rows)
     table.attrs["settings"] = dict(per_image.attrs.get("settings", {}))
     return table
+
+
+def landmark_error_study(
+    temperature_maps: Sequence[np.ndarray],
+    true_landmarks: np.ndarray,
+    occluded_gt: np.ndarray,
+    canthus_truth_c: np.ndarray,
+    occluder_types: Sequence[str | Sequence[str]],
+    *,
+    noise_fractions: Sequence[float] = (0.0, 0.02, 0.05),
+    window_fraction: float = 0.15,
+    offset_c: np.ndarray | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How far can a canthus reading get? The summary of `read_canthus_temperatures` at the TRUE
+    landmarks moved by Gaussian noise of each of `noise_fractions` x the outer-eye-corner distance,
+    with the true occlusion labels as the model's (so skipping is perfect), one block per noise level
+    (column noise_fraction). Answers whether a target error is reachable given landmark accuracy."""
+    occluded_gt = np.asarray(occluded_gt, dtype=bool)
+    skin = np.zeros(occluded_gt.shape)
+    skin[:, list(INNER_CANTHI)] = np.asarray(canthus_truth_c, dtype=float)
+    blocks = []
+    for fraction in noise_fractions:
+        points = perturb_landmarks(true_landmarks, fraction, seed) if fraction > 0 else np.asarray(true_landmarks)
+        per_image = read_canthus_temperatures(
+            temperature_maps, points, occluded_gt.astype(float), skin, occluder_types,
+            window_fraction=window_fraction, canthus_truth_c=canthus_truth_c, offset_c=offset_c)
+        summary = summarise_readings(per_image)
+        summary.insert(0, "noise_fraction", float(fraction))
+        blocks.append(summary[summary["method"] != "oracle"])
+    return pd.concat(blocks, ignore_index=True)
+
+
+PRACTICE_WINDOW_FRACTION = 0.15   # window side / outer-eye-corner distance (docs/thermometry.md)
+
+
+def practice_options(records: Sequence[Any], window_fraction: float = PRACTICE_WINDOW_FRACTION) -> dict[str, Any]:
+    """Keyword arguments of `read_canthus_temperatures` that read as practice does, from dataset
+    records: a face-sized window, the hottest canthus skin as truth and the camera's known offset
+    removed. Empty (the plain reading) when the records do not carry `canthus_skin_max_c`."""
+    if not records or not all("canthus_skin_max_c" in r.extras for r in records):
+        return {}
+    offsets = [r.extras.get("camera", {}).get("offset_error_c") for r in records]
+    options: dict[str, Any] = {"window_fraction": window_fraction,
+                               "canthus_truth_c": np.array([r.extras["canthus_skin_max_c"] for r in records])}
+    if all(o is not None for o in offsets):
+        options["offset_c"] = np.array(offsets, dtype=float)
+    return options

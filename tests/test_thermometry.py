@@ -93,7 +93,7 @@ def test_cold_lens_biases_naive_low_and_skip_reads_correctly() -> None:
     assert bool(table.loc["sunglasses", "skip_occluded_abstained"])
     assert np.isnan(table.loc["sunglasses", "skip_occluded_c"])
     assert table.loc["sunglasses", "occluder_type"] == "sunglasses"
-    assert table.attrs["settings"] == {"threshold": 0.5, "window_px": 5, "combine": "mean"}
+    assert {"threshold": 0.5, "window_px": 5, "combine": "mean"}.items() <= table.attrs["settings"].items()
 
 
 def test_summary_reports_mae_bias_and_abstentions() -> None:
@@ -228,3 +228,39 @@ def test_end_to_end_on_a_dataset_read_from_disk(tiny_dataset) -> None:
     assert glasses["skip_occluded_abstained"].all()
     summary = thermometry.summarise_readings(table).set_index(["method", "occluder_type"])
     assert summary.loc[("skip_occluded", "all"), "abstention_rate"] == pytest.approx(0.5)
+
+
+def test_face_scaled_window_single_pixel_truth_override_and_offset():
+    from m3mstl.thermometry import face_scaled_window, landmark_error_study, read_canthus_temperatures
+
+    landmarks = np.zeros((1, 68, 2))
+    landmarks[0, 36], landmarks[0, 45] = (10.0, 20.0), (50.0, 20.0)      # outer eye corners 40 px apart
+    landmarks[0, 39], landmarks[0, 42] = (20.5, 20.5), (40.5, 20.5)
+    assert face_scaled_window(landmarks[0], 0.1) == 5 and face_scaled_window(landmarks[0], 0.2) % 2 == 1
+    temperature = np.full((40, 60), 30.0)
+    temperature[21, 21] = 36.0          # a hot pixel one pixel off the right canthus
+    temperature[20, 40] = 35.0          # the left canthus pixel itself
+    skin = np.zeros((1, 68))
+    table = read_canthus_temperatures([temperature + 0.5], landmarks, np.zeros((1, 68)), skin, ["none"],
+                                      window_fraction=0.1, canthus_truth_c=np.array([[36.0, 35.0]]),
+                                      offset_c=np.array([0.5]), combine="max")
+    row = table.iloc[0]
+    assert row["true_c"] == 36.0 and row["window_px"] == 5
+    assert row["naive_c"] == pytest.approx(36.0) and row["naive_error_c"] == pytest.approx(0.0)
+    assert row["single_pixel_c"] == pytest.approx(35.0)    # the pixels under the points miss the hot one
+    study = landmark_error_study([temperature], landmarks, np.zeros((1, 68), bool), np.array([[36.0, 35.0]]),
+                                 ["none"], noise_fractions=(0.0, 0.05), window_fraction=0.1)
+    assert set(study["noise_fraction"]) == {0.0, 0.05} and "oracle" not in set(study["method"])
+
+
+def test_practice_options_need_the_canthus_reference():
+    from types import SimpleNamespace
+
+    from m3mstl.thermometry import practice_options
+
+    plain = SimpleNamespace(extras={"skin_temperature_c": [0.0] * 68})
+    assert practice_options([plain]) == {}
+    full = SimpleNamespace(extras={"canthus_skin_max_c": [35.0, 35.2], "camera": {"offset_error_c": -0.4}})
+    options = practice_options([full, full])
+    assert options["canthus_truth_c"].shape == (2, 2) and options["offset_c"].tolist() == [-0.4, -0.4]
+    assert options["window_fraction"] > 0

@@ -66,6 +66,11 @@ class AugmentConfig:
     deviation of additive Gaussian sensor noise on the [0, 1] image, ``blur_sigma_range`` Gaussian
     blur sigma range in crop pixels (defocus), ``polarity_inversion_prob`` probability of turning
     white-hot into black-hot (1 - x).
+
+    ``box_jitter`` (off by default) makes training independent of which face box the crop came
+    from (landmark extent, a detector's head box): the box's side is scaled by a factor in
+    [1 / (1 + j), 1 + j] and its centre moved by up to j / 2 of the side either way, on top of
+    the zoom and shift above.
     """
 
     scale_range: tuple[float, float] = (0.9, 1.1)
@@ -75,6 +80,7 @@ class AugmentConfig:
     noise_sigma: float = 0.01
     blur_sigma_range: tuple[float, float] = (0.0, 0.8)
     polarity_inversion_prob: float = 0.0
+    box_jitter: float = 0.0
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -226,8 +232,14 @@ class _Draw:
         shift = rng.uniform(-config.translation_frac, config.translation_frac, size=2) * size
         invert = rng.random() < config.polarity_inversion_prob
         blur = rng.uniform(*config.blur_sigma_range)
-        return cls(bool(flip), float(scale), float(angle), shift, bool(invert), float(blur),
-                   int(rng.integers(2**31)))
+        noise_seed = int(rng.integers(2**31))
+        # Drawn last, so the draws above are the same with box jitter on or off.
+        jitter = float(config.box_jitter)
+        box_side = rng.uniform(1.0 / (1.0 + jitter), 1.0 + jitter)
+        box_shift = rng.uniform(-0.5 * jitter, 0.5 * jitter, size=2) * size
+        # A box `box_side` times larger shows the face that many times smaller.
+        return cls(bool(flip), float(scale / box_side), float(angle), shift + box_shift, bool(invert), float(blur),
+                   noise_seed)
 
     def is_geometric_identity(self) -> bool:
         return not self.flip and self.scale == 1.0 and self.angle_deg == 0.0 and not self.shift.any()

@@ -7,6 +7,13 @@ SeedSequence(seed, spawn_key=(0, s)) and everything else from SeedSequence(seed,
 (1, s, a)). Workers (multiprocessing) render and write their images' files; the parent collects
 the JSON entries in sample order and writes annotations.json, so the files are byte-identical
 whatever the number of workers.
+
+`--full-frame` writes the whole sensor frame instead of the face crop (same layout, a separate
+folder): 160x120 .. 640x512 as the camera priors draw it, the face where the camera put it, its
+temperature map, landmarks and labels in frame pixels. Both kinds carry two boxes per face:
+"bbox", the extent of the 68 landmarks (what training crops around), and "head_bbox", the visible
+head (skin, hair, ears), the kind of box a face detector returns; and "canthus_skin_max_c", the
+hottest bare skin around each inner canthus (39, 42), the reference for canthus thermometry.
 """
 from __future__ import annotations
 
@@ -62,7 +69,7 @@ def _make_sample(task: tuple[int, int]) -> dict[str, Any]:
     subject_index, image_index = task
     st = _STATE
     spec = spec_for(st["seed"], subject_index, image_index, st["subjects"], st["priors"])
-    face = render(spec, st["size"])
+    face = render(spec, st["size"], full_frame=st.get("full_frame", False))
     return write_rendered(st["root"], spec, face, st["temperature_format"])
 
 
@@ -106,6 +113,7 @@ def generate_dataset(
     temperature_format: str = "npy",
     layout: str = "ibug68",
     progress: bool = False,
+    full_frame: bool = False,
 ) -> Path:
     """Render subjects x per_subject faces into `out_dir` (TFD68 layout); returns the annotations path.
 
@@ -126,12 +134,13 @@ def generate_dataset(
         priors = load_priors(config)
     _prepare_folder(root)
     state = {"root": root, "seed": int(seed), "subjects": int(subjects), "size": int(size), "priors": priors,
-             "temperature_format": temperature_format}
+             "temperature_format": temperature_format, "full_frame": bool(full_frame)}
     tasks = [(s, a) for s in range(subjects) for a in range(per_subject)]
     entries = list(_run_tasks(tasks, state, workers, progress))
     info = {
         "generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "seed": int(seed), "subjects": int(subjects),
         "per_subject": int(per_subject), "size": int(size), "temperature_format": temperature_format,
+        "frame": "full sensor frame" if full_frame else "face crop",
         "priors": priors,
         "description": "Synthetic LWIR faces with 68 iBUG landmarks; v = 1 occluded (by an occluder or the "
                        "head itself), v = 2 visible; see m3mstl.data.synth.",
@@ -141,6 +150,9 @@ def generate_dataset(
             "head_pose": "m3mstl.pose: R = Ry(yaw) Rx(pitch) Rz(roll), degrees",
             "occluder_mask": "bit k = occluder k of the image's 'occluders' list covers the person",
             "skin_temperature_c": "true skin temperature at each landmark before any occluder",
+            "bbox": "extent of the 68 landmarks (x, y, w, h), hidden ones included",
+            "head_bbox": "visible head: skin, hair and ears of the head (x, y, w, h), as a face detector boxes it",
+            "canthus_skin_max_c": "hottest bare skin within 6 mm of inner canthi 39 and 42, before any occluder",
             "file_name": "thermal_<subject>_<image index>_<expression code>",
         },
     }
@@ -188,6 +200,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="temperature maps as float32 deg C .npy (default) or uint16 centi-Kelvin .png")
     parser.add_argument("--layout", choices=coco.KEYPOINT_LAYOUTS, default="ibug68",
                         help="COCO keypoint layout: one 68-point category (default) or TFD68's per-part form")
+    parser.add_argument("--full-frame", action="store_true",
+                        help="write whole sensor frames (160x120 .. 640x512, --size ignored) instead of face crops")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -197,12 +211,14 @@ def run(args: argparse.Namespace) -> int:
         path = generate_dataset(args.out_dir, subjects=args.subjects, per_subject=args.per_subject, size=args.size,
                                 seed=args.seed, workers=args.workers, config=args.config,
                                 temperature_format=args.temperature_format, layout=args.layout,
-                                progress=not args.quiet and sys.stderr.isatty())
+                                progress=not args.quiet and sys.stderr.isatty(),
+                                full_frame=getattr(args, "full_frame", False))
     except SynthConfigError as error:
         print(f"m3mstl synth: error: {error}", file=sys.stderr)
         return 2
     count = args.subjects * args.per_subject
     elapsed = time.perf_counter() - start
-    print(f"wrote {count} faces ({args.subjects} subjects x {args.per_subject}) at {args.size} px to "
+    what = "full frames" if getattr(args, "full_frame", False) else f"faces at {args.size} px"
+    print(f"wrote {count} {what} ({args.subjects} subjects x {args.per_subject}) to "
           f"{path.parent} in {elapsed:.1f} s")
     return 0

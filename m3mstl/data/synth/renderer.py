@@ -77,6 +77,8 @@ class RenderedFace:
     skin_temperature_c: np.ndarray    # (68,) true skin temperature before any occluder
     landmarks_3d: np.ndarray          # (68, 3) camera frame (OpenCV), mm
     bbox: tuple[float, float, float, float]  # face box (x, y, w, h) = landmark extent
+    head_bbox: tuple[float, float, float, float] | None  # visible head (skin, hair, ears): a detector's box
+    canthus_skin_max_c: np.ndarray    # (2,) hottest bare skin around inner canthi 39, 42 (before occluders)
     part_map: np.ndarray              # (S, S) uint8 part labels (BACKGROUND ... OCCLUDER)
     scene_c: np.ndarray               # (S, S) float32 temperature before the sensor model
     view_window_c: tuple[float, float]
@@ -217,11 +219,30 @@ def _spacing_mm(crop: CropGeometry, size: int) -> float:
     return SPLAT_SPACING_PX * nearest / focal
 
 
+def full_frame_geometry(crop: CropGeometry, cam) -> tuple[CropGeometry, int]:
+    """The whole sensor frame as a square "crop" (side = the longer sensor side), and the rows
+    (or columns) of padding above (left of) the real frame that the caller cuts away afterwards.
+
+    The face stays where `place_crop` put it (same focal length and head position), so a full
+    frame and the face crop of the same spec show the same face at the same sensor pixels.
+    """
+    width, height = cam.sensor_width, cam.sensor_height
+    side = max(width, height)
+    pad = (side - min(width, height)) // 2
+    x0, y0 = (0, -pad) if width >= height else (-pad, 0)
+    return CropGeometry(focal_px=crop.focal_px, principal=crop.principal, translation=crop.translation,
+                        x0=x0, y0=y0, side=side), pad
+
+
 class _Scene:
     """Frames, transforms and the skin field of one spec."""
 
-    def __init__(self, spec: FaceSpec, size: int) -> None:
-        self.spec, self.size = spec, size
+    def __init__(self, spec: FaceSpec, size: int, full_frame: bool = False) -> None:
+        self.spec = spec
+        self.frame_pad = 0
+        if full_frame:
+            size = max(spec.camera.sensor_width, spec.camera.sensor_height)
+        self.size = size
         ident = spec.identity
         self.model = HeadModel(ident.shape, ident.hair, spec.expression)
         self.reflect = FLIP if spec.mirrored else np.eye(3)
@@ -233,6 +254,8 @@ class _Scene:
         self.landmarks_head = self.model.landmarks()
         self.pivot = HEAD_PIVOT * self.model.shape.scale
         self.crop = place_crop(spec.camera, self._head_world(self.landmarks_head), spec.mirrored)
+        if full_frame:
+            self.crop, self.frame_pad = full_frame_geometry(self.crop, spec.camera)
         self.focal, self.cx, self.cy = self.crop.output_intrinsics(size)
         self.spacing = _spacing_mm(self.crop, size)
         self.px_per_mm = SPLAT_SPACING_PX / self.spacing
@@ -441,11 +464,17 @@ def _landmark_labels(scene: _Scene, zbuf: _ZBuffer, mask: np.ndarray, lm_cam: np
     return causes
 
 
-def render(spec: FaceSpec, size: int) -> RenderedFace:
-    """Render one spec at size x size pixels (deterministic: same spec, same arrays)."""
+def render(spec: FaceSpec, size: int, full_frame: bool = False) -> RenderedFace:
+    """Render one spec at size x size pixels (deterministic: same spec, same arrays).
+
+    With `full_frame` the whole sensor frame is rendered at sensor resolution instead (its
+    width x height from the spec's camera, 160x120 .. 640x512; `size` is then ignored): the
+    input a face detector and the whole pipeline see.
+    """
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
-    scene = _Scene(spec, size)
+    scene = _Scene(spec, size, full_frame)
+    size = scene.size
     model, skin = scene.model, scene.skin
     amb = spec.conditions.ambient_c
 
@@ -490,7 +519,15 @@ def render(spec: FaceSpec, size: int) -> RenderedFace:
         causes = [causes[j] for j in MIRROR]
     visibility = np.where(np.array(causes) == "none", 2, 1).astype(np.int8)
 
+    canthus_max = _canthus_skin_max(scene)
+    if spec.mirrored:
+        canthus_max = canthus_max[::-1].copy()   # landmark 39 of the mirror image is the face's 42
     measured = simulate_sensor(scene_c, spec.camera, scene.crop, spec.mirrored)
+    if full_frame:
+        # Cut the square render down to the sensor frame (the padding lies outside the sensor).
+        measured, scene_c, part_map, mask = (_cut_frame(a, scene.frame_pad, spec.camera)
+                                             for a in (measured, scene_c, part_map, mask))
+        lm_uv = lm_uv - _frame_offset(scene.frame_pad, spec.camera)
     # The low end of the window comes from everything the person wears or is (head, hair,
     # neck, clothes, occluders), the high end from the skin.
     person = part_map != BACKGROUND
@@ -498,18 +535,81 @@ def render(spec: FaceSpec, size: int) -> RenderedFace:
     image_u8, lo, hi = white_hot_view(measured, person, skin_pixels)
     lo_xy, hi_xy = lm_uv.min(axis=0), lm_uv.max(axis=0)
     bbox = (float(lo_xy[0]), float(lo_xy[1]), float(hi_xy[0] - lo_xy[0]), float(hi_xy[1] - lo_xy[1]))
+    head_bbox = head_box(part_map)
     rendered = RenderedFace(
         image_u8=image_u8, temperature_c=measured.astype(np.float32), landmarks=lm_uv,
         visibility=visibility, occlusion_cause=causes, occluder_mask=mask, skin_temperature_c=skin_at,
-        landmarks_3d=lm_cam, bbox=bbox, part_map=part_map, scene_c=scene_c.astype(np.float32),
-        view_window_c=(lo, hi))
+        landmarks_3d=lm_cam, bbox=bbox, head_bbox=head_bbox, canthus_skin_max_c=canthus_max, part_map=part_map,
+        scene_c=scene_c.astype(np.float32), view_window_c=(lo, hi))
     rendered.image_fields = _image_fields(spec, scene, geometries, (lo, hi))
+    if full_frame:
+        offset = _frame_offset(scene.frame_pad, spec.camera)
+        camera = rendered.image_fields["camera"]
+        camera["intrinsics_px"] = [scene.focal, scene.cx - offset[0], scene.cy - offset[1]]
+        camera["crop_sensor_px"] = [0, 0, spec.camera.sensor_width, spec.camera.sensor_height]
+        rendered.image_fields["full_frame"] = True
     rendered.annotation_fields = {
         "occlusion_cause": causes,
         "landmarks_3d": lm_cam,
         "skin_temperature_c": skin_at,
+        "canthus_skin_max_c": canthus_max,
     }
+    if head_bbox is not None:
+        rendered.annotation_fields["head_bbox"] = list(head_bbox)
     return rendered
+
+
+def _frame_offset(pad: int, cam) -> np.ndarray:
+    """Where the sensor frame starts inside the square full-frame render (x, y)."""
+    return np.array([0.0, float(pad)]) if cam.sensor_width >= cam.sensor_height else np.array([float(pad), 0.0])
+
+
+def _cut_frame(array: np.ndarray, pad: int, cam) -> np.ndarray:
+    height, width = cam.sensor_height, cam.sensor_width
+    if width >= height:
+        return array[pad:pad + height, :width]
+    return array[:height, pad:pad + width]
+
+
+def head_box(part_map: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x, y, w, h) of the visible head: skin of the head, its hair and ears (not neck, clothing
+    or occluders), in continuous pixel coordinates; None when no head pixel is visible.
+
+    This is the kind of box a face detector returns, unlike the landmark extent (which knows
+    where hidden landmarks are and leaves out the forehead).
+    """
+    rows, cols = np.nonzero(np.isin(part_map, (SKIN, HAIR, EAR)))
+    if rows.size == 0:
+        return None
+    return (float(cols.min()), float(rows.min()), float(cols.max() + 1 - cols.min()),
+            float(rows.max() + 1 - rows.min()))
+
+
+CANTHUS_REGION_MM = 6.0   # half-side of the chart square searched for the hottest canthus skin
+CANTHUS_REGION_STEP_MM = 0.5
+
+
+def _canthus_skin_max(scene: _Scene) -> np.ndarray:
+    """Hottest bare skin (deg C) within +-CANTHUS_REGION_MM of inner canthi 39 and 42 (face chart).
+
+    The reference a canthus reading should reproduce: the skin field itself (no hair, occluder,
+    emissivity, blur or sensor), searched around the landmark because the hot spot sits a little
+    nasal of the canthus point. Head-model order (before any mirroring).
+    """
+    model = scene.model
+    chart = model.landmark_chart()
+    steps = np.arange(-CANTHUS_REGION_MM, CANTHUS_REGION_MM + 1e-9, CANTHUS_REGION_STEP_MM) * model.shape.scale
+    dx, dy = np.meshgrid(steps, steps)
+    offsets = np.column_stack([dx.ravel(), dy.ravel()])
+    out = []
+    for index in (39, 42):
+        grid = chart[index] + offsets
+        points = np.column_stack([grid, model.front_depth(grid)])
+        neutral, cavity = model.unwarp(grid)
+        _, front = model.base_front(grid[:, 0], grid[:, 1])
+        zeros = np.zeros(len(grid))
+        out.append(float(scene.skin.face(points, neutral, front, zeros, zeros, cavity, include_hair=False).max()))
+    return np.array(out)
 
 
 def _landmark_skin(scene: _Scene) -> np.ndarray:

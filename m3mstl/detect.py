@@ -1,0 +1,266 @@
+"""A thermal face detector that needs no training: skin-temperature segmentation with shape checks.
+
+In a radiometric LWIR frame a face is the largest region at skin temperature (about 30-37 deg C,
+docs/thermometry.md) standing out from a room at 20-26 deg C. The detector
+
+1. estimates the room temperature as a low percentile of the frame (`room_percentile`: some
+   background is seen even past a close face; clothing and hair are warmer than the room),
+2. marks skin-warm pixels (at least `skin_above_room_c` above the room and at least
+   `skin_floor_c`), opens them (noise, thin warm edges) and fills holes (a cold nose, glasses,
+   a mask inside the face outline),
+3. splits every warm blob into head and neck: the neck is the first row, at least
+   `min_head_height_ratio` head widths below the blob's top, where the blob is narrower than
+   `neck_width_ratio` of the head's width above that row,
+4. grows the head upward over cooler hair and downward over a mask or scarf hiding the lower
+   face (pixels `hair_above_room_c` above the room that join the head, down to where that warm
+   region narrows to a neck), so the box covers the visible head as a detector's box would,
+5. scores each candidate by shape checks (head proportions, fill of its box, a hot spot above
+   the blob's median as the canthi give, a size floor) and keeps those scoring >= `min_score`.
+
+It returns (x, y, w, h, score) boxes in continuous pixel coordinates, best first: several for
+several faces, none for a frame without one. Input is a temperature map in deg C; an 8-bit view
+has no absolute scale, so `detect_faces_view` maps it to a nominal range first (weaker).
+
+`evaluate_detector` measures recall at IoU >= 0.5 and mean IoU against true boxes, by occluder
+and pose, on generated full frames (`m3mstl synth --full-frame`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Thresholds of `detect_faces` (deg C and ratios; see the module docstring)."""
+
+    skin_above_room_c: float = 4.0
+    skin_floor_c: float = 29.0
+    hair_above_room_c: float = 2.5
+    neck_width_ratio: float = 0.72
+    min_head_height_ratio: float = 0.8
+    room_percentile: float = 10.0
+    bridge_fraction: float = 0.008
+    min_face_px: int = 12
+    min_score: float = 0.3
+    open_px: int = 1
+
+
+@dataclass(frozen=True)
+class Detection:
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y, self.w, self.h)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 3) for k, v in asdict(self).items()}
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
+    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
+    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def detect_faces(temperature_c: np.ndarray, config: DetectorConfig | None = None) -> list[Detection]:
+    """Faces in one radiometric frame (H, W) deg C, best first (module docstring)."""
+    config = config or DetectorConfig()
+    temperature = np.asarray(temperature_c, dtype=np.float64)
+    if temperature.ndim != 2:
+        raise ValueError(f"a temperature frame must be 2-D, got shape {temperature.shape}")
+    finite = np.isfinite(temperature)
+    if not finite.any():
+        return []
+    temperature = np.where(finite, temperature, -np.inf)
+    room = float(np.percentile(temperature[finite], config.room_percentile))
+    skin = temperature >= max(room + config.skin_above_room_c, config.skin_floor_c)
+    if config.open_px > 0:
+        skin = ndimage.binary_opening(skin, iterations=config.open_px)
+    # Bridge thin cold lines across the face (a glasses arm, a mask string) before splitting
+    # blobs: a closing scaled to the frame (1 px at 160x120, ~4 px at 640x512).
+    bridge = max(1, round(min(temperature.shape) * config.bridge_fraction))
+    skin = ndimage.binary_closing(np.pad(skin, bridge), iterations=bridge)[bridge:-bridge, bridge:-bridge]
+    skin = ndimage.binary_fill_holes(skin)
+    warm = ndimage.binary_fill_holes(temperature >= room + config.hair_above_room_c)
+    labels, count = ndimage.label(skin)
+    warm_labels, _ = ndimage.label(warm)
+    detections = []
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        if region is None:
+            continue
+        blob = labels[region] == index
+        if blob.shape[0] < config.min_face_px or blob.shape[1] < config.min_face_px:
+            continue
+        candidate = _head_of_blob(blob, region, warm_labels, config)
+        if candidate is None:
+            continue
+        x0, y0, x1, y1, head_mask = candidate
+        score = _shape_score(head_mask, temperature[y0:y1, x0:x1], config)
+        if score >= config.min_score:
+            detections.append(Detection(float(x0), float(y0), float(x1 - x0), float(y1 - y0), score))
+    return sorted(detections, key=lambda d: -d.score)
+
+
+def _head_of_blob(blob: np.ndarray, region: tuple[slice, slice], warm_labels: np.ndarray,
+                  config: DetectorConfig) -> tuple[int, int, int, int, np.ndarray] | None:
+    """Head box (x0, y0, x1, y1) of one skin blob, cut at the neck and grown over the hair."""
+    widths = blob.sum(axis=1)
+    top = int(np.nonzero(widths)[0][0])
+    # A head is at least ~0.8 of its width tall: glasses, a mask or a hand narrow the warm
+    # outline at the eyes or mouth, so the neck is only looked for below that.
+    head_width = int(widths[top:top + max(2 * blob.shape[1], 1)].max())
+    start = min(top + int(config.min_head_height_ratio * head_width), blob.shape[0] - 1)
+    widest = start if start > top else top
+    reference = max(int(widths[top:start + 1].max()), 1)
+    below = np.nonzero(widths[widest:] < config.neck_width_ratio * reference)[0]
+    bottom = widest + int(below[0]) if below.size else blob.shape[0]
+    head = blob[:bottom]
+    if head.sum() == 0:
+        return None
+    cols = np.nonzero(head.any(axis=0))[0]
+    rows = np.nonzero(head.any(axis=1))[0]
+    y0, y1 = region[0].start + int(rows[0]), region[0].start + int(rows[-1]) + 1
+    x0, x1 = region[1].start + int(cols[0]), region[1].start + int(cols[-1]) + 1
+    # Hair: warm pixels connected to the head, above its skin top, within its columns widened a little.
+    top_label = warm_labels[y0, x0 + int(np.argmax(head[rows[0]]))]
+    if top_label > 0:
+        pad = (x1 - x0) // 8
+        lx0, lx1 = max(x0 - pad, 0), min(x1 + pad, warm_labels.shape[1])
+        above = warm_labels[:y0, lx0:lx1] == top_label
+        hair_rows = np.nonzero(above.any(axis=1))[0]
+        if hair_rows.size:
+            # Only a run of hair rows that reaches down to the skin top counts (not a warm lamp above).
+            gaps = np.nonzero(np.diff(hair_rows) > 1)[0]
+            start = hair_rows[gaps[-1] + 1] if gaps.size else hair_rows[0]
+            if hair_rows[-1] >= y0 - 2:
+                y0 = int(start)
+    # A mask or a scarf (cooler than skin, warmer than the room) can hide the whole lower face:
+    # below the skin, follow the warm region in the head's columns down to its own neck.
+    if top_label > 0:
+        lower = warm_labels[y1:, x0:x1] == top_label
+        lower_widths = lower.sum(axis=1)
+        narrow = np.nonzero(lower_widths < config.neck_width_ratio * (x1 - x0))[0]
+        extra = int(narrow[0]) if narrow.size else lower.shape[0]
+        y1 = min(y1 + extra, warm_labels.shape[0])
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    skin_top = region[0].start + int(rows[0])
+    skin_rows = head[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    mask[skin_top - y0:skin_top - y0 + skin_rows.shape[0], :] = skin_rows
+    return x0, y0, x1, y1, mask
+
+
+def _shape_score(mask: np.ndarray, temperature: np.ndarray, config: DetectorConfig) -> float:
+    """0..1 from soft checks: head proportions, fill of the box, a hot spot, a size floor."""
+    h, w = mask.shape
+    aspect = h / max(w, 1)
+    # Heads (with hair) are 0.9-1.8 times as tall as wide; profiles and cut frames stretch that.
+    aspect_score = float(np.clip(1.0 - max(0.0, 0.7 - aspect, aspect - 2.2) / 0.5, 0.0, 1.0))
+    fill = mask.mean() if mask.size else 0.0
+    fill_score = float(np.clip((fill - 0.25) / 0.25, 0.0, 1.0)) * float(np.clip((0.98 - fill) / 0.08, 0.0, 1.0))
+    values = temperature[mask & np.isfinite(temperature)]
+    hot_spot = float(np.percentile(values, 99.5) - np.median(values)) if values.size else 0.0
+    hot_score = float(np.clip(hot_spot / 0.6, 0.0, 1.0))   # canthi stand ~1 K above the face median
+    size_score = float(np.clip(min(h, w) / (2.0 * config.min_face_px), 0.0, 1.0))
+    return aspect_score * (0.5 + 0.5 * fill_score) * (0.4 + 0.6 * hot_score) * size_score
+
+
+def detect_faces_view(image: np.ndarray, config: DetectorConfig | None = None,
+                      low_c: float = 20.0, high_c: float = 37.0) -> list[Detection]:
+    """Faces in a white-hot view in [0, 1] without a temperature map, read as if it spanned
+    low_c..high_c (an assumption: an 8-bit view has no absolute scale)."""
+    image = np.asarray(image, dtype=np.float64)
+    return detect_faces(low_c + image * (high_c - low_c), config)
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def match_detections(true_boxes: list[tuple[float, float, float, float]], detections: list[Detection]
+                     ) -> list[tuple[float, Detection | None]]:
+    """Greedy one-to-one matching by IoU (each true box takes the best free detection)."""
+    free = list(detections)
+    out = []
+    for box in true_boxes:
+        best, best_iou = None, 0.0
+        for detection in free:
+            value = iou(box, detection.box)
+            if value > best_iou:
+                best, best_iou = detection, value
+        if best is not None:
+            free.remove(best)
+        out.append((best_iou, best))
+    return out
+
+
+def pose_bin(yaw: float, pitch: float) -> str:
+    """Coarse pose group by the larger of |yaw| and |pitch|."""
+    turn = max(abs(yaw), abs(pitch))
+    return "frontal (<15 deg)" if turn < 15 else "turned (15-45 deg)" if turn < 45 else "profile (>=45 deg)"
+
+
+def evaluate_detector(dataset, config: DetectorConfig | None = None, *, iou_threshold: float = 0.5,
+                      box: str = "head_bbox", progress: bool = False) -> pd.DataFrame:
+    """Per-face detection results on a full-frame dataset (a `FaceDataset` of `synth --full-frame`).
+
+    Columns: image_id, occluder_type, pose, iou (best matched detection, 0 if none), found
+    (iou >= iou_threshold), score, n_detections (in the frame), true box. `box` names the
+    annotation field holding the true box ("head_bbox", or "bbox" for the landmark extent).
+    """
+    from m3mstl.data.coco import load_temperature
+    from m3mstl.metrics import occluder_group
+
+    rows = []
+    records = dataset.records
+    if progress:
+        from tqdm.auto import tqdm
+        records = tqdm(records, desc="detect", unit="frame")
+    for record in records:
+        truth = record.bbox if box == "bbox" else record.extras.get(box)
+        if truth is None:
+            raise ValueError(f"{record.image_id}: no {box!r} in its annotation (generate with m3mstl synth)")
+        temperature = load_temperature(record)
+        detections = detect_faces(temperature, config)
+        (value, match), = match_detections([tuple(truth)], detections)
+        pose = record.extras.get("head_pose", {"yaw": 0.0, "pitch": 0.0})
+        rows.append({
+            "image_id": record.image_id,
+            "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
+            "pose": pose_bin(pose["yaw"], pose["pitch"]),
+            "iou": value, "found": value >= iou_threshold,
+            "score": None if match is None else match.score, "n_detections": len(detections),
+            "true_box": list(truth), "detected_box": None if match is None else list(match.box),
+        })
+    table = pd.DataFrame(rows)
+    table.attrs["settings"] = {"iou_threshold": iou_threshold, "box": box, **asdict(config or DetectorConfig())}
+    return table
+
+
+def summarise_detection(per_face: pd.DataFrame) -> pd.DataFrame:
+    """Recall at the IoU threshold, mean IoU and faces per group: all, by occluder, by pose."""
+    rows = []
+
+    def add(kind: str, group: str, part: pd.DataFrame) -> None:
+        rows.append({"breakdown": kind, "group": group, "faces": len(part), "recall": float(part["found"].mean()),
+                     "mean_iou": float(part["iou"].mean()),
+                     "false_positives_per_frame": float((part["n_detections"] - part["found"]).mean())})
+
+    add("all", "all", per_face)
+    for column in ("occluder_type", "pose"):
+        for group, part in per_face.groupby(column, sort=True):
+            add(column, str(group), part)
+    table = pd.DataFrame(rows)
+    table.attrs["settings"] = dict(per_face.attrs.get("settings", {}))
+    return table

@@ -1,0 +1,242 @@
+"""Prediction on camera frames: find the faces, then landmarks and occlusion for each.
+
+`m3mstl predict RUN PATH...` (several paths, a folder, or a multi-page TIFF sequence) lands here.
+For every frame the faces are found by `m3mstl.detect` (on the temperature map when one is
+found, else on the 8-bit view) unless a box is given, and each face gives one output row:
+landmarks, occlusion probabilities, the detector's box and score. Rows go to a JSON (list of
+objects) or CSV file, written atomically; `--overlays DIR` draws each frame's boxes and
+landmarks (visible green, occluded red) to DIR/<frame>.png. A frame that cannot be read becomes
+an error row naming the file and the problem; the batch goes on.
+
+Temperature maps are found beside each image in the TFD68 layout (DATA/thermal/<stem>.png ->
+DATA/temperature/<stem>.npy|.png|.tif|.tiff) or in `--temperature-dir`.
+
+`pipeline_nme` measures the whole pipeline on generated full frames: the median NME of the
+landmarks predicted from detector boxes against the same model given the true boxes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from m3mstl.detect import Detection, DetectorConfig, detect_faces, detect_faces_view
+from m3mstl.fileio import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+TEMPERATURE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
+
+
+@dataclass
+class Frame:
+    """One frame to process: its file, its page in a sequence, and a label for outputs."""
+
+    path: Path
+    page: int = 0
+    pages: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.path.stem if self.pages == 1 else f"{self.path.stem}_{self.page:05d}"
+
+
+def expand_inputs(paths: Sequence[Path]) -> list[Frame]:
+    """Files, folders (their image files, sorted) and multi-page images (one frame per page)."""
+    frames: list[Frame] = []
+    for path in map(Path, paths):
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        for file in files:
+            pages = _page_count(file)
+            frames.extend(Frame(file, page, pages) for page in range(pages))
+    return frames
+
+
+def _page_count(path: Path) -> int:
+    """Pages of a multi-frame image (TIFF stack); 1 for ordinary or unreadable files (read later)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return max(int(getattr(image, "n_frames", 1)), 1)
+    except Exception:  # the error is reported when the frame is read
+        return 1
+
+
+def read_frame(frame: Frame) -> np.ndarray:
+    """A frame as float32 in [0, 1] (8-bit /255, 16-bit /65535, colour -> grey); DatasetError if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    from m3mstl.data.errors import DatasetError
+    from m3mstl.predict import _read_image
+
+    if frame.pages == 1:
+        return _read_image(frame.path)
+    try:
+        with Image.open(frame.path) as image:
+            image.seek(frame.page)
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.asarray(image, dtype=np.float32) / 65535.0
+            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, EOFError) as err:
+        raise DatasetError(frame.path, f"cannot read page {frame.page}: {err}") from None
+
+
+def find_temperature(frame: Frame, temperature_dir: Path | None = None) -> Path | None:
+    """The temperature map of a frame: in temperature_dir, or the TFD68 sibling folder."""
+    if frame.pages != 1:
+        return None
+    folders = [temperature_dir] if temperature_dir is not None else [frame.path.parent.parent / "temperature"]
+    for folder in folders:
+        for suffix in TEMPERATURE_SUFFIXES:
+            candidate = folder / f"{frame.path.stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def faces_in_frame(image: np.ndarray, temperature: np.ndarray | None, detector: DetectorConfig | None = None
+                   ) -> list[Detection]:
+    """Detected faces: on the temperature map when there is one, else on the 8-bit view."""
+    if temperature is not None:
+        return detect_faces(temperature, detector)
+    return detect_faces_view(image, detector)
+
+
+def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Path | None = None,
+                   box: tuple[float, float, float, float] | None = None, overlays: Path | None = None,
+                   detector: DetectorConfig | None = None, device: str = "cpu",
+                   progress: bool = True) -> Iterator[dict[str, Any]]:
+    """One row per face found (or per frame in error / without a face), frame by frame."""
+    from tqdm.auto import tqdm
+
+    from m3mstl.data.coco import read_temperature_file
+    from m3mstl.data.errors import DatasetError
+    from m3mstl.predict import predict_arrays
+    from m3mstl.runs import load_config, load_model
+
+    model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
+    frames = expand_inputs(paths)
+    for frame in tqdm(frames, desc="predict", unit="frame", disable=not progress or len(frames) < 2):
+        base = {"frame": frame.label, "file": str(frame.path), "page": frame.page}
+        try:
+            image = read_frame(frame)
+            temperature_path = find_temperature(frame, temperature_dir)
+            temperature = None if temperature_path is None else read_temperature_file(temperature_path)
+            if temperature is not None and temperature.shape != image.shape:
+                raise DatasetError(temperature_path, f"temperature map is {temperature.shape[1]}x"
+                                   f"{temperature.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
+        except (DatasetError, OSError, ValueError) as error:
+            yield {**base, "error": str(error)}
+            continue
+        faces = [Detection(*box, 1.0)] if box is not None else faces_in_frame(image, temperature, detector)
+        rows = []
+        for number, face in enumerate(faces):
+            out = predict_arrays(model, config, image, temperature, face.box, device)
+            rows.append({**base, "face": number, "box": [round(float(v), 2) for v in face.box],
+                         "score": round(float(face.score), 4),
+                         "landmarks": np.round(out["landmarks"], 3).tolist(),
+                         "occlusion_prob": np.round(out["occlusion_prob"], 4).tolist(),
+                         "temperature": temperature_path is not None})
+        if overlays is not None:
+            draw_overlay(image, rows, Path(overlays) / f"{frame.label}.png")
+        if not rows:
+            yield {**base, "face": None, "error": None, "faces": 0}
+        yield from rows
+
+
+def draw_overlay(image: np.ndarray, rows: list[dict[str, Any]], out_path: Path, threshold: float = 0.5) -> Path:
+    """The frame with each face's box (yellow, with its score) and landmarks (green visible,
+    red where the model calls them occluded), written atomically."""
+    from PIL import Image, ImageDraw
+
+    view = Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    scale = max(1, 480 // max(view.size))   # small sensors are enlarged so the marks stay readable
+    if scale > 1:
+        view = view.resize((view.width * scale, view.height * scale), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(view)
+    radius = max(1.5, 0.006 * max(view.size))
+    for row in rows:
+        x, y, w, h = (v * scale for v in row["box"])
+        draw.rectangle([x, y, x + w, y + h], outline=(255, 220, 0), width=max(1, scale))
+        draw.text((x + 2, y + 2), f"{row['score']:.2f}", fill=(255, 220, 0))
+        for (px, py), prob in zip(row["landmarks"], row["occlusion_prob"]):
+            px, py = px * scale, py * scale
+            colour = (255, 40, 40) if prob >= threshold else (40, 255, 40)
+            draw.ellipse([px - radius, py - radius, px + radius, py + radius], fill=colour)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_path) as tmp:
+        view.save(tmp, format="PNG")
+    return out_path
+
+
+def write_rows(rows: list[dict[str, Any]], out_path: Path | None, fmt: str) -> str:
+    """Rows as JSON (a list) or CSV (landmarks flattened to x0,y0,...,p0,...): to a file or returned."""
+    if fmt == "json":
+        text = json.dumps(rows, indent=1)
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        fields = ["frame", "file", "page", "face", "error", "score", "box_x", "box_y", "box_w", "box_h"]
+        fields += [f"x{i}" for i in range(68)] + [f"y{i}" for i in range(68)] + [f"p{i}" for i in range(68)]
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            flat = {k: row.get(k) for k in ("frame", "file", "page", "face", "error", "score")}
+            if "box" in row:
+                flat.update(zip(("box_x", "box_y", "box_w", "box_h"), row["box"]))
+                for i, ((x, y), p) in enumerate(zip(row["landmarks"], row["occlusion_prob"])):
+                    flat.update({f"x{i}": x, f"y{i}": y, f"p{i}": p})
+            writer.writerow(flat)
+        text = buffer.getvalue()
+    else:
+        raise ValueError(f"format must be 'json' or 'csv', got {fmt!r}")
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out_path) as tmp:
+            Path(tmp).write_text(text)
+    return text
+
+
+# -- the whole pipeline on generated frames --------------------------------------------------------
+def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | None = None,
+                 limit: int | None = None, device: str = "cpu", progress: bool = False):
+    """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box
+    (the landmark extent, as in training) and with the detector's best box (IoU-matched to the
+    true head box). Returns a DataFrame: image_id, occluder_type, nme_true_box, nme_detector_box
+    (NaN when no face was detected), iou."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from m3mstl.data.coco import load_image, load_temperature, read_dataset
+    from m3mstl.detect import match_detections
+    from m3mstl.metrics import occluder_group
+    from m3mstl.predict import predict_arrays
+    from m3mstl.runs import load_config, load_model
+
+    model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
+    records = read_dataset(frames_root).records[:limit]
+    rows = []
+    for record in tqdm(records, desc="pipeline", disable=not progress):
+        image = load_image(record)
+        image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
+        temperature = load_temperature(record)
+        true_points = record.landmarks
+        norm = float(np.linalg.norm(true_points[36] - true_points[45]))
+
+        def nme(box):
+            points = predict_arrays(model, config, image, temperature, box, device)["landmarks"]
+            return float(np.linalg.norm(points - true_points, axis=1).mean() / norm)
+
+        (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
+        rows.append({"image_id": record.image_id,
+                     "occluder_type": occluder_group([o.get("type", "unknown") for o in
+                                                      record.extras.get("occluders", [])]),
+                     "nme_true_box": nme(tuple(record.bbox)),
+                     "nme_detector_box": nme(match.box) if match is not None else float("nan"), "iou": value})
+    return pd.DataFrame(rows)

@@ -1,0 +1,136 @@
+"""Full-frame synthesis, the thermal face detector, box jitter and batch prediction on frames."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from m3mstl.data.synth.generate import generate_dataset, spec_for
+from m3mstl.data.synth.priors import load_priors
+from m3mstl.data.synth.renderer import render
+from m3mstl.detect import Detection, detect_faces, evaluate_detector, iou, summarise_detection
+
+
+@pytest.fixture(scope="module")
+def frame_and_crop():
+    spec = spec_for(0, 1, 2, 10, load_priors(None))
+    return spec, render(spec, 128, full_frame=True), render(spec, 128)
+
+
+def test_full_frame_is_the_sensor_frame_and_agrees_with_the_crop(frame_and_crop):
+    spec, frame, crop = frame_and_crop
+    assert frame.image_u8.shape == frame.temperature_c.shape == (spec.camera.sensor_height, spec.camera.sensor_width)
+    # The crop shows the same face: its landmarks map to the frame's through the crop placement.
+    x0, y0, side = crop.image_fields["camera"]["crop_sensor_px"]
+    mapped = crop.landmarks * side / 128 + np.array([x0, y0])
+    assert np.abs(mapped - frame.landmarks).max() < 1e-6
+    assert np.array_equal(crop.visibility, frame.visibility)
+    assert frame.image_fields["full_frame"] is True
+
+
+def test_head_box_and_canthus_reference_are_stored(frame_and_crop, tmp_path):
+    _, frame, crop = frame_and_crop
+    x, y, w, h = frame.head_bbox
+    # The visible head holds the eyes and is larger than the landmark extent's width.
+    eyes = frame.landmarks[36:48]
+    assert (eyes[:, 0] >= x).all() and (eyes[:, 0] <= x + w).all() and (eyes[:, 1] >= y).all()
+    assert w > 0.8 * frame.bbox[2]
+    # The hottest canthus skin is at least the skin at the canthus point itself.
+    assert (frame.canthus_skin_max_c >= frame.skin_temperature_c[[39, 42]] - 1e-9).all()
+    assert np.allclose(frame.canthus_skin_max_c, crop.canthus_skin_max_c)
+    root = generate_dataset(tmp_path / "ff", subjects=1, per_subject=2, size=32, seed=3, full_frame=True)
+    data = json.loads(root.read_text())
+    assert data["info"]["frame"] == "full sensor frame"
+    annotation = data["annotations"][0]
+    assert len(annotation["head_bbox"]) == 4 and len(annotation["canthus_skin_max_c"]) == 2
+    assert data["images"][0]["width"] in (160, 320, 384, 464, 640)
+
+
+def test_detector_finds_one_face_two_faces_and_none(frame_and_crop):
+    _, frame, _ = frame_and_crop
+    found = detect_faces(frame.temperature_c)
+    assert len(found) >= 1 and iou(found[0].box, frame.head_bbox) >= 0.5
+    two = np.concatenate([frame.temperature_c, frame.temperature_c], axis=1)
+    boxes = sorted(d.box for d in detect_faces(two))[:2]
+    width = frame.temperature_c.shape[1]
+    shifted = (frame.head_bbox[0] + width,) + tuple(frame.head_bbox[1:])
+    assert len(detect_faces(two)) >= 2
+    assert max(iou(b, frame.head_bbox) for b in boxes) >= 0.5 and max(iou(b, shifted) for b in boxes) >= 0.5
+    room = 23.0 + np.random.default_rng(0).normal(0, 0.05, size=(120, 160))
+    assert detect_faces(room) == []
+    with pytest.raises(ValueError, match="2-D"):
+        detect_faces(np.zeros(5))
+
+
+def test_detector_evaluation_table(tmp_path):
+    from m3mstl.data.coco import read_dataset
+
+    root = generate_dataset(tmp_path / "ff", subjects=2, per_subject=2, size=32, seed=7, full_frame=True)
+    per_face = evaluate_detector(read_dataset(root.parent))
+    assert len(per_face) == 4 and set(per_face["found"]) <= {True, False}
+    summary = summarise_detection(per_face)
+    overall = summary[summary["breakdown"] == "all"].iloc[0]
+    assert overall["faces"] == 4 and 0.0 <= overall["recall"] <= 1.0
+    assert overall["recall"] == pytest.approx((per_face["iou"] >= 0.5).mean())
+    assert {"occluder_type", "pose"} <= set(summary["breakdown"])
+
+
+def test_iou():
+    assert iou((0, 0, 2, 2), (0, 0, 2, 2)) == 1.0
+    assert iou((0, 0, 2, 2), (1, 0, 2, 2)) == pytest.approx(2 / 6)
+    assert iou((0, 0, 1, 1), (5, 5, 1, 1)) == 0.0
+
+
+def test_box_jitter_is_off_by_default_and_moves_the_crop_when_on():
+    from m3mstl.data.dataset import AugmentConfig, _Draw
+
+    base = AugmentConfig()
+    draws = [_Draw.sample(config, np.random.default_rng(4), 64) for config in (base, base)]
+    assert draws[0].scale == draws[1].scale and np.array_equal(draws[0].shift, draws[1].shift)
+    jittered = _Draw.sample(AugmentConfig(box_jitter=0.3), np.random.default_rng(4), 64)
+    assert (jittered.flip, jittered.angle_deg, jittered.noise_seed) == (draws[0].flip, draws[0].angle_deg,
+                                                                         draws[0].noise_seed)
+    assert jittered.scale != draws[0].scale or not np.array_equal(jittered.shift, draws[0].shift)
+
+
+class _FixedModel:
+    """Predicts the same normalised landmarks for every crop (enough to test the plumbing)."""
+
+    def predict(self, image, temperature):
+        points = torch.rand(68, 2, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+        return {"landmarks": points[None], "occlusion_prob": torch.full((1, 68), 0.2)}
+
+
+def test_predict_frames_rows_overlays_and_unreadable_files(frame_and_crop, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from m3mstl import runs
+    from m3mstl.frames import predict_frames, write_rows
+
+    _, frame, _ = frame_and_crop
+    data = tmp_path / "DATA"
+    (data / "thermal").mkdir(parents=True)
+    (data / "temperature").mkdir()
+    Image.fromarray(frame.image_u8).save(data / "thermal" / "a.png")
+    np.save(data / "temperature" / "a.npy", frame.temperature_c)
+    (data / "thermal" / "broken.png").write_bytes(b"not a png")
+    config = SimpleNamespace(data=SimpleNamespace(input_size=32, margin_px=5.0, square_crop=True))
+    monkeypatch.setattr(runs, "load_model", lambda run_dir, device="cpu": _FixedModel())
+    monkeypatch.setattr(runs, "load_config", lambda run_dir: config)
+    rows = list(predict_frames(tmp_path / "run", [data / "thermal"], overlays=tmp_path / "ov", progress=False))
+    errors = [r for r in rows if r.get("error")]
+    faces = [r for r in rows if r.get("box")]
+    assert len(errors) == 1 and "broken.png" in errors[0]["error"]
+    assert faces and faces[0]["temperature"] and len(faces[0]["landmarks"]) == 68
+    assert iou(tuple(faces[0]["box"]), frame.head_bbox) >= 0.5
+    assert (tmp_path / "ov" / "a.png").is_file()
+    csv_text = write_rows(rows, tmp_path / "rows.csv", "csv")
+    assert csv_text.count("\n") == len(rows) + 1 and (tmp_path / "rows.csv").read_text() == csv_text
+    assert json.loads(write_rows(rows, None, "json"))[0]["frame"] in ("a", "broken")
+    boxed = list(predict_frames(tmp_path / "run", [data / "thermal" / "a.png"], box=(10, 10, 50, 60),
+                                progress=False))
+    assert boxed[0]["box"] == [10, 10, 50, 60] and boxed[0]["score"] == 1.0
+    assert isinstance(Detection(1, 2, 3, 4, 0.5).as_dict(), dict)
