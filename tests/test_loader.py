@@ -141,8 +141,7 @@ def test_precision_follows_the_device(monkeypatch) -> None:
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains_and_is_recorded(data_dir, tmp_path, precision) -> None:
     # The CUDA code path (autocast, loss scaling for fp16) run on torch's CPU autocast.
-    config = make_config("m3mstl", "quick", overrides={"precision": precision, "stages": ["heads", "joint"],
-                                                       "stages.heads.steps_per_epoch": 2,
+    config = make_config("m3mstl", "quick", overrides={"precision": precision, "stages": ["joint"],
                                                        "stages.joint.steps_per_epoch": 2})
     trainer = Trainer(config, data_dir, device="cpu", runs_root=tmp_path, progress=False)
     run_dir = trainer.fit()
@@ -153,3 +152,22 @@ def test_mixed_precision_trains_and_is_recorded(data_dir, tmp_path, precision) -
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in history)
     scaler = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["scaler"]
     assert (scaler is not None) == (precision == "fp16")
+
+
+@pytest.mark.slow
+def test_a_run_with_two_workers_trains_to_the_same_weights_under_the_same_id(data_dir, tmp_path) -> None:
+    # End to end: training and validation loaders with persistent workers, across stages.
+    weights, run_names = [], []
+    for workers in (0, 2):
+        config = make_config("baseline", "quick", overrides={"loader.num_workers": workers,
+                                                             "stages.joint.epochs": 2,
+                                                             "stages.joint.steps_per_epoch": 3})
+        run_dir = Trainer(config, data_dir, device="cpu", runs_root=tmp_path / f"w{workers}",
+                          progress=False).fit()
+        assert json.loads((run_dir / "environment.json").read_text())["loader"]["num_workers"] == workers
+        weights.append(torch.load(run_dir / "model.pt", map_location="cpu"))
+        run_names.append(run_dir.name)
+    assert run_names[0] == run_names[1]
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
