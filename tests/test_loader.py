@@ -138,13 +138,34 @@ def test_precision_follows_the_device(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_trains_and_is_recorded(data_dir, tmp_path, precision) -> None:
-    # The CUDA code path (autocast, loss scaling for fp16) run on torch's CPU autocast.
-    config = make_config("m3mstl", "quick", overrides={"precision": precision, "stages": ["joint"],
-                                                       "stages.joint.steps_per_epoch": 2})
+@pytest.mark.parametrize("model, precision", [("m3mstl", "bf16"), ("baseline", "bf16"), ("hourglass", "bf16"),
+                                              ("m3mstl", "fp16")])
+def test_mixed_precision_trains_and_is_recorded(data_dir, tmp_path, monkeypatch, model, precision) -> None:
+    # The CUDA code path (autocast, loss scaling for fp16) run on torch's CPU autocast, in each
+    # family's last stage (fp16 in one only: CPU fp16 is slow, and the scaler is the trainer's).
+    last_stage = make_config(model, "quick").stages[-1].name
+    config = make_config(model, "quick", overrides={"precision": precision, "stages": [last_stage],
+                                                    f"stages.{last_stage}.steps_per_epoch": 2})
+    autocast_seen = []
+    build_model = Trainer._build_model
+
+    def build_spied_model(self):
+        built = build_model(self)
+        training_loss = built.training_loss
+
+        def spied_training_loss(batch, stage):
+            enabled = torch.is_autocast_enabled("cpu")
+            autocast_seen.append(torch.get_autocast_dtype("cpu") if enabled else None)
+            return training_loss(batch, stage)
+
+        built.training_loss = spied_training_loss
+        return built
+
+    monkeypatch.setattr(Trainer, "_build_model", build_spied_model)
     trainer = Trainer(config, data_dir, device="cpu", runs_root=tmp_path, progress=False)
     run_dir = trainer.fit()
+    expected = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    assert len(autocast_seen) >= 2 and set(autocast_seen) == {expected}
     environment = json.loads((run_dir / "environment.json").read_text())
     assert environment["precision"] == precision
     assert environment["loader"]["num_workers"] == 0

@@ -277,7 +277,7 @@ class Trainer:
         env["data_dir"] = str(self.data_dir)
         env["data_fingerprint"] = self.fingerprint
         env["precision"] = self.precision
-        env["loader"] = {k: v for k, v in self.loader_options.items()}
+        env["loader"] = dict(self.loader_options)
         if not (self.run_dir / "environment.json").exists():
             write_json_atomic(self.run_dir / "environment.json", env)
 
