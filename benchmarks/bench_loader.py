@@ -36,16 +36,18 @@ from m3mstl.train.trainer import make_train_loader, prepare_data, resolve_loader
 # The GPU side of the estimate, an assumption until measured. NVIDIA's ResNet-50 v1.5 PyTorch
 # recipe reports 2,470 img/s training on one A100 80GB with mixed precision at 224 px and batch 256
 # (NVIDIA/DeepLearningExamples, PyTorch/Classification/ConvNets/resnet50v1.5/README.md, "Training
-# performance: NVIDIA DGX A100"). At 256 px a step costs (256/224)^2 = 1.31x as much: ~1,890 img/s.
-# The paper profile's batch of 8 uses a GPU far less well; the same README's mixed-precision
-# inference table gives batch 8 at 595 img/s against 3,382 at batch 256 (ratio 0.18, V100). Applied
-# to training: ~330 img/s. Assumed here: 450 img/s at batch 8, between that and a quarter of the
-# large-batch rate, for a plain ResNet-50 step (the baseline); the other stages are scaled by their
-# speed relative to the baseline measured on CPU (README, "Speed and the training budget":
-# bench_model/bench_trainer at 64 px), assuming the ratios carry over to a GPU.
+# performance: NVIDIA DGX A100"). At 256 px a step costs (256/224)^2 = 1.31x as much. The paper
+# profile's batch of 8 uses a GPU far less well; the only batch-8 figure in that README is its
+# mixed-precision inference table (V100): 595 img/s at batch 8 against 3,382 at batch 256. Assumed:
+# training loses as much at batch 8, giving ~330 img/s for a plain ResNet-50 step (the baseline).
+# The other stages are scaled by their speed relative to the baseline measured on CPU (README,
+# "Speed and the training budget": bench_model/bench_trainer at 64 px), assuming the ratios carry
+# over to a GPU.
+A100_RESNET50_AMP_224PX_BATCH256 = 2470.0
+BATCH8_OVER_BATCH256 = 595.0 / 3382.0
 GPU_ASSUMPTION = {
     "gpu": "one A100-class GPU, bf16/fp16 autocast, channels-last, batch 8, 256 px",
-    "baseline_img_per_s": 450.0,
+    "baseline_img_per_s": A100_RESNET50_AMP_224PX_BATCH256 * (224 / 256) ** 2 * BATCH8_OVER_BATCH256,
     "relative_speed": {  # images/s of a stage's step relative to the baseline's joint step (CPU-measured)
         ("m3mstl", "mask_pretrain"): 51.4 / 48.2,
         ("m3mstl", "heads"): 65.3 / 42.9,
