@@ -57,6 +57,27 @@ class DataConfig:
 
 
 @dataclass
+class LoaderConfig:
+    """How training batches are loaded: speed only, never which samples (the sampler tags each
+    index with its epoch, and augmentation draws from (seed, epoch, index); tests/test_loader.py
+    checks 0 and 2 workers give byte-identical batches). So these settings are not in the run id.
+
+    None means "what fits the device" (`m3mstl.train.trainer.resolve_loader_options`): on CPU,
+    in the training process (no workers: nothing to hang in Jupyter, and the cores are busy
+    training); on CUDA, worker processes and pinned memory, since one GPU trains at 256 px many
+    times faster than one core loads.
+    """
+
+    num_workers: int | None = None      # None: 0 on CPU, min(8, cores - 1) on CUDA
+    prefetch_factor: int = 2            # batches each worker loads ahead (with workers only)
+    pin_memory: bool | None = None      # None: on CUDA only (page-locked batches copy asynchronously)
+    persistent_workers: bool = True     # keep workers across epochs and stages (with workers only)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
 class RunConfig:
     model: str
     profile: str
@@ -71,6 +92,12 @@ class RunConfig:
     # (benchmarks.bench_model; figures in the README, "Speed and the training budget").
     # Numerics differ only by rounding, so it is part of the run id.
     channels_last: bool = True
+    # Autocast dtype of the training step: "auto" is fp32 on CPU (as every published run) and mixed
+    # precision on CUDA: bf16 where the GPU supports it (no loss scaling needed), else fp16 with a
+    # GradScaler. The resolved choice is recorded in environment.json. Explicit values also run on
+    # CPU (torch's CPU autocast), which is how the tests cover them.
+    precision: str = "auto"
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -82,10 +109,19 @@ class RunConfig:
         data.split_fractions = tuple(data.split_fractions)
         data.force_test = tuple(str(s) for s in data.force_test)
         stages = [StageConfig(**s) for s in raw.pop("stages", [])]
-        return cls(data=data, stages=stages, **raw)
+        loader = LoaderConfig(**raw.pop("loader", {}))
+        return cls(data=data, stages=stages, loader=loader, **raw)
 
     def config_hash(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        hashed = self.to_dict()
+        # Loader settings decide how fast samples arrive, not which (see LoaderConfig): a run
+        # trained with 8 workers on a GPU host is the same run as one trained in-process.
+        hashed.pop("loader")
+        # `precision` came after run ids were published: at "auto" (fp32 on CPU, what those runs
+        # did) it stays out of the hash, so their ids keep their meaning; set, it is part of it.
+        if hashed["precision"] == "auto":
+            hashed.pop("precision")
+        canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def stage(self, name: str) -> StageConfig:
@@ -196,10 +232,14 @@ def apply_override(config: RunConfig, key: str, value: Any) -> None:
         else:
             _set_field(config.data, parts[1], value, key)
         return
+    if parts[0] == "loader" and len(parts) == 2:
+        _set_field(config.loader, parts[1], value, key)
+        return
     if len(parts) == 1:
         _set_field(config, parts[0], value, key)
         return
-    raise KeyError(f"cannot set {key!r}: use data.X, model_options.X, stages.NAME.X, stages or a top-level field")
+    raise KeyError(f"cannot set {key!r}: use data.X, loader.X, model_options.X, stages.NAME.X, stages "
+                   f"or a top-level field")
 
 
 def _set_field(obj: Any, name: str, value: Any, key: str) -> None:

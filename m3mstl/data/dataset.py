@@ -26,7 +26,10 @@ to S x S with area averaging (PIL BOX) when shrinking and bilinear when enlargin
 box outside the image read as 0 in the image and as the nearest edge value in the temperature map.
 
 Augmentation draws its random numbers from (seed, epoch, record index), so a sample is the same
-whatever the number of workers or the order of the batches; call `set_epoch` before each epoch.
+whatever the number of workers or the order of the batches. The epoch comes either from
+`set_epoch` (call it before each epoch) or with the index itself: ``dataset[(epoch, position)]``,
+which is what `EpochSampler` yields, so that persistent workers (whose copy of the dataset never
+sees a later `set_epoch`) still draw each epoch's augmentation.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from scipy.ndimage import gaussian_filter
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from m3mstl.data.coco import load_image, load_occluder_mask, load_temperature
@@ -431,7 +434,9 @@ class ThermalFaceDataset(Dataset):
         for position in tqdm(missing, desc="caching crops", disable=not progress or len(missing) == 0):
             self.crop(int(position))
 
-    def __getitem__(self, position: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        # (epoch, position) from EpochSampler, or a bare position read at the epoch set_epoch chose.
+        epoch, position = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (self.epoch, int(key))
         index = int(self.indices[position])
         record = self.dataset.records[index]
         size = self.input_size
@@ -451,7 +456,7 @@ class ThermalFaceDataset(Dataset):
         angles, rotation, has_pose = record_pose(record)
 
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index])
             draw = _Draw.sample(self.augment, rng, size)
             if not draw.is_geometric_identity():
                 forward = augmentation_matrix(size, draw.flip, draw.scale, draw.angle_deg, draw.shift)
@@ -520,18 +525,69 @@ def _single_thread_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Shuffled sample positions, each tagged with its epoch's augmentation key: (epoch, position).
+
+    The epoch travels with the index, so workers kept alive across epochs (persistent workers)
+    draw the augmentation of the epoch the main process chose in `set_epoch`, as in-process
+    loading does. The order of an epoch is the one a ``DataLoader(shuffle=True)`` with a generator
+    seeded ``order_seed`` gives (tests/test_loader.py checks it): the loader first draws one
+    number from its generator (its workers' base seed), then a permutation. Keeping that order
+    keeps every run trained before this sampler existed reproducible under its run id. A second
+    pass within one epoch (more steps than samples) continues the same generator, as a second
+    `iter()` of that DataLoader did (RandomSampler's draws, imitated: the test pins them down).
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = int(length)
+        self.epoch = 0
+        self._generator = torch.Generator()
+        self._generator.manual_seed(0)
+
+    def set_epoch(self, epoch: int, order_seed: int) -> None:
+        """Augment as `epoch` and shuffle by `order_seed` from the next `iter()` on."""
+        self.epoch = int(epoch)
+        self._generator = torch.Generator()
+        self._generator.manual_seed(int(order_seed))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        torch.empty((), dtype=torch.int64).random_(generator=self._generator)  # the loader's base seed
+        epoch = self.epoch
+        for position in torch.randperm(self.length, generator=self._generator).tolist():
+            yield (epoch, position)
+        # RandomSampler ends a finished pass by drawing the permutation it slices its remainder
+        # from (empty here): draw it too, so a second pass starts where that loader's did.
+        torch.randperm(self.length, generator=self._generator)
+
+
+def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, *,
+                sampler: Sampler | None = None, prefetch_factor: int | None = None, pin_memory: bool = False,
+                persistent_workers: bool = False) -> DataLoader:
     """A DataLoader with settings that never hang in Jupyter.
 
-    num_workers=0 loads in the calling process (the safe default in notebooks). With workers, they
-    are not persistent (each epoch gets a fresh copy of the dataset, so `set_epoch` takes effect),
-    each uses one torch thread, and a 300 s timeout turns a stuck worker into an error instead of a
-    hang. The shuffle order comes from a generator seeded with ``seed``.
+    num_workers=0 loads in the calling process (the safe default in notebooks). With workers, each
+    uses one torch thread, and a 300 s timeout turns a stuck worker into an error instead of a
+    hang. Persistent workers keep their copy of the dataset: `set_epoch` on the dataset does not
+    reach them, so pass an `EpochSampler` (which carries the epoch with each index) with them.
+    The shuffle order comes from a generator seeded with ``seed``; the loader draws its workers'
+    base seed from a generator too, never from torch's global random stream (which the
+    training step's dropout uses), so loading leaves training's random numbers unchanged.
     """
+    if persistent_workers and num_workers > 0 and not isinstance(sampler, EpochSampler):
+        raise ValueError("persistent workers never see a later set_epoch: pass an EpochSampler")
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     options: dict[str, Any] = {}
     if num_workers > 0:
-        options = {"timeout": 300, "worker_init_fn": _single_thread_worker, "persistent_workers": False}
+        options = {"timeout": 300, "worker_init_fn": _single_thread_worker,
+                   "persistent_workers": persistent_workers}
+        if prefetch_factor is not None:
+            options["prefetch_factor"] = prefetch_factor
+    if sampler is not None:
+        options["sampler"] = sampler
+        shuffle = False  # the sampler orders the samples
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers,
-                      pin_memory=False, drop_last=False, **options)
+                      pin_memory=pin_memory, drop_last=False, **options)

@@ -113,14 +113,64 @@ def prepare_eval_data(config: RunConfig, data_dir: Path) -> PreparedData:
     return PreparedData(dataset, {"all": indices}, data_fingerprint(data_dir), {"all": torch_set})
 
 
-def _epoch_loader(data: PreparedData, config: RunConfig, stage_index: int, epoch: int):
-    from m3mstl.data.dataset import make_loader
+def resolve_loader_options(config: RunConfig, device: torch.device) -> dict[str, Any]:
+    """The DataLoader settings a run uses on `device`: the config's loader section with its
+    None entries ("what fits the device") filled in. See `m3mstl.config.LoaderConfig`."""
+    settings = config.loader
+    workers = settings.num_workers
+    if workers is None:
+        # CPU: in-process. The cores are busy training, and no worker can hang a notebook.
+        # CUDA: one GPU outruns one loading core many times over (README, "The paper profile
+        # on a GPU"), so load on every core but the one driving the GPU, up to 8.
+        workers = 0 if device.type != "cuda" else min(8, max(1, _usable_cores() - 1))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(f"loader.num_workers must be a whole number >= 0 or null, got {workers!r}")
+    if not isinstance(settings.prefetch_factor, int) or settings.prefetch_factor < 1:
+        raise ValueError(f"loader.prefetch_factor must be a whole number >= 1, got {settings.prefetch_factor!r}")
+    pin = device.type == "cuda" if settings.pin_memory is None else bool(settings.pin_memory)
+    return {"num_workers": workers, "prefetch_factor": settings.prefetch_factor if workers else None,
+            "pin_memory": pin, "persistent_workers": bool(settings.persistent_workers) and workers > 0}
 
-    train_set = data.torch_sets["train"]
-    # Augmentation and order depend only on (seed, stage, epoch): resumable and worker-independent.
-    train_set.set_epoch(stage_index * 10_000 + epoch)
-    return make_loader(train_set, config.data.batch_size, shuffle=True,
-                       seed=config.seed * 1_000_003 + stage_index * 10_000 + epoch)
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_precision(config: RunConfig, device: torch.device) -> str:
+    """The autocast dtype of the training step: "fp32", "bf16" or "fp16" (see RunConfig.precision)."""
+    from m3mstl.config import PRECISIONS
+
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+    if config.precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if config.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; "
+                         f"use precision=fp16 (with loss scaling) or auto")
+    return config.precision
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def make_train_loader(train_set, config: RunConfig, options: dict[str, Any]):
+    """One training loader for the whole run; `start_epoch` points it at each epoch in turn."""
+    from m3mstl.data.dataset import EpochSampler, make_loader
+
+    return make_loader(train_set, config.data.batch_size, shuffle=True, seed=config.seed,
+                       sampler=EpochSampler(len(train_set)), **options)
+
+
+def start_epoch(loader, config: RunConfig, stage_index: int, epoch: int) -> None:
+    """Select an epoch's order and augmentation: both depend only on (seed, stage, epoch), so a
+    resumed run sees what an uninterrupted one saw, whatever the number of workers."""
+    loader.sampler.set_epoch(stage_index * 10_000 + epoch,
+                             order_seed=config.seed * 1_000_003 + stage_index * 10_000 + epoch)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -173,7 +223,10 @@ class Trainer:
         config.model_options = resolve_model_options(config.model, config.model_options)
         self.fingerprint = data_fingerprint(self.data_dir)
         self.run_dir = run_dir_for(config, self.fingerprint, runs_root)
+        self.loader_options = resolve_loader_options(config, self.device)
+        self.precision = resolve_precision(config, self.device)
         self._data: PreparedData | None = None
+        self._train_loader = None  # built on first use, kept across epochs and stages
 
     # -- public --------------------------------------------------------------------------
     @property
@@ -201,9 +254,12 @@ class Trainer:
 
         seed_everything(self.config.seed)
         model = self._build_model()
-        for stage_index in range(last + 1):
-            self._run_stage(model, stage_index, state)
-            state = self._load_state()
+        try:
+            for stage_index in range(last + 1):
+                self._run_stage(model, stage_index, state)
+                state = self._load_state()
+        finally:
+            self._train_loader = None  # stops persistent workers now, not whenever the Trainer goes
         if last == len(stage_names) - 1:
             self._finish(model)
         return self.run_dir
@@ -220,6 +276,8 @@ class Trainer:
         env = environment_info(str(self.device))
         env["data_dir"] = str(self.data_dir)
         env["data_fingerprint"] = self.fingerprint
+        env["precision"] = self.precision
+        env["loader"] = dict(self.loader_options)
         if not (self.run_dir / "environment.json").exists():
             write_json_atomic(self.run_dir / "environment.json", env)
 
@@ -248,6 +306,9 @@ class Trainer:
                 return  # this stage finished earlier; its weights are in the checkpoint loaded below
         model.set_stage(stage_cfg.name)
         optimizer, scheduler = self._make_optimizer(model, stage_cfg)
+        # fp16 needs loss scaling (its small gradients underflow); the scale it has found is kept
+        # across the stage's epochs and in the checkpoint. Disabled, the scaler does nothing.
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         history = []
         if state is not None:
             model.load_state_dict(state["model"])
@@ -256,6 +317,8 @@ class Trainer:
                 optimizer.load_state_dict(state["optimizer"])
                 if scheduler is not None and state.get("scheduler"):
                     scheduler.load_state_dict(state["scheduler"])
+                if state.get("scaler"):
+                    scaler.load_state_dict(state["scaler"])
                 stage_state = state["stage_state"]
             # Always continue the random stream where the checkpoint left it, also when the
             # checkpoint closed the previous stage: that is what an uninterrupted run sees.
@@ -264,7 +327,7 @@ class Trainer:
         while stage_state["epoch"] < stage_cfg.epochs and not stage_state["done"]:
             epoch = stage_state["epoch"]
             t0 = time.perf_counter()
-            train_loss = self._train_epoch(model, optimizer, stage_cfg, stage_index, epoch)
+            train_loss = self._train_epoch(model, optimizer, scaler, stage_cfg, stage_index, epoch)
             val = self.validate(model, stage_cfg.name)
             if scheduler is not None:
                 scheduler.step(val["val_loss"])
@@ -286,17 +349,19 @@ class Trainer:
                 # Early stopping keeps the best epoch's weights, not the last ones.
                 best = torch.load(self.run_dir / "checkpoints" / f"best-{stage_cfg.name}.pt", map_location="cpu")
                 model.load_state_dict(best)
-            self._checkpoint(model, optimizer, scheduler, stage_index, stage_state, history, finished)
+            self._checkpoint(model, optimizer, scheduler, stage_index, stage_state, history, finished, scaler)
             if self.progress:
                 tqdm.write(f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}: "
                            f"train {train_loss:.4f} val {val['val_loss']:.4f} val NME {val['val_nme']:.4f}")
 
-    def _train_epoch(self, model, optimizer, stage_cfg, stage_index: int, epoch: int) -> float:
-        loader = _epoch_loader(self.data, self.config, stage_index, epoch)
+    def _train_epoch(self, model, optimizer, scaler, stage_cfg, stage_index: int, epoch: int) -> float:
+        if self._train_loader is None:
+            self._train_loader = make_train_loader(self.data.torch_sets["train"], self.config, self.loader_options)
+        loader = self._train_loader
+        start_epoch(loader, self.config, stage_index, epoch)
         steps = stage_cfg.steps_per_epoch or len(loader)
         model.train()
-        use_amp = self.device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        autocast_dtype = AUTOCAST_DTYPES.get(self.precision)
         total, count = 0.0, 0
         iterator = iter(loader)
         bar = tqdm(range(steps), desc=f"{stage_cfg.name} {epoch + 1}/{stage_cfg.epochs}", leave=False,
@@ -312,7 +377,7 @@ class Trainer:
             if stage_cfg.cosine_decay:
                 _set_learning_rate(optimizer, cosine_learning_rate(stage_cfg, progress))
             batch = to_device(batch, self.device)
-            with torch.autocast(self.device.type, enabled=use_amp):
+            with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 loss, parts = model.training_loss(batch, stage_cfg.name)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{self.run_dir}: loss became {loss.item()} in stage {stage_cfg.name} "
@@ -342,7 +407,9 @@ class Trainer:
         limit = self.config.data.val_images_per_epoch
         if limit is not None and limit < len(val_set):
             val_set = torch.utils.data.Subset(val_set, range(limit))
-        loader = make_loader(val_set, self.config.data.eval_batch_size, shuffle=False, seed=0)
+        # The run's workers, not kept alive: validation is a short pass once per epoch.
+        options = {**self.loader_options, "persistent_workers": False}
+        loader = make_loader(val_set, self.config.data.eval_batch_size, shuffle=False, seed=0, **options)
         losses, nmes, count = 0.0, [], 0
         for batch in loader:
             batch = to_device(batch, self.device)
@@ -357,7 +424,8 @@ class Trainer:
         model.train()
         return {"val_loss": losses / max(1, count), "val_nme": float(torch.cat(nmes).mean())}
 
-    def _checkpoint(self, model, optimizer, scheduler, stage_index, stage_state, history, stage_done) -> None:
+    def _checkpoint(self, model, optimizer, scheduler, stage_index, stage_state, history, stage_done,
+                    scaler=None) -> None:
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -367,6 +435,7 @@ class Trainer:
             "stage_done": stage_done,
             "history": history,
             "rng": _rng_state(),
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         }
         _save_torch_atomic(state, self.run_dir / "checkpoints" / "last.pt")
         lines = "".join(json.dumps(h, sort_keys=True) + "\n" for h in history)
