@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from m3mstl import paths
-from m3mstl.config import PROFILES, SYNTH_SETTINGS
+from m3mstl.config import PROFILES
+from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.fileio import write_json_atomic
 from m3mstl.runs import environment_info
 
@@ -42,24 +43,6 @@ def list_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
 def promised_outputs(notebook: Path) -> list[str]:
     meta = json.loads(notebook.read_text()).get("metadata", {})
     return list(meta.get("m3mstl", {}).get("outputs", []))
-
-
-def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
-    """Generate the profile's embedded SynthTFD68 unless an identical one exists."""
-    from m3mstl.data.synth.generate import generate_dataset
-
-    settings = SYNTH_SETTINGS[profile]
-    out_dir = paths.default_synth_dir(profile)
-    marker = out_dir / ".generated.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
-        return out_dir
-    print(f"generating SynthTFD68 for profile {profile!r} in {out_dir} ({settings})", flush=True)
-    t0 = time.perf_counter()
-    generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
-                     size=settings["size"], seed=settings["seed"], workers=workers)
-    write_json_atomic(marker, settings)
-    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return out_dir
 
 
 def _failure_message(notebook: Path, err: Exception) -> str:
