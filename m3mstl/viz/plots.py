@@ -10,8 +10,8 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from m3mstl.experiments import RunResult
-from m3mstl.landmarks import MIRROR
-from m3mstl.metrics import PAPER_NORMALISER, ced_curve
+from m3mstl.landmarks import MIRROR, OUTER_EYE_CORNERS
+from m3mstl.metrics import PAPER_NORMALISER, ced_curve, normalised_point_errors
 from m3mstl.report import subplots
 
 
@@ -70,9 +70,7 @@ def per_landmark_error_on_face(result: RunResult, reference: np.ndarray | None =
         reference = _mean_shape(gt)
     per_landmark = result.metrics["landmarks"][PAPER_NORMALISER].get("per_landmark_nme")
     if per_landmark is None:
-        iod = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1, keepdims=True)
-        err = np.linalg.norm(result.predictions["pred_landmarks"] - gt, axis=2) / iod
-        err = np.where(result.labelled, err, np.nan)
+        err = normalised_point_errors(result.predictions["pred_landmarks"], gt, result.labelled, PAPER_NORMALISER)
         per_landmark = np.nanmean(err, axis=0)
     fig, ax = subplots(aspect=1.0)
     sc = ax.scatter(reference[:, 0], reference[:, 1], c=per_landmark, cmap="magma", s=40, edgecolor="k", lw=0.3)
@@ -87,7 +85,7 @@ def per_landmark_error_on_face(result: RunResult, reference: np.ndarray | None =
 def _mean_shape(landmarks: np.ndarray) -> np.ndarray:
     """Mean of shapes normalised for translation and scale (a frontal-ish reference)."""
     centred = landmarks - landmarks.mean(axis=1, keepdims=True)
-    scale = np.linalg.norm(centred[:, 36] - centred[:, 45], axis=1)[:, None, None]
+    scale = np.linalg.norm(centred[:, OUTER_EYE_CORNERS[0]] - centred[:, OUTER_EYE_CORNERS[1]], axis=1)[:, None, None]
     shapes = centred / np.maximum(scale, 1e-6)
     # Average each shape with its mirror image so left/right errors sit on a symmetric face.
     mirrored = shapes[:, MIRROR] * np.array([-1.0, 1.0])
