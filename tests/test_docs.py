@@ -20,7 +20,8 @@ def _sources():
 # user or scratch folder.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:work|home|Users|tmp|mnt)/[\w.-]+/[\w./-]+")
 # The fact documents of docs/, cited by any path (a bare name or another folder is the fault).
-DOC_CITATION = re.compile(r"((?:[\w.-]+/)*(?:paper|thermal_physics|architecture)\.md)(?:\s*(?:§|section )(\d+(?:\.\d+)?))?")
+DOC_CITATION = re.compile(r"((?:[\w.-]+/)*(?:paper|thermal_physics|architecture)\.md)"
+                          r"(?:\s*(?:§|section )(\d+(?:\.\d+)?))?")
 
 
 @pytest.mark.parametrize("path", list(_sources()), ids=lambda p: str(p.relative_to(paths.REPO_ROOT)))
@@ -55,3 +56,17 @@ def test_spec_section_citations_in_the_generator_resolve():
         cited |= set(re.findall(r"spec (\d\.\d)", path.read_text()))
     assert cited, "no section citations found: has the citation style changed?"
     assert cited <= sections, f"cited sections missing from docs/thermal_physics.md: {sorted(cited - sections)}"
+
+
+def test_a_fresh_clone_has_the_data_folder_with_its_readme_and_ignores_only_datasets():
+    import subprocess
+
+    readme = paths.REPO_ROOT / "data" / "README.md"
+    assert readme.is_file() and "TFD68" in readme.read_text()
+
+    def ignored(rel: str) -> bool:
+        result = subprocess.run(["git", "check-ignore", "-q", rel], cwd=paths.REPO_ROOT)
+        return result.returncode == 0
+
+    assert not ignored("data/README.md")
+    assert ignored("data/synth-default/annotations.json") and ignored("data/TFD68/thermal/x.png")

@@ -175,7 +175,8 @@ import torch
 from m3mstl.models import create_model
 model = create_model("baseline", backbone="resnet18")
 batch = {"image": torch.rand(2, 1, 64, 64), "temperature": torch.rand(2, 1, 64, 64) * 10 + 30,
-         "landmarks": torch.rand(2, 68, 2), "occluded": torch.zeros(2, 68), "labelled": torch.ones(2, 68, dtype=torch.bool),
+         "landmarks": torch.rand(2, 68, 2), "occluded": torch.zeros(2, 68),
+         "labelled": torch.ones(2, 68, dtype=torch.bool),
          "has_temperature": torch.ones(2, dtype=torch.bool)}
 model.set_stage("joint")
 loss, _ = model.validation_step(batch, "joint")
