@@ -111,3 +111,32 @@ def qualitative_grid(result: RunResult, images: Sequence[np.ndarray], indices: S
         ax.scatter(pred[:, 0], pred[:, 1], s=8, c=np.where(prob >= threshold, "red", "lime"), edgecolor="none")
         ax.set_title(title, fontsize=7)
     return fig
+
+
+def stage1_mask_grid(images: Sequence, targets: Sequence, probabilities: Sequence, iou: float) -> plt.Figure:
+    """Stage 1 on a few validation faces: one row per face with its thermal image, the mask
+    target and the predicted mask probability, all (S, S) in [0, 1]; `iou` in the title."""
+    rows = len(images)
+    fig, axes = subplots(rows, 3, width="single", aspect=rows / 3 * 1.05)
+    axes = np.asarray(axes).reshape(rows, 3)
+    for row, axs in enumerate(axes):
+        for ax, img, title in zip(axs, [images[row], targets[row], probabilities[row]],
+                                  ["thermal", "target", "predicted"]):
+            ax.imshow(img, cmap="gray" if title == "thermal" else "magma", vmin=0, vmax=1)
+            ax.set_xticks([]); ax.set_yticks([])  # noqa: E702
+            if row == 0:
+                ax.set_title(title)
+    fig.suptitle(f"stage-1 masks, validation IoU at 0.5 = {iou:.3f}")
+    return fig
+
+
+def pose_scatter(gt_pose: np.ndarray, pred_pose: np.ndarray) -> plt.Figure:
+    """Predicted against true yaw, pitch and roll (N, 3 in degrees), one panel each, with the
+    diagonal of a perfect prediction."""
+    fig, axes = subplots(1, 3, width="double", aspect=0.33)
+    for ax, i, name in zip(axes, range(3), ("yaw", "pitch", "roll")):
+        ax.scatter(gt_pose[:, i], pred_pose[:, i], s=4, alpha=0.5)
+        lim = max(abs(gt_pose[:, i]).max(), 1.0)
+        ax.plot([-lim, lim], [-lim, lim], ":", color="grey")
+        ax.set(xlabel=f"true {name} (deg)", ylabel=f"predicted {name} (deg)")
+    return fig
