@@ -21,6 +21,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from m3mstl.data.embedded import SYNTH_SETTINGS  # noqa: F401  (re-exported: the old import path)
+from m3mstl.models.registry import UnknownOptionError
+
 PROFILES = ("quick", "default", "paper")
 
 
@@ -128,23 +131,13 @@ class RunConfig:
         for stage in self.stages:
             if stage.name == name:
                 return stage
-        raise KeyError(f"run has no stage {name!r}")
+        raise UnknownOptionError(f"run has no stage {name!r}; its stages: {[s.name for s in self.stages]}")
 
 
-# --- the curricula -----------------------------------------------------------------
-# M3MSTL: paper section "three-stage curriculum". The baseline gets the same total
-# number of epochs in its single joint stage ("same total budget").
-
-def _m3mstl_stages(epochs: tuple[int, int, int], steps: int | None, patience: int | None,
-                   lr: float) -> list[StageConfig]:
-    pretrain, heads, joint = epochs
-    return [
-        StageConfig("mask_pretrain", pretrain, lr, steps, patience, plateau_scheduler=True),
-        StageConfig("heads", heads, lr, steps, patience),
-        StageConfig("joint", joint, lr, steps, patience),
-    ]
-
-
+# --- the profiles ---------------------------------------------------------------------
+# The curricula themselves belong to the model families (`m3mstl.models.registry`), which read
+# these settings.
+#
 # `cosine`: the long stage of each model (M3MSTL's and the baseline's joint stage, the
 # hourglass's multitask stage) decays its learning rate along a half cosine. In the default
 # profile's short runs both models were still improving at a constant rate when they stopped,
@@ -168,7 +161,8 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
 
 def make_config(model: str, profile: str = "default", *, seed: int = 0,
                 overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The resolved config for `model` ("m3mstl", "baseline", "hourglass") under a profile."""
+    """The resolved config for a registered model ("m3mstl", "baseline", "hourglass", ...) under a
+    profile: the family's own curriculum and profile options, then `overrides` (dotted keys)."""
     if profile not in _PROFILE_SETTINGS:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
     p = _PROFILE_SETTINGS[profile]
@@ -176,24 +170,20 @@ def make_config(model: str, profile: str = "default", *, seed: int = 0,
                       max_train_images=p["max_train"])
     if profile == "paper":
         data.square_crop = False  # the authors' baseline stretches the face box to the input square
-    options: dict[str, Any] = {}
-    if model in ("m3mstl", "baseline"):
-        options["backbone"] = p["backbone"]
-        stages = _m3mstl_stages(p["epochs"], p["steps"], p["patience"], p["lr"])
-        if model == "baseline":
-            stages = [StageConfig("joint", sum(p["epochs"]), p["lr"], p["steps"], p["patience"])]
-    elif model == "hourglass":
-        multitask, finetune = p["hourglass_epochs"]
-        stages = [StageConfig("multitask", multitask, p["lr"] * 3, p["steps"], p["patience"]),
-                  StageConfig("landmark_finetune", finetune, p["lr"], p["steps"], p["patience"])]
-    else:
-        raise ValueError(f"no curriculum for model {model!r}")
-    long_stage = "multitask" if model == "hourglass" else "joint"
-    next(s for s in stages if s.name == long_stage).cosine_decay = p["cosine"]
+    options, stage_fields = _family(model).curriculum(p)
+    stages = [StageConfig(**fields) for fields in stage_fields]
     config = RunConfig(model=model, profile=profile, model_options=options, stages=stages, data=data, seed=seed)
     for key, value in (overrides or {}).items():
         apply_override(config, key, value)
     return config
+
+
+def _family(model: str):
+    from m3mstl.models.registry import get_family, list_models
+
+    if model not in list_models():
+        raise ValueError(f"no curriculum for model {model!r}; registered models: {list_models()}")
+    return get_family(model)
 
 
 def parse_value(text: str) -> Any:
@@ -216,7 +206,7 @@ def apply_override(config: RunConfig, key: str, value: Any) -> None:
         known = {s.name: s for s in config.stages}
         missing = [n for n in names if n not in known]
         if missing:
-            raise KeyError(f"stages {missing} are not in this model's curriculum {list(known)}")
+            raise UnknownOptionError(f"stages {missing} are not in this model's curriculum {list(known)}")
         config.stages = [known[n] for n in names]
         return
     if parts[0] == "stages" and len(parts) == 3:
@@ -224,6 +214,10 @@ def apply_override(config: RunConfig, key: str, value: Any) -> None:
         _set_field(stage, parts[2], value, key)
         return
     if parts[0] == "model_options" and len(parts) == 2:
+        known = _family(config.model).option_names
+        if parts[1] not in known:
+            raise UnknownOptionError(f"cannot set {key!r}: model {config.model!r} has no option {parts[1]!r} "
+                                     f"(options: {sorted(known)})")
         config.model_options[parts[1]] = value
         return
     if parts[0] == "data" and len(parts) == 2:
@@ -238,25 +232,18 @@ def apply_override(config: RunConfig, key: str, value: Any) -> None:
     if len(parts) == 1:
         _set_field(config, parts[0], value, key)
         return
-    raise KeyError(f"cannot set {key!r}: use data.X, loader.X, model_options.X, stages.NAME.X, stages "
-                   f"or a top-level field")
+    raise UnknownOptionError(f"cannot set {key!r}: use data.X, loader.X, model_options.X, stages.NAME.X, stages "
+                             f"or a top-level field")
 
 
 def _set_field(obj: Any, name: str, value: Any, key: str) -> None:
     names = {f.name for f in dataclasses.fields(obj)}
     if name not in names:
-        raise KeyError(f"cannot set {key!r}: {type(obj).__name__} has no field {name!r} (fields: {sorted(names)})")
+        raise UnknownOptionError(f"cannot set {key!r}: {type(obj).__name__} has no field {name!r} "
+                                 f"(fields: {sorted(names)})")
     if isinstance(getattr(obj, name), tuple) and isinstance(value, list):
         value = tuple(value)
     setattr(obj, name, value)
 
 
-# --- the embedded synthetic data of each profile -----------------------------------------
-# quick: enough subjects for a 60/20/20 subject split; default: 4,000 faces at 128 px, as many
-# as the 25-minute training budget of the two main models can use on 2 CPU cores; paper:
-# TFD68's scale (137 subjects, 28,496 images).
-SYNTH_SETTINGS: dict[str, dict[str, int]] = {
-    "quick": dict(subjects=10, per_subject=6, size=96, seed=7),
-    "default": dict(subjects=100, per_subject=40, size=128, seed=7),
-    "paper": dict(subjects=137, per_subject=208, size=256, seed=7),
-}
+# The embedded synthetic data of each profile: `m3mstl.data.embedded` (re-exported here).

@@ -102,19 +102,14 @@ def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
 
 def evaluate_on_dataset(run_dir: Path, data_dir: Path, device: str = "auto") -> dict[str, Any]:
     """Apply a finished run's model to every image of another TFD68-layout dataset."""
-    import torch
-
-    from m3mstl.models import create_model
-    from m3mstl.predict import predict_split
-    from m3mstl.runs import data_fingerprint, load_config
-    from m3mstl.train.trainer import prepare_eval_data, resolve_device
+    from m3mstl.device import resolve_device
+    from m3mstl.predict import predict_split, prepare_eval_data
+    from m3mstl.runs import data_fingerprint, load_config, load_model
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     config = load_config(run_dir)
     dev = resolve_device(device)
-    model = create_model(config.model, **config.model_options)
-    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu"))
-    model.to(dev)
+    model = load_model(run_dir, device=dev)
     data = prepare_eval_data(config, data_dir)
     fingerprint = data_fingerprint(data_dir)
     out_dir = run_dir / "external" / fingerprint

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from m3mstl import stats
+from m3mstl.data.embedded import resolve_data_dir  # noqa: F401  (notebooks call experiments.resolve_data_dir)
 from m3mstl.metrics import PAPER_NORMALISER, occlusion_correct
 from m3mstl.predict import load_predictions
 
@@ -206,16 +207,3 @@ def record_metrics(notebook: str, values: dict[str, Any]) -> Path:
     from m3mstl.fileio import write_json_atomic
 
     return write_json_atomic(paths.BUILD_DIR / "metrics" / f"{notebook}.json", values)
-
-
-def resolve_data_dir(profile: str, data_dir: str | Path | None) -> Path:
-    """The dataset a notebook works on: the given folder, or the profile's embedded
-    SynthTFD68 (generated on first use)."""
-    if data_dir:
-        path = Path(data_dir)
-        if not (path / "annotations.json").is_file():
-            raise FileNotFoundError(f"{path}: no annotations.json - not a TFD68-layout dataset")
-        return path
-    from m3mstl.reproduce import ensure_synthetic_data
-
-    return ensure_synthetic_data(profile)

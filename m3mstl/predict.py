@@ -8,7 +8,6 @@ affine each sample carries, so metrics never depend on the network's input size.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from m3mstl.data.dataset import PreparedData
+from m3mstl.device import to_device  # noqa: F401  (re-exported: the old import path)
 from m3mstl.fileio import atomic_path
 from m3mstl.metrics import occluder_group
+from m3mstl.models.base import predict_batch
 
 
 def crop_to_image_coords(normalised: torch.Tensor, crop_to_image: torch.Tensor, input_size: int) -> torch.Tensor:
@@ -28,15 +30,19 @@ def crop_to_image_coords(normalised: torch.Tensor, crop_to_image: torch.Tensor, 
     return torch.einsum("bij,bkj->bki", crop_to_image, homogeneous)
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+def prepare_eval_data(config, data_dir: Path) -> PreparedData:
+    """Every image of a dataset as one split "all", prepared as the run's config says."""
+    from m3mstl import paths
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.dataset import ThermalFaceDataset
+    from m3mstl.runs import data_fingerprint
 
-
-def predict_batch(model, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """model.predict with the batch's explicit has_temperature flags where the family takes them."""
-    if "has_temperature" in batch and "has_temperature" in inspect.signature(model.predict).parameters:
-        return model.predict(batch["image"], batch["temperature"], has_temperature=batch["has_temperature"])
-    return model.predict(batch["image"], batch["temperature"])
+    dataset = read_dataset(data_dir)
+    indices = np.arange(len(dataset))
+    torch_set = ThermalFaceDataset(dataset, indices, input_size=config.data.input_size,
+                                   margin_px=config.data.margin_px, square_crop=config.data.square_crop,
+                                   cache_dir=paths.BUILD_DIR / "cache", augment=None, seed=config.seed)
+    return PreparedData(dataset, {"all": indices}, data_fingerprint(data_dir), {"all": torch_set})
 
 
 @torch.no_grad()
@@ -92,21 +98,10 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
 
 # -- one image ---------------------------------------------------------------------------------
 def _read_image(path: Path) -> np.ndarray:
-    """A thermal image file as float32 in [0, 1] (8-bit /255, 16-bit /65535, colour -> grey)."""
-    from PIL import Image, UnidentifiedImageError
+    """A thermal image file as float32 in [0, 1], decoded exactly as training decodes it."""
+    from m3mstl.data.coco import image_to_unit_range, read_image_file
 
-    from m3mstl.data.errors import DatasetError
-
-    if not path.is_file():
-        raise DatasetError(path, "image file not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return np.asarray(image, dtype=np.float32) / 65535.0
-            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as err:
-        raise DatasetError(path, f"cannot read the image: {err}") from None
+    return image_to_unit_range(read_image_file(path))
 
 
 def crop_for_box(config, width: int, height: int,

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from m3mstl import paths
-from m3mstl.config import PROFILES, SYNTH_SETTINGS
+from m3mstl.config import PROFILES
+from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.fileio import write_json_atomic
-from m3mstl.runs import environment_info
+from m3mstl.runs import data_fingerprint, environment_info
 
 
 class NotebookFailed(RuntimeError):
@@ -42,24 +43,6 @@ def list_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
 def promised_outputs(notebook: Path) -> list[str]:
     meta = json.loads(notebook.read_text()).get("metadata", {})
     return list(meta.get("m3mstl", {}).get("outputs", []))
-
-
-def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
-    """Generate the profile's embedded SynthTFD68 unless an identical one exists."""
-    from m3mstl.data.synth.generate import generate_dataset
-
-    settings = SYNTH_SETTINGS[profile]
-    out_dir = paths.default_synth_dir(profile)
-    marker = out_dir / ".generated.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
-        return out_dir
-    print(f"generating SynthTFD68 for profile {profile!r} in {out_dir} ({settings})", flush=True)
-    t0 = time.perf_counter()
-    generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
-                     size=settings["size"], seed=settings["seed"], workers=workers)
-    write_json_atomic(marker, settings)
-    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return out_dir
 
 
 def _failure_message(notebook: Path, err: Exception) -> str:
@@ -101,6 +84,23 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def manifest_path_for(only: list[str] | None) -> Path:
+    """A complete reproduction writes the published manifest; a partial one (`--only`) writes
+    build/reproduction-partial.json, so it never replaces the record of the published outputs."""
+    return paths.BUILD_DIR / "reproduction-partial.json" if only else paths.MANIFEST_PATH
+
+
+def portable_data_path(data_dir: Path) -> str:
+    """The dataset as the manifest names it: relative to the repository (or output) root when it
+    lies inside it, else only its folder name: never one machine's absolute path (the fingerprint
+    beside it identifies the data)."""
+    resolved = Path(data_dir).resolve()
+    for root in (paths.OUTPUT_ROOT, paths.REPO_ROOT):
+        if resolved.is_relative_to(root.resolve()):
+            return resolved.relative_to(root.resolve()).as_posix()
+    return resolved.name
+
+
 def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
               seed: int = 0, device: str = "auto", force: bool = False,
               notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
@@ -129,7 +129,8 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
     manifest = {
         "profile": profile,
         "seed": seed,
-        "data_dir": str(data_dir),
+        "data_dir": portable_data_path(data_dir),
+        "data_fingerprint": data_fingerprint(data_dir),
         "environment": environment,
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "notebooks": [
@@ -138,7 +139,7 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
             for r in results
         ],
     }
-    manifest_path = write_json_atomic(paths.MANIFEST_PATH, manifest)
+    manifest_path = write_json_atomic(manifest_path_for(only), manifest)
     print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {manifest_path}", flush=True)
     return manifest_path
 

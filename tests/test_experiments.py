@@ -55,8 +55,30 @@ def test_differences_refuse_runs_on_different_images(runs):
 @pytest.mark.parametrize("model, variants", [("m3mstl", experiments.ABLATIONS),
                                              ("hourglass", experiments.HOURGLASS_ABLATIONS)])
 def test_every_ablation_makes_a_valid_config_in_every_profile(profile, model, variants):
-    for variant in variants.values():
-        overrides = experiments.ablation_overrides(profile, model, variant)
-        config = make_config(model, profile, overrides=overrides)
+    """Each variant resolves to options its model family accepts, keeps the stages it names,
+    and differs from the full model's config (a variant that changes nothing is a typo)."""
+    from m3mstl.train.trainer import resolve_model_options
+
+    full = make_config(model, profile, overrides=experiments.ablation_overrides(profile, model, {}))
+    full_options = resolve_model_options(model, full.model_options)
+    for name, variant in variants.items():
+        config = make_config(model, profile, overrides=experiments.ablation_overrides(profile, model, variant))
+        options = resolve_model_options(model, config.model_options)  # raises on an unknown or invalid option
+        for key, value in variant.items():
+            if key.startswith("model_options."):
+                assert options[key.split(".", 1)[1]] == value, (name, key)
+        if "stages" in variant:
+            assert [s.name for s in config.stages] == variant["stages"], name
+        if variant:
+            assert (options, config.stages) != (full_options, full.stages), f"{name} changes nothing"
         limit = config.data.max_train_images
-        assert limit is None or isinstance(limit, int)
+        assert limit is None or (isinstance(limit, int) and limit > 0)
+
+
+def test_a_misspelt_ablation_option_is_refused():
+    from m3mstl.models.registry import UnknownOptionError
+
+    with pytest.raises(UnknownOptionError, match="occlusion_uses_temprature"):
+        make_config("m3mstl", "quick", overrides={"model_options.occlusion_uses_temprature": False})
+    with pytest.raises(UnknownOptionError, match="use_fpff"):
+        make_config("hourglass", "quick", overrides={"model_options.use_fpff": False})

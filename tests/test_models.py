@@ -14,7 +14,8 @@ from m3mstl.models import create_model, list_models
 from m3mstl.models.backbones import batchnorm_modules, create_trunk
 from m3mstl.models.heads import (LandmarkHead, MaskDecoder, PooledMLPOcclusionHead, TokenMLPOcclusionHead,
                                  ViTOcclusionHead)
-from m3mstl.models.m3mstl import VARIANTS, M3MSTL
+from m3mstl.experiments import ABLATIONS
+from m3mstl.models.m3mstl import M3MSTL
 from m3mstl.models.temperature_cues import (NUM_CUES, CueSettings, infer_has_temperature,
                                             normalised_temperature_channel, temperature_cues,
                                             typical_face_temperature)
@@ -180,7 +181,15 @@ def test_token_head_with_temperature_refuses_missing_cues() -> None:
 
 
 # ----------------------------------------------------------------------------- every variant, every stage
-MODEL_VARIANTS = [("m3mstl", name, options) for name, options in VARIANTS.items()] + [("baseline", "baseline", {})]
+def _model_switches(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model options of an ablation (which stages run is the trainer's business)."""
+    prefix = "model_options."
+    return {key[len(prefix):]: value for key, value in overrides.items() if key.startswith(prefix)}
+
+
+# The ablations the notebooks run, not a second list of them: a new ablation is tested here too.
+MODEL_VARIANTS = [("m3mstl", name, _model_switches(overrides)) for name, overrides in ABLATIONS.items()] + \
+    [("baseline", "baseline", {})]
 
 
 @pytest.mark.parametrize("factory, variant, options", MODEL_VARIANTS, ids=[v for _, v, _ in MODEL_VARIANTS])
@@ -220,11 +229,16 @@ def test_decoder_can_read_the_stride_2_stem() -> None:
 
 
 def test_model_starts_at_any_stage() -> None:
+    """Skipping stage 1 (or 1 and 2) leaves a model whose stage loss trains the stage's parts."""
     for stage in ("heads", "joint"):
         model = small_model()
         model.set_stage(stage)
         loss, _ = model.training_loss(fake_batch(), stage)
+        assert loss.dim() == 0 and torch.isfinite(loss)
         loss.backward()
+        trained = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None}
+        assert {"landmark_head", "occlusion_head"} <= trained
+        assert ("trunk" in trained) == (stage == "joint")  # the heads stage keeps the trunk frozen
 
 
 def test_training_loss_refuses_a_stage_other_than_the_set_one() -> None:

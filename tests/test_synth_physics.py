@@ -1,4 +1,4 @@
-"""SynthTFD68 temperatures against the physics spec (thermal_physics.md)."""
+"""SynthTFD68 temperatures against the physics spec (docs/thermal_physics.md)."""
 from __future__ import annotations
 
 import dataclasses

@@ -777,12 +777,14 @@ def _check_shape(path: Path, array: np.ndarray, record: FaceRecord, what: str) -
                                  f"{record.width}x{record.height}")
 
 
-def load_image(record: FaceRecord) -> np.ndarray:
-    """The thermal image as (H, W): uint8 for 8-bit files, float32 in [0, 1] for 16-bit or float ones.
+def read_image_file(path: Path) -> np.ndarray:
+    """A thermal image file as (H, W): uint8 for 8-bit files, float32 in [0, 1] for 16-bit or float
+    ones. The one decoder of thermal images: training, evaluation and `m3mstl predict` all read
+    through it, so a file means the same to all of them.
 
     Colour files (a colour-mapped thermal view) are converted to luminance.
     """
-    image = _open_image(record.image_path, "image")
+    image = _open_image(path, "image")
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image).astype(np.float32)
         array /= 65535.0 if array.max(initial=0) <= 65535 else array.max()
@@ -790,6 +792,17 @@ def load_image(record: FaceRecord) -> np.ndarray:
         array = np.asarray(image, dtype=np.float32)
     else:
         array = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)
+    return array
+
+
+def image_to_unit_range(image: np.ndarray) -> np.ndarray:
+    """A decoded image (`read_image_file`) as float32 in [0, 1]: 8-bit values / 255."""
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+
+
+def load_image(record: FaceRecord) -> np.ndarray:
+    """The record's thermal image (see `read_image_file`), checked against the annotated size."""
+    array = read_image_file(record.image_path)
     _check_shape(record.image_path, array, record, "image")
     return array
 

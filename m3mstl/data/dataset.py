@@ -50,7 +50,7 @@ from scipy.ndimage import gaussian_filter
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from m3mstl.data.coco import load_image, load_occluder_mask, load_temperature
+from m3mstl.data.coco import image_to_unit_range, load_image, load_occluder_mask, load_temperature
 from m3mstl.data.records import VIS_OCCLUDED, VIS_UNLABELLED, FaceDataset, FaceRecord
 from m3mstl.landmarks import MIRROR, NUM_LANDMARKS
 from m3mstl.pose import euler_from_rotation, flip_rotation, rotation_from_euler
@@ -174,8 +174,7 @@ class Crop:
 
 def make_crop(record: FaceRecord, box: tuple[float, float, float, float], size: int) -> Crop:
     """Read a record's files and resample the crop box to size x size."""
-    image = load_image(record)
-    scaled = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+    scaled = image_to_unit_range(load_image(record))
     image_crop = np.clip(resample_region(scaled, box, size), 0.0, 1.0)
     temperature = None
     if record.temperature_path is not None:
@@ -591,3 +590,13 @@ def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_work
         shuffle = False  # the sampler orders the samples
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=False, **options)
+
+
+@dataclass
+class PreparedData:
+    """A dataset read and split as a run's config says, with the torch dataset of each split."""
+
+    dataset: Any                 # FaceDataset
+    splits: dict[str, np.ndarray]  # record indices per split
+    fingerprint: str
+    torch_sets: dict[str, Any]   # ThermalFaceDataset per split

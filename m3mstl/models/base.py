@@ -7,10 +7,18 @@ occluder_mask, pose, rotation, ...), already moved to the model's device.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 import torch.nn as nn
+
+
+def predict_batch(model, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """model.predict with the batch's explicit has_temperature flags where the family takes them."""
+    if "has_temperature" in batch and "has_temperature" in inspect.signature(model.predict).parameters:
+        return model.predict(batch["image"], batch["temperature"], has_temperature=batch["has_temperature"])
+    return model.predict(batch["image"], batch["temperature"])
 
 
 class CurriculumModel(nn.Module):
@@ -46,8 +54,6 @@ class CurriculumModel(nn.Module):
         """(stage loss, predicted landmarks (B, 68, 2)) on a batch, in eval mode, for the
         trainer's per-epoch validation. This default runs two passes; a family whose loss
         pass already predicts the landmarks returns them from that one pass."""
-        from m3mstl.predict import predict_batch
-
         loss, _ = self.training_loss(batch, stage)
         return loss, predict_batch(self, batch)["landmarks"]
 

@@ -2,7 +2,7 @@
 
 Kim, Roh, Kim, "Facial Landmark, Head Pose, and Occlusion Analysis using Multitask
 Stacked Hourglass", IEEE Access 11 (2023). The paper's full text is not available to
-this project (see /work/shared/spec/paper.md section 3); its abstract fixes the parts
+this project (see docs/paper.md §3); its abstract fixes the parts
 built here, and every detail it leaves open is an option of `HourglassOptions` whose
 docstring says what was chosen and why:
 
@@ -29,6 +29,7 @@ comparison system, kept free of the temperature modality M3MSTL adds).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 from m3mstl.landmarks import NUM_LANDMARKS
 from m3mstl.models.base import CurriculumModel
 from m3mstl.models.heatmaps import DECODE_METHODS, decode_heatmaps_normalised, landmark_heatmap_targets
-from m3mstl.models.registry import register_model
+from m3mstl.models.registry import register_model, reject_unknown_options
 from m3mstl.models.rotation import (
     IDENTITY_6D, euler_from_rotation, geodesic_loss, rotation_from_6d, rotation_from_euler, wrap_degrees,
 )
@@ -543,11 +544,29 @@ def _visibility_loss(logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tenso
     return _masked_mean(per_landmark, batch["labelled"])
 
 
-@register_model
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(HourglassOptions))
+
+
+def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every `HourglassOptions` field, defaults filled in and validated (no network is built)."""
+    reject_unknown_options("hourglass", options, OPTION_NAMES)
+    resolved = HourglassOptions(**options)
+    resolved.validate()
+    return dataclasses.asdict(resolved)
+
+
+def curriculum(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Multitask training (3x the profile's rate, cosine decay where the profile says so),
+    then landmark fine-tuning; epochs from the profile's ``hourglass_epochs``."""
+    multitask, finetune = settings["hourglass_epochs"]
+    common = dict(steps_per_epoch=settings["steps"], patience=settings["patience"])
+    return {}, [dict(name="multitask", epochs=multitask, lr=settings["lr"] * 3, cosine_decay=settings["cosine"],
+                     **common),
+                dict(name="landmark_finetune", epochs=finetune, lr=settings["lr"], **common)]
+
+
+@register_model(resolve_options=resolve_options, curriculum=curriculum, option_names=OPTION_NAMES)
 def hourglass(**options: Any) -> MultitaskHourglass:
     """Kim et al.'s multitask stacked hourglass; keyword options are `HourglassOptions` fields."""
-    known = {f.name for f in dataclasses.fields(HourglassOptions)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown hourglass option(s) {unknown}; known: {sorted(known)}")
+    reject_unknown_options("hourglass", options, OPTION_NAMES)
     return MultitaskHourglass(HourglassOptions(**options))

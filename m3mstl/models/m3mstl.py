@@ -19,6 +19,7 @@ the trainer running fewer stages). The baseline (`baseline` factory) has the sin
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from m3mstl.models.backbones import create_trunk, set_batchnorm_eval
 from m3mstl.models.base import CurriculumModel
 from m3mstl.models.heads import (LandmarkHead, MaskDecoder, PooledMLPOcclusionHead, TokenMLPOcclusionHead,
                                  ViTOcclusionHead)
-from m3mstl.models.registry import register_model
+from m3mstl.models.registry import register_model, reject_unknown_options
 from m3mstl.models.temperature_cues import (NUM_CUES, CueSettings, infer_has_temperature,
                                             normalised_temperature_channel, temperature_cues)
 
@@ -184,11 +185,11 @@ class M3MSTLOptions:
                 for key, value in dataclasses.asdict(self).items()}
 
 
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(M3MSTLOptions))
+
+
 def _options_from_kwargs(defaults: dict[str, Any], options: dict[str, Any]) -> M3MSTLOptions:
-    known = {f.name for f in dataclasses.fields(M3MSTLOptions)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"unknown M3MSTL option(s) {unknown}; known options: {sorted(known)}")
+    reject_unknown_options("M3MSTL", options, OPTION_NAMES)
     return M3MSTLOptions(**{**defaults, **options})
 
 
@@ -416,16 +417,6 @@ def _resolve_has_temperature(temperature: torch.Tensor | None, has_temperature: 
     return has_temperature.to(device=temperature.device, dtype=torch.bool)
 
 
-#: Option sets of the paper's ablations that are model switches (which stages run is the trainer's).
-VARIANTS: dict[str, dict[str, Any]] = {
-    "m3mstl": {},
-    "no_temperature": {"occlusion_uses_temperature": False},
-    "mlp_occlusion_with_temperature": {"occlusion_head": "token_mlp"},
-    "temperature_channel": {"temperature_channel": True},
-    "visible_mask_target": {"stage1_target": "visible_disk_mask"},
-    "heatmap_target": {"stage1_target": "heatmaps"},
-}
-
 BASELINE_DEFAULTS: dict[str, Any] = {
     "stages": ("joint",),
     "occlusion_head": "pooled_mlp",
@@ -433,13 +424,40 @@ BASELINE_DEFAULTS: dict[str, Any] = {
 }
 
 
-@register_model
+# --- the curricula ---------------------------------------------------------------------
+# M3MSTL: paper section "three-stage curriculum". The baseline gets the same total number of
+# epochs in its single joint stage ("same total budget"). `settings` are a profile's
+# (`m3mstl.config._PROFILE_SETTINGS`); the long stage (joint) decays its rate along a half
+# cosine where the profile says so (the reasons are given there).
+
+def _stage(name: str, epochs: int, settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    return dict(name=name, epochs=epochs, lr=settings["lr"], steps_per_epoch=settings["steps"],
+                patience=settings["patience"], **extra)
+
+
+def m3mstl_curriculum(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    pretrain, heads, joint = settings["epochs"]
+    return {"backbone": settings["backbone"]}, [
+        _stage("mask_pretrain", pretrain, settings, plateau_scheduler=True),
+        _stage("heads", heads, settings),
+        _stage("joint", joint, settings, cosine_decay=settings["cosine"]),
+    ]
+
+
+def baseline_curriculum(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    return {"backbone": settings["backbone"]}, [
+        _stage("joint", sum(settings["epochs"]), settings, cosine_decay=settings["cosine"])]
+
+
+@register_model(resolve_options=lambda options: _options_from_kwargs({}, options).as_dict(),
+                curriculum=m3mstl_curriculum, option_names=OPTION_NAMES)
 def m3mstl(**options: Any) -> M3MSTL:
     """The paper's model; keyword arguments override `M3MSTLOptions` defaults (e.g. backbone="resnet18")."""
     return M3MSTL(_options_from_kwargs({}, options))
 
 
-@register_model
+@register_model(resolve_options=lambda options: _options_from_kwargs(BASELINE_DEFAULTS, options).as_dict(),
+                curriculum=baseline_curriculum, option_names=OPTION_NAMES)
 def baseline(**options: Any) -> M3MSTL:
     """The paper's baseline [INFER]: same trunk and landmark head, an MLP occlusion head on pooled
     features, no temperature, trained jointly in the single stage "joint"."""

@@ -1,33 +1,91 @@
-"""One registry for every model family, so configs name models by string."""
+"""One registry for every model family, so configs name models by string.
+
+A family is one module: it registers each model name with `register_model`, giving the
+factory, how to resolve its options (defaults filled in and validated, without building the
+network) and its curriculum under a profile. `m3mstl.config.make_config`, the trainer's
+command line and the tests enumerate the registry, so adding a family touches nothing else.
+Every module in `m3mstl.models` is imported on the first lookup; a family defined elsewhere
+(a test, a user's package) registers itself when its module is imported.
+"""
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch.nn as nn
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
-# Modules whose import registers models; imported on first lookup so that
-# `create_model` works without the caller importing each family.
-_MODEL_MODULES = ("m3mstl.models.m3mstl", "m3mstl.models.hourglass")
+if TYPE_CHECKING:  # the registry itself stays free of torch: configs consult it cheaply
+    import torch.nn as nn
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: register a model factory under its function name."""
-    if fn.__name__ in _REGISTRY and _REGISTRY[fn.__name__] is not fn:
-        raise ValueError(f"model {fn.__name__!r} is registered twice")
-    _REGISTRY[fn.__name__] = fn
-    return fn
+class UnknownOptionError(KeyError, TypeError, ValueError):
+    """An option key that no model family, stage or config section knows.
+
+    One type for every place a misspelt key can enter (model options, ``--set`` overrides);
+    it is also a KeyError, TypeError and ValueError so callers written for the older,
+    place-specific errors still catch it."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def reject_unknown_options(family: str, given: Mapping[str, Any], known: set[str] | frozenset[str]) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise UnknownOptionError(f"unknown {family} option(s) {unknown}; known options: {sorted(known)}")
+
+
+# A curriculum maps a profile's settings (`m3mstl.config._PROFILE_SETTINGS[profile]`: input_size,
+# lr, epochs, steps, patience, cosine, backbone, ...) to the family's profile options and its
+# stages, each a dict of `m3mstl.config.StageConfig` fields.
+Curriculum = Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    factory: Callable[..., nn.Module]
+    resolve_options: Callable[[Mapping[str, Any]], dict[str, Any]]  # full, validated, JSON-ready
+    curriculum: Curriculum
+    option_names: frozenset[str]
+
+
+_REGISTRY: dict[str, ModelFamily] = {}
+
+
+def register_model(fn: Callable[..., nn.Module] | None = None, *, resolve_options=None, curriculum=None,
+                   option_names=None):
+    """Decorator registering a model factory under its function name, with its family's
+    option resolver, curriculum and option names (all required but for the plain-factory
+    form ``@register_model``, which registers a model that no config can train)."""
+
+    def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = factory.__name__
+        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelFamily(
+            name, factory,
+            resolve_options or (lambda options: dict(options)),
+            curriculum or _no_curriculum(name),
+            frozenset(option_names or ()),
+        )
+        return factory
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _no_curriculum(name: str) -> Curriculum:
+    def curriculum(settings: Mapping[str, Any]):
+        raise ValueError(f"no curriculum for model {name!r}")
+    return curriculum
 
 
 def _import_model_modules() -> None:
-    for module_name in _MODEL_MODULES:
-        try:
-            importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:  # a real import error inside the module: surface it
-                raise
+    """Import every module of this package once: the built-in families register themselves."""
+    package = importlib.import_module("m3mstl.models")
+    for info in pkgutil.iter_modules(package.__path__, "m3mstl.models."):
+        importlib.import_module(info.name)
 
 
 def list_models() -> list[str]:
@@ -35,9 +93,13 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model; keyword arguments are the family's config options."""
+def get_family(name: str) -> ModelFamily:
     _import_model_modules()
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model; keyword arguments are the family's config options."""
+    return get_family(name).factory(**kwargs)

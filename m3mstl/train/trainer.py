@@ -17,7 +17,6 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,9 +26,12 @@ from tqdm.auto import tqdm
 
 from m3mstl import paths
 from m3mstl.config import PROFILES, RunConfig, StageConfig, make_config
+from m3mstl.data.dataset import PreparedData
+from m3mstl.device import resolve_device, to_device
 from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
-from m3mstl.models import create_model
-from m3mstl.predict import to_device
+from m3mstl.landmarks import OUTER_EYE_CORNERS
+from m3mstl.models import create_model, list_models
+from m3mstl.models.registry import get_family
 from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
 
 STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
@@ -39,24 +41,10 @@ class TrainingInterrupted(RuntimeError):
     """Raised by a test hook to simulate a crash mid-epoch."""
 
 
-@dataclass
-class PreparedData:
-    dataset: Any                 # FaceDataset
-    splits: dict[str, np.ndarray]  # record indices per split
-    fingerprint: str
-    torch_sets: dict[str, Any]   # ThermalFaceDataset per split
-
-
 def resolve_model_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The full, JSON-ready option dict a model family resolves `options` to."""
-    resolved = create_model(model, **options).config
+    """The full, JSON-ready option dict a model family resolves `options` to (without building it)."""
+    resolved = get_family(model).resolve_options(options)
     return json.loads(json.dumps(resolved, default=list))
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -98,19 +86,6 @@ def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
         "test": ThermalFaceDataset(dataset, splits["test"], augment=None, **common),
     }
     return PreparedData(dataset, splits, fingerprint, torch_sets)
-
-
-def prepare_eval_data(config: RunConfig, data_dir: Path) -> PreparedData:
-    """Every image of a dataset as one split "all", prepared as the run's config says."""
-    from m3mstl.data.coco import read_dataset
-    from m3mstl.data.dataset import ThermalFaceDataset
-
-    dataset = read_dataset(data_dir)
-    indices = np.arange(len(dataset))
-    torch_set = ThermalFaceDataset(dataset, indices, input_size=config.data.input_size,
-                                   margin_px=config.data.margin_px, square_crop=config.data.square_crop,
-                                   cache_dir=paths.BUILD_DIR / "cache", augment=None, seed=config.seed)
-    return PreparedData(dataset, {"all": indices}, data_fingerprint(data_dir), {"all": torch_set})
 
 
 def resolve_loader_options(config: RunConfig, device: torch.device) -> dict[str, Any]:
@@ -399,7 +374,11 @@ class Trainer:
     @torch.no_grad()
     def validate(self, model, stage: str) -> dict[str, float]:
         """Validation loss of the stage (drives early stopping) and mean landmark NME
-        normalised by the inter-ocular distance (36-45) in crop coordinates (progress only)."""
+        normalised by the inter-ocular distance (36-45) in crop coordinates (progress only).
+
+        Torch on the validation batches, on the device, for speed; the metric of record is
+        `m3mstl.metrics.per_image_nme` on the stored predictions (the same definition, but a
+        zero or undefined normaliser there is an error, here it is clamped)."""
         from m3mstl.data.dataset import make_loader
 
         model.eval()
@@ -417,7 +396,7 @@ class Trainer:
             losses += float(loss) * len(batch["image"])
             count += len(batch["image"])
             gt = batch["landmarks"]
-            iod = (gt[:, 36] - gt[:, 45]).norm(dim=-1).clamp_min(1e-6)
+            iod = (gt[:, OUTER_EYE_CORNERS[0]] - gt[:, OUTER_EYE_CORNERS[1]]).norm(dim=-1).clamp_min(1e-6)
             err = (pred - gt).norm(dim=-1)
             mask = batch["labelled"].float()
             nmes.append(((err * mask).sum(1) / mask.sum(1).clamp_min(1) / iod).cpu())
@@ -470,7 +449,7 @@ def train(model: str, profile: str, data_dir: str | os.PathLike, *, seed: int = 
 
 # -- command line ------------------------------------------------------------------------
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, choices=["m3mstl", "baseline", "hourglass"])
+    parser.add_argument("--model", required=True, choices=list_models())
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--data", required=True, type=Path, help="TFD68-layout folder")
     parser.add_argument("--stage", default="all",

@@ -10,8 +10,8 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from m3mstl.experiments import RunResult
-from m3mstl.landmarks import MIRROR
-from m3mstl.metrics import PAPER_NORMALISER, ced_curve
+from m3mstl.landmarks import MIRROR, OUTER_EYE_CORNERS
+from m3mstl.metrics import PAPER_NORMALISER, ced_curve, normalised_point_errors
 from m3mstl.report import subplots
 
 
@@ -70,9 +70,7 @@ def per_landmark_error_on_face(result: RunResult, reference: np.ndarray | None =
         reference = _mean_shape(gt)
     per_landmark = result.metrics["landmarks"][PAPER_NORMALISER].get("per_landmark_nme")
     if per_landmark is None:
-        iod = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1, keepdims=True)
-        err = np.linalg.norm(result.predictions["pred_landmarks"] - gt, axis=2) / iod
-        err = np.where(result.labelled, err, np.nan)
+        err = normalised_point_errors(result.predictions["pred_landmarks"], gt, result.labelled, PAPER_NORMALISER)
         per_landmark = np.nanmean(err, axis=0)
     fig, ax = subplots(aspect=1.0)
     sc = ax.scatter(reference[:, 0], reference[:, 1], c=per_landmark, cmap="magma", s=40, edgecolor="k", lw=0.3)
@@ -87,7 +85,7 @@ def per_landmark_error_on_face(result: RunResult, reference: np.ndarray | None =
 def _mean_shape(landmarks: np.ndarray) -> np.ndarray:
     """Mean of shapes normalised for translation and scale (a frontal-ish reference)."""
     centred = landmarks - landmarks.mean(axis=1, keepdims=True)
-    scale = np.linalg.norm(centred[:, 36] - centred[:, 45], axis=1)[:, None, None]
+    scale = np.linalg.norm(centred[:, OUTER_EYE_CORNERS[0]] - centred[:, OUTER_EYE_CORNERS[1]], axis=1)[:, None, None]
     shapes = centred / np.maximum(scale, 1e-6)
     # Average each shape with its mirror image so left/right errors sit on a symmetric face.
     mirrored = shapes[:, MIRROR] * np.array([-1.0, 1.0])
@@ -112,4 +110,33 @@ def qualitative_grid(result: RunResult, images: Sequence[np.ndarray], indices: S
         ax.scatter(gt[:, 0], gt[:, 1], s=6, c="white", marker="x", lw=0.6)
         ax.scatter(pred[:, 0], pred[:, 1], s=8, c=np.where(prob >= threshold, "red", "lime"), edgecolor="none")
         ax.set_title(title, fontsize=7)
+    return fig
+
+
+def stage1_mask_grid(images: Sequence, targets: Sequence, probabilities: Sequence, iou: float) -> plt.Figure:
+    """Stage 1 on a few validation faces: one row per face with its thermal image, the mask
+    target and the predicted mask probability, all (S, S) in [0, 1]; `iou` in the title."""
+    rows = len(images)
+    fig, axes = subplots(rows, 3, width="single", aspect=rows / 3 * 1.05)
+    axes = np.asarray(axes).reshape(rows, 3)
+    for row, axs in enumerate(axes):
+        for ax, img, title in zip(axs, [images[row], targets[row], probabilities[row]],
+                                  ["thermal", "target", "predicted"]):
+            ax.imshow(img, cmap="gray" if title == "thermal" else "magma", vmin=0, vmax=1)
+            ax.set_xticks([]); ax.set_yticks([])  # noqa: E702
+            if row == 0:
+                ax.set_title(title)
+    fig.suptitle(f"stage-1 masks, validation IoU at 0.5 = {iou:.3f}")
+    return fig
+
+
+def pose_scatter(gt_pose: np.ndarray, pred_pose: np.ndarray) -> plt.Figure:
+    """Predicted against true yaw, pitch and roll (N, 3 in degrees), one panel each, with the
+    diagonal of a perfect prediction."""
+    fig, axes = subplots(1, 3, width="double", aspect=0.33)
+    for ax, i, name in zip(axes, range(3), ("yaw", "pitch", "roll")):
+        ax.scatter(gt_pose[:, i], pred_pose[:, i], s=4, alpha=0.5)
+        lim = max(abs(gt_pose[:, i]).max(), 1.0)
+        ax.plot([-lim, lim], [-lim, lim], ":", color="grey")
+        ax.set(xlabel=f"true {name} (deg)", ylabel=f"predicted {name} (deg)")
     return fig

@@ -5,7 +5,7 @@
     face2 = render(dataclasses.replace(spec, occluders=()), 128)   # the same face, bare
 
 `m3mstl synth OUT --subjects N --per-subject M --size S --seed K` writes a dataset in the TFD68
-layout (`generate.py`). Physics and numbers: thermal_physics.md, cited per module.
+layout (`generate.py`). Physics and numbers: docs/thermal_physics.md, cited per module.
 """
 from m3mstl.data.synth.priors import SynthConfigError, load_priors
 from m3mstl.data.synth.renderer import RenderedFace, render

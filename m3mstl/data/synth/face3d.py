@@ -1,4 +1,5 @@
 """3D head geometry of SynthTFD68: a lofted head surface with the 68 iBUG landmarks on it.
+("spec N.N": section N.N of docs/thermal_physics.md.)
 
 Head frame (the one of `m3mstl.pose`): millimetres, x to the image right of a frontal face (the
 subject's LEFT), y up, z out of the face towards the camera; y = 0 is the pupil line and the

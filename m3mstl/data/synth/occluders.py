@@ -1,4 +1,5 @@
 """Occluders of SynthTFD68: geometry in the head frame and the temperature the camera reads.
+("spec N.N": section N.N of docs/thermal_physics.md.)
 
 Every occluder is an `OccluderSpec` (kind + shape/temperature parameters), so a caller can add
 or remove one with `dataclasses.replace(spec, occluders=...)` and re-render the same face. Its

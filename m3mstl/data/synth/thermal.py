@@ -1,4 +1,4 @@
-"""Skin temperature field of SynthTFD68 (degrees C), from the physics spec (thermal_physics.md).
+"""Skin temperature field of SynthTFD68 (degrees C), from the physics spec (docs/thermal_physics.md).
 
 The field is written relative to the inner canthus (IC), the hottest and most stable facial
 skin (spec 0, 1.1):
