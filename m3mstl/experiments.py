@@ -108,16 +108,18 @@ def load_run(run_dir: str | Path, name: str | None = None, split: str = "test") 
 
 
 def summary_row(result: RunResult, normaliser: str = PAPER_NORMALISER) -> dict[str, Any]:
+    """One table row of a run's test metrics. A landmarks-only model (the classical peer) has no
+    occlusion metrics: those cells are None, which every table prints as missing ("-")."""
     lm = result.metrics["landmarks"][normaliser]
     box = result.metrics["landmarks"]["box"]
-    occ = result.metrics["occlusion"]
+    occ = result.metrics.get("occlusion") or {}
     return {
         "model": result.name,
-        "occlusion_accuracy": occ["accuracy"],
-        "class_prior_occluded": occ["class_prior_occluded"],
-        "balanced_accuracy": occ["balanced_accuracy"],
-        "roc_auc": occ["roc_auc"],
-        "average_precision": occ["average_precision"],
+        "occlusion_accuracy": occ.get("accuracy"),
+        "class_prior_occluded": occ.get("class_prior_occluded"),
+        "balanced_accuracy": occ.get("balanced_accuracy"),
+        "roc_auc": occ.get("roc_auc"),
+        "average_precision": occ.get("average_precision"),
         "nme_mean": lm["nme_mean"],
         "nme_median": lm["nme_median"],
         "nme_visible": lm["nme_visible"],
@@ -137,6 +139,32 @@ def main_results_table(results: list[RunResult]) -> pd.DataFrame:
         if paper:
             rows.append({"source": "paper (TFD68 test)", "model": result.name, **paper})
     return pd.DataFrame(rows)
+
+
+BREAKDOWN_OCCLUSION_COLUMNS = ("class_prior_occluded", "accuracy", "roc_auc", "average_precision")
+
+
+def breakdown_table(results: list[RunResult], key: str) -> pd.DataFrame:
+    """Test metrics per image group (`key` "occluder" or "yaw_bin") for several runs, one row
+    per (group, model). Landmarks-only runs (the classical peer) get empty occlusion columns."""
+    frames = []
+    for result in results:
+        part = result.metrics.get(f"by_{key}")
+        if part is None:
+            continue
+        frame = pd.DataFrame(part["landmarks"])[[key, "n_images", "nme_mean", "nme_median"]]
+        if part.get("occlusion") is not None:
+            occlusion = pd.DataFrame(part["occlusion"])[[key, *BREAKDOWN_OCCLUSION_COLUMNS]]
+            frame = frame.merge(occlusion, on=key)
+        else:
+            frame = frame.assign(**{column: np.nan for column in BREAKDOWN_OCCLUSION_COLUMNS})
+        frames.append(frame.assign(model=result.name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def has_occlusion(result: RunResult) -> bool:
+    """Whether a run predicts occlusion (the classical peer predicts landmarks only)."""
+    return "occlusion_prob" in result.predictions
 
 
 def _aligned(a: RunResult, b: RunResult) -> None:
