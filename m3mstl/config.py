@@ -21,7 +21,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILES = ("quick", "default", "paper")
+PROFILES = ("quick", "default", "extended", "paper")
+# The extended profile trains the default profile's models (same configs, so the same run ids:
+# finished default runs are reused) in longer studies over seeds, input sizes and trunks
+# (the scaling study, notebooks that run only in that profile).
+PROFILE_BASE: dict[str, str] = {"extended": "default"}
+
+
+def base_profile(profile: str) -> str:
+    """The profile whose model settings and data `profile` uses (itself for all but extended)."""
+    return PROFILE_BASE.get(profile, profile)
 
 
 @dataclass
@@ -133,8 +142,9 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
 def make_config(model: str, profile: str = "default", *, seed: int = 0,
                 overrides: dict[str, Any] | None = None) -> RunConfig:
     """The resolved config for `model` ("m3mstl", "baseline", "hourglass") under a profile."""
-    if profile not in _PROFILE_SETTINGS:
+    if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    profile = base_profile(profile)
     p = _PROFILE_SETTINGS[profile]
     data = DataConfig(input_size=p["input_size"], batch_size=p["batch"], eval_batch_size=p["eval_batch"],
                       max_train_images=p["max_train"])
@@ -220,3 +230,4 @@ SYNTH_SETTINGS: dict[str, dict[str, int]] = {
     "default": dict(subjects=100, per_subject=40, size=128, seed=7),
     "paper": dict(subjects=137, per_subject=208, size=256, seed=7),
 }
+SYNTH_SETTINGS["extended"] = SYNTH_SETTINGS["default"]

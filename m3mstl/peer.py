@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from m3mstl import paths
-from m3mstl.config import RunConfig, apply_override, make_config
+from m3mstl.config import RunConfig, apply_override, base_profile, make_config
 from m3mstl.fileio import atomic_path, write_json_atomic
 from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
 
@@ -74,6 +74,7 @@ def peer_config(profile: str = "default", *, seed: int = 0, overrides: dict[str,
     training cap) and dlib's options in `model_options`. Override with dotted keys as for
     the deep models, e.g. {"model_options.num_threads": 1, "data.max_train_images": 100}."""
     data = make_config("baseline", profile).data
+    profile = base_profile(profile)  # extended reuses the default profile's peer run
     options = {**DEFAULT_OPTIONS, **PROFILE_OPTIONS[profile]}
     config = RunConfig(model=PEER_MODEL, profile=profile, model_options=options,
                        stages=[], data=data, seed=seed, grad_clip=None, channels_last=False)

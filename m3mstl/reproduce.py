@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from m3mstl import paths
-from m3mstl.config import PROFILES, SYNTH_SETTINGS
+from m3mstl.config import PROFILES, SYNTH_SETTINGS, base_profile
 from m3mstl.fileio import write_json_atomic
 from m3mstl.runs import environment_info
 
@@ -39,6 +39,29 @@ def list_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
+# Profiles a notebook runs in when its metadata (`metadata.m3mstl.profiles`) does not say: the
+# reproduction of the paper's tables. The extended profile runs only the notebooks that name it
+# (its studies), so its outputs never overwrite the default reproduction's.
+CORE_PROFILES = ("quick", "default", "paper")
+
+
+def notebook_profiles(notebook: Path) -> tuple[str, ...]:
+    meta = json.loads(notebook.read_text()).get("metadata", {})
+    return tuple(meta.get("m3mstl", {}).get("profiles", CORE_PROFILES))
+
+
+def notebooks_for_profile(profile: str, notebooks_dir: Path | None = None) -> list[Path]:
+    """The notebooks `m3mstl reproduce --profile PROFILE` executes, in order."""
+    return [nb for nb in list_notebooks(notebooks_dir) if profile in notebook_profiles(nb)]
+
+
+def manifest_path(profile: str) -> Path:
+    """reproduction.json for the core profiles; the extended studies have their own manifest."""
+    if profile in CORE_PROFILES:
+        return paths.MANIFEST_PATH
+    return paths.MANIFEST_PATH.with_name(f"reproduction-{profile}.json")
+
+
 def promised_outputs(notebook: Path) -> list[str]:
     meta = json.loads(notebook.read_text()).get("metadata", {})
     return list(meta.get("m3mstl", {}).get("outputs", []))
@@ -49,7 +72,7 @@ def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
     from m3mstl.data.synth.generate import generate_dataset
 
     settings = SYNTH_SETTINGS[profile]
-    out_dir = paths.default_synth_dir(profile)
+    out_dir = paths.default_synth_dir(base_profile(profile))  # extended shares the default's data
     marker = out_dir / ".generated.json"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out_dir
@@ -111,7 +134,7 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
     environment = environment_info(device)
     data_dir = Path(data_dir) if data_dir else ensure_synthetic_data(profile)
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
-    notebooks = list_notebooks(notebooks_dir)
+    notebooks = notebooks_for_profile(profile, notebooks_dir)
     if only:
         notebooks = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
         if not notebooks:
@@ -138,9 +161,9 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
             for r in results
         ],
     }
-    manifest_path = write_json_atomic(paths.MANIFEST_PATH, manifest)
-    print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {manifest_path}", flush=True)
-    return manifest_path
+    written = write_json_atomic(manifest_path(profile), manifest)
+    print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {written}", flush=True)
+    return written
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

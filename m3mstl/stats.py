@@ -804,3 +804,43 @@ def seed_subject_accuracy_difference(correct_a: np.ndarray, correct_b: np.ndarra
     estimates = diff.sum(axis=1) / labelled.sum()
     return seed_subject_interval(estimates, replicates, n_clusters, metric="occlusion accuracy",
                                  confidence=confidence, df_method=df_method)
+
+
+def weighted_median_replicates(values: np.ndarray, cluster_index: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of per-image values in every subject resample at once: image i weighs
+    counts[r, cluster_index[i]]; the median is the lower weighted median (the first sorted value
+    at which the cumulative weight reaches half the total), averaged with the next value when
+    the cumulative weight lands exactly on half (as numpy's median of an even count)."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = np.asarray(values, dtype=float)[order]
+    weights = counts[:, cluster_index[order]].astype(float)          # (R, N)
+    cumulative = np.cumsum(weights, axis=1)
+    half = cumulative[:, -1:] / 2.0
+    lower = np.argmax(cumulative >= half, axis=1)
+    exact = np.isclose(cumulative[np.arange(len(lower)), lower], half[:, 0])
+    # On an exact half the median lies between this value and the next image that has weight.
+    has_weight = weights > 0
+    upper = lower.copy()
+    for r in np.flatnonzero(exact):
+        later = np.flatnonzero(has_weight[r, lower[r] + 1:])
+        upper[r] = lower[r] + 1 + later[0] if later.size else lower[r]
+    return 0.5 * (sorted_values[lower] + sorted_values[upper])
+
+
+def seed_subject_median_difference(values_a: Sequence[Sequence[float]], values_b: Sequence[Sequence[float]],
+                                   subjects: Sequence[Any], *, metric: str = "median difference",
+                                   n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
+                                   df_method: str = "satterthwaite") -> SeedAwareInterval:
+    """Seed-aware interval for median(a) - median(b) of per-image values (e.g. median NME):
+    each seed's difference of medians on the test set, with subject-bootstrap replicates of it."""
+    a, b = _per_seed_matrix(values_a, "values_a"), _per_seed_matrix(values_b, "values_b")
+    if a.shape != b.shape or a.shape[1] != len(subjects):
+        raise StatsInputError(f"values_a {a.shape} and values_b {b.shape} must both be (seeds, {len(subjects)} images)")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise StatsInputError(f"{metric}: NaN or infinite per-image values")
+    counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
+    estimates = np.median(a, axis=1) - np.median(b, axis=1)
+    replicates = np.stack([weighted_median_replicates(ra, cluster_index, counts)
+                           - weighted_median_replicates(rb, cluster_index, counts) for ra, rb in zip(a, b)])
+    return seed_subject_interval(estimates, replicates, counts.shape[1], metric=metric, confidence=confidence,
+                                 df_method=df_method)

@@ -384,3 +384,17 @@ def test_seed_subject_ranking_and_accuracy_reduce_to_the_per_seed_estimates() ->
     correct_a, correct_b = (prob_a >= 0.5) == occluded, (prob_b >= 0.5) == occluded
     accuracy = stats.seed_subject_accuracy_difference(correct_a, correct_b, labelled, subjects, n_resamples=200)
     assert accuracy.estimate == pytest.approx((correct_a.mean(axis=(1, 2)) - correct_b.mean(axis=(1, 2))).mean())
+
+
+def test_weighted_median_replicates_equal_numpy_on_expanded_samples() -> None:
+    rng = np.random.default_rng(4)
+    subjects = np.repeat(np.arange(6), [3, 2, 4, 1, 3, 2])
+    values = rng.normal(size=subjects.size)
+    counts, cluster_index = stats.cluster_resample_counts(subjects, 40, seed=1)
+    replicates = stats.weighted_median_replicates(values, cluster_index, counts)
+    for r in range(40):
+        expanded = np.repeat(values, counts[r, cluster_index])
+        assert replicates[r] == pytest.approx(np.median(expanded))
+    a = rng.normal(0.1, 0.02, (3, subjects.size))
+    interval = stats.seed_subject_median_difference(a, a - 0.01, subjects, n_resamples=100)
+    assert interval.estimate == pytest.approx(0.01) and interval.variance == stats.SEEDS_AND_SUBJECTS
