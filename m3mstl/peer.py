@@ -158,7 +158,7 @@ def predict_landmarks(predictor, config: RunConfig, records) -> np.ndarray:
     return out
 
 
-def _split_records(config: RunConfig, data_dir: Path):
+def split_records(config: RunConfig, data_dir: Path):
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.splits import split_indices, subject_split
 
@@ -215,7 +215,7 @@ def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: 
     env.update(data_dir=str(data_dir), data_fingerprint=fingerprint, dlib=dlib.__version__)
     write_json_atomic(run_dir / "environment.json", env)
 
-    splits = _split_records(config, data_dir)
+    splits = split_records(config, data_dir)
     started = time.perf_counter()
     predictor = train_predictor(config, splits["train"])
     train_seconds = time.perf_counter() - started

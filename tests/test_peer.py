@@ -78,7 +78,7 @@ def test_peer_trains_predicts_and_beats_the_image_blind_mean_shape(peer_run, dat
     assert metrics["by_occluder"]["occlusion"] is None
     nme = metrics["landmarks"]["inter_ocular"]["nme_mean"]
     assert np.isfinite(nme)
-    splits = peer._split_records(config, data_dir)
+    splits = peer.split_records(config, data_dir)
     assert [r.image_id for r in splits["test"]] == list(preds["image_id"])
     blind = _mean_shape_in_box_nme(config, splits["train"], splits["test"]).mean()
     assert nme < 0.9 * blind, f"peer NME {nme:.3f} does not beat the image-blind mean shape {blind:.3f}"
