@@ -21,11 +21,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILES = ("quick", "default", "extended", "paper")
+PROFILES = ("quick", "default", "paper")
 # The extended profile trains the default profile's models (same configs, so the same run ids:
 # finished default runs are reused) in longer studies over seeds, input sizes and trunks
 # (the scaling study, notebooks that run only in that profile).
 PROFILE_BASE: dict[str, str] = {"extended": "default"}
+#: Every profile `m3mstl reproduce` accepts.
+REPRODUCE_PROFILES = (*PROFILES, *PROFILE_BASE)
 
 
 def base_profile(profile: str) -> str:
@@ -142,8 +144,8 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
 def make_config(model: str, profile: str = "default", *, seed: int = 0,
                 overrides: dict[str, Any] | None = None) -> RunConfig:
     """The resolved config for `model` ("m3mstl", "baseline", "hourglass") under a profile."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    if profile not in REPRODUCE_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
     profile = base_profile(profile)
     p = _PROFILE_SETTINGS[profile]
     data = DataConfig(input_size=p["input_size"], batch_size=p["batch"], eval_batch_size=p["eval_batch"],

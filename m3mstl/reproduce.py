@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from m3mstl import paths
-from m3mstl.config import PROFILES, SYNTH_SETTINGS, base_profile
+from m3mstl.config import PROFILES, REPRODUCE_PROFILES, SYNTH_SETTINGS, base_profile
 from m3mstl.fileio import write_json_atomic
 from m3mstl.runs import environment_info
 
@@ -42,7 +42,7 @@ def list_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
 # Profiles a notebook runs in when its metadata (`metadata.m3mstl.profiles`) does not say: the
 # reproduction of the paper's tables. The extended profile runs only the notebooks that name it
 # (its studies), so its outputs never overwrite the default reproduction's.
-CORE_PROFILES = ("quick", "default", "paper")
+CORE_PROFILES = PROFILES
 
 
 def notebook_profiles(notebook: Path) -> tuple[str, ...]:
@@ -127,8 +127,8 @@ def sha256(path: Path) -> str:
 def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
               seed: int = 0, device: str = "auto", force: bool = False,
               notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    if profile not in REPRODUCE_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
     t_all = time.perf_counter()
     # The code and environment as they are when the run starts (the commit the numbers come from).
     environment = environment_info(device)
@@ -167,7 +167,7 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="default", choices=PROFILES)
+    parser.add_argument("--profile", default="default", choices=REPRODUCE_PROFILES)
     parser.add_argument("--data", type=Path, default=None,
                         help="a TFD68-layout folder (default: generate the profile's SynthTFD68)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks")

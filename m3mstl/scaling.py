@@ -132,10 +132,11 @@ def stage1_validation_iou(run_dir: Path, data_dir: Path, max_images: int = 256) 
             logits = model.mask_logits(batch["image"], batch["temperature"], batch["has_temperature"])
             visibility = torch.where(batch["labelled"], batch["visibility"], torch.zeros_like(batch["visibility"]))
             target, _ = model.stage1_targets(batch["landmarks"], visibility, config.data.input_size)
-            predicted, truth = logits >= 0, target >= 0.5
+            # As losses.mask_iou, pooled over all images' pixels instead of one batch.
+            predicted, truth = torch.sigmoid(logits.float()) > 0.5, target > 0.5
             intersection += float((predicted & truth).sum())
             union += float((predicted | truth).sum())
-    iou = intersection / union if union > 0 else float("nan")
+    iou = intersection / union if union > 0 else 1.0  # both empty: as losses.mask_iou
     write_json_atomic(cached, {"iou": iou, "images": len(subset)})
     return iou
 
