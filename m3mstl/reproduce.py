@@ -120,6 +120,32 @@ def check_outputs(notebook: Path, started: float) -> list[str]:
     return outputs
 
 
+def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
+    """The runs a notebook's tables name (their "Runs: ..." line), each with its seed and measured
+    training seconds, for the manifest: which trainings, seeds and times the published numbers rest on."""
+    found: dict[str, dict[str, Any]] = {}
+    for rel in outputs:
+        if not rel.endswith(".md"):
+            continue
+        for line in (paths.OUTPUT_ROOT / rel).read_text().splitlines():
+            if not line.startswith("Runs: ") or line == "Runs: none":
+                continue
+            for run_id in (r.strip() for r in line[len("Runs: "):].split(",")):
+                run_dir = paths.RUNS_DIR / run_id
+                if run_id in found or not (run_dir / "config.json").is_file():
+                    continue
+                entry: dict[str, Any] = {"seed": json.loads((run_dir / "config.json").read_text()).get("seed")}
+                history = run_dir / "history.jsonl"
+                timings = run_dir / "timings.json"
+                if history.is_file():
+                    entry["train_seconds"] = round(sum(json.loads(l).get("seconds", 0.0)
+                                                       for l in history.read_text().splitlines() if l.strip()), 1)
+                elif timings.is_file():
+                    entry["train_seconds"] = json.loads(timings.read_text()).get("train_seconds")
+                found[run_id] = entry
+    return found
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -157,7 +183,8 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "notebooks": [
             {"name": r.name, "seconds": r.seconds,
-             "outputs": {o: sha256(paths.OUTPUT_ROOT / o) for o in r.outputs}}
+             "outputs": {o: sha256(paths.OUTPUT_ROOT / o) for o in r.outputs},
+             "runs": runs_behind(r.outputs)}
             for r in results
         ],
     }

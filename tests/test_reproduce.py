@@ -151,3 +151,15 @@ def test_profile_notebooks_and_manifests(notebook_dir, tmp_path, tiny_dataset_di
     assert written == tmp_path / "reproduction-extended.json"
     assert [n["name"] for n in json.loads(written.read_text())["notebooks"]] == ["02_study"]
     assert not (tmp_path / "reproduction.json").exists()
+
+
+def test_manifest_names_the_runs_behind_each_table(tmp_path, monkeypatch):
+    run = tmp_path / "runs" / "m3mstl" / "abc123"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"seed": 2}))
+    (run / "history.jsonl").write_text('{"seconds": 1.5}\n{"seconds": 2.0}\n')
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "t.md").write_text("Table: x\n\n| a |\n|---|\n| 1 |\n\nRuns: m3mstl/abc123, gone/zzz\n")
+    monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    assert reproduce.runs_behind(["tables/t.md", "tables/t.csv"]) == {"m3mstl/abc123": {"seed": 2, "train_seconds": 3.5}}
