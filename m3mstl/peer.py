@@ -35,7 +35,7 @@ import numpy as np
 from m3mstl import paths
 from m3mstl.config import RunConfig, apply_override, base_profile, make_config
 from m3mstl.fileio import atomic_path, write_json_atomic
-from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
+from m3mstl.runs import data_fingerprint, environment_info, is_complete, load_json, run_dir_for
 
 PEER_MODEL = "dlib_shape_predictor"
 #: dlib's point value for a part that is not present (OBJECT_PART_NOT_PRESENT): unlabelled landmarks.
@@ -194,9 +194,10 @@ def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: 
     """Train (or reuse) the peer on the profile's training split, predict val and test, score them.
 
     Returns the run folder. The run id hashes the config (options, split, crop, seed) and the
-    data fingerprint, as for the deep models, so the same request reuses a finished run. An
-    interrupted run left no complete.json and is retrained from the start (dlib cannot resume
-    a training, which takes minutes, not hours).
+    data fingerprint, as for the deep models, so the same request reuses a finished run. A run
+    interrupted after training (model.dat and training.json written) only predicts again; one
+    interrupted during training is retrained from the start (dlib cannot resume a training,
+    which takes minutes, not hours).
     """
     import dlib
 
@@ -210,18 +211,25 @@ def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: 
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "complete.json").unlink(missing_ok=True)
+    if force:
+        (run_dir / "training.json").unlink(missing_ok=True)
     write_json_atomic(run_dir / "config.json", config.to_dict())
     env = environment_info()
     env.update(data_dir=str(data_dir), data_fingerprint=fingerprint, dlib=dlib.__version__)
     write_json_atomic(run_dir / "environment.json", env)
 
     splits = split_records(config, data_dir)
-    started = time.perf_counter()
-    predictor = train_predictor(config, splits["train"])
-    train_seconds = time.perf_counter() - started
-    with atomic_path(run_dir / "model.dat") as tmp:
-        predictor.save(str(tmp))
-    timings = {"train_seconds": round(train_seconds, 2), "n_train": len(splits["train"])}
+    trained = run_dir / "training.json"  # written after model.dat: both present = training finished
+    if trained.is_file() and (run_dir / "model.dat").is_file() and not force:
+        predictor = load_predictor(run_dir)  # interrupted after training: only predict again
+    else:
+        started = time.perf_counter()
+        predictor = train_predictor(config, splits["train"])
+        train_seconds = time.perf_counter() - started
+        with atomic_path(run_dir / "model.dat") as tmp:
+            predictor.save(str(tmp))
+        write_json_atomic(trained, {"train_seconds": round(train_seconds, 2), "n_train": len(splits["train"])})
+    timings = dict(load_json(trained))
     from m3mstl.evaluate import evaluate_run
 
     for split in ("val", "test"):

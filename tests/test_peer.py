@@ -94,7 +94,7 @@ def test_finished_peer_run_is_reused_and_a_new_option_is_a_new_run(peer_run, dat
     assert peer.peer_config("quick", seed=1, overrides=ONE_CORE).config_hash() != same.config_hash()
 
 
-def test_an_interrupted_peer_run_is_retrained(peer_run, data_dir, tmp_path):
+def test_an_interrupted_peer_run_predicts_again_or_retrains(peer_run, data_dir, tmp_path):
     import shutil
 
     copy = tmp_path / "runs"
@@ -102,8 +102,15 @@ def test_an_interrupted_peer_run_is_retrained(peer_run, data_dir, tmp_path):
     unfinished = copy / peer_run.parent.name / peer_run.name
     (unfinished / "complete.json").unlink()
     (unfinished / "metrics_test.json").unlink()
+    model_time = (unfinished / "model.dat").stat().st_mtime_ns
     assert peer.train_peer("quick", data_dir, overrides=ONE_CORE, runs_root=copy) == unfinished
     assert (unfinished / "complete.json").is_file() and (unfinished / "metrics_test.json").is_file()
+    assert (unfinished / "model.dat").stat().st_mtime_ns == model_time  # trained already: only predicted
+    # Interrupted during training (no training.json): trained again from the start.
+    (unfinished / "complete.json").unlink()
+    (unfinished / "training.json").unlink()
+    assert peer.train_peer("quick", data_dir, overrides=ONE_CORE, runs_root=copy) == unfinished
+    assert (unfinished / "model.dat").stat().st_mtime_ns != model_time
     # dlib's training is deterministic for a seed: the retrained model predicts the same points.
     np.testing.assert_array_equal(load_predictions(unfinished / "predictions_test.npz")["pred_landmarks"],
                                   load_predictions(peer_run / "predictions_test.npz")["pred_landmarks"])
