@@ -210,19 +210,25 @@ def difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note
     compute = table["train_s_m3mstl"] + table["train_s_baseline"]
     for col, (x_values, x_label) in enumerate(((table["input_size"], "input size (px)"),
                                                (compute, "measured training time, both models (s, mean over seeds)"))):
-        for row, column, label in ((0, "roc_auc", "ROC-AUC: M3MSTL - baseline"),
-                                   (1, "nme_median", "median NME: M3MSTL - baseline")):
+        for row, column, label in ((0, "roc_auc", "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
+                                   (1, "nme_median", "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
             ax = axes[row, col]
-            for (backbone, variant), part in table.assign(x=x_values).groupby(["backbone", "variant"], sort=False):
+            series = table.assign(x=x_values).groupby(["backbone", "variant"], sort=False)
+            for k, ((backbone, variant), part) in enumerate(series):
+                # Series at the same input size are dodged sideways so their bars do not hide each other.
+                x = part["x"] + (1.5 * (k - (series.ngroups - 1) / 2) if col == 0 else 0.0)
                 estimate = part[f"diff_{column}"]
                 error = [estimate - part[f"diff_{column}_low"], part[f"diff_{column}_high"] - estimate]
-                ax.errorbar(part["x"], estimate, yerr=error, marker=markers[backbone], capsize=2, ls="-",
+                ax.errorbar(x, estimate, yerr=error, marker=markers[backbone], capsize=2, ls="-",
                             label=f"{backbone}, {variant}")
             ax.axhline(0.0, color="grey", lw=0.8, ls=":")
             ax.set(ylabel=label)
         ax = axes[2, col]
-        for name, column in (("M3MSTL", "m3mstl_nme_median"), ("baseline", "baseline_nme_median")):
-            ax.scatter(x_values, table[column], label=name, s=12)
+        for colour, (name, column) in enumerate((("M3MSTL", "m3mstl_nme_median"), ("baseline", "baseline_nme_median"))):
+            for backbone, marker in markers.items():
+                chosen = table["backbone"] == backbone
+                ax.scatter(x_values[chosen], table.loc[chosen, column], marker=marker, color=f"C{colour}", s=14,
+                           label=f"{name} ({backbone})")
         if peer_nme is not None:
             ax.axhline(peer_nme, color="black", ls="--", lw=1.0, label=f"classical peer (dlib) {peer_nme:.3f}")
         ax.set(ylabel="median NME (inter-ocular)", xlabel=x_label)
