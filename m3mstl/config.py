@@ -21,10 +21,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from m3mstl.data.embedded import SYNTH_SETTINGS  # noqa: F401  (re-exported: the old import path)
+from m3mstl.data.embedded import PROFILE_BASE, SYNTH_SETTINGS, base_profile  # noqa: F401  (re-exported)
 from m3mstl.models.registry import UnknownOptionError
 
 PROFILES = ("quick", "default", "paper")
+#: Every profile `m3mstl reproduce` accepts: the three model profiles and the profiles of longer
+#: studies that reuse one of them (`m3mstl.data.embedded.PROFILE_BASE`).
+REPRODUCE_PROFILES = (*PROFILES, *PROFILE_BASE)
 
 
 @dataclass
@@ -163,8 +166,9 @@ def make_config(model: str, profile: str = "default", *, seed: int = 0,
                 overrides: dict[str, Any] | None = None) -> RunConfig:
     """The resolved config for a registered model ("m3mstl", "baseline", "hourglass", ...) under a
     profile: the family's own curriculum and profile options, then `overrides` (dotted keys)."""
-    if profile not in _PROFILE_SETTINGS:
-        raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    if profile not in REPRODUCE_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
+    profile = base_profile(profile)
     p = _PROFILE_SETTINGS[profile]
     data = DataConfig(input_size=p["input_size"], batch_size=p["batch"], eval_batch_size=p["eval_batch"],
                       max_train_images=p["max_train"])

@@ -42,15 +42,19 @@ def metrics_from_predictions(preds: dict[str, np.ndarray]) -> tuple[dict[str, An
     visibility = preds["visibility"]
     labelled = visibility > 0
     occluded = visibility == 1
-    pred, gt, prob = preds["pred_landmarks"], preds["gt_landmarks"], preds["occlusion_prob"]
+    # A landmarks-only model (the classical peer) stores no occlusion_prob: its occlusion
+    # metrics are absent (None), never a number.
+    pred, gt, prob = preds["pred_landmarks"], preds["gt_landmarks"], preds.get("occlusion_prob")
     ids, subjects = preds["image_id"], preds["subject"]
     out: dict[str, Any] = {"n_images": int(len(ids)), "paper_normaliser": PAPER_NORMALISER, "landmarks": {}}
     for normaliser in NORMALISERS:
         out["landmarks"][normaliser] = scalar_summary(
             landmark_metrics(pred, gt, labelled, occluded, normaliser=normaliser, image_ids=ids))
-    occ = occlusion_metrics(prob, occluded, labelled)
-    out["occlusion"] = scalar_summary(occ)
-    out["occlusion"]["reliability"] = occ["reliability"].to_dict(orient="list")
+    out["occlusion"] = None
+    if prob is not None:
+        occ = occlusion_metrics(prob, occluded, labelled)
+        out["occlusion"] = scalar_summary(occ)
+        out["occlusion"]["reliability"] = occ["reliability"].to_dict(orient="list")
     table = per_image_table(pred, gt, labelled, occluded, prob, image_ids=ids, subjects=subjects)
     exact_occluders = preds.get("occluder_group")
     groups = {"occluder": None if exact_occluders is None else single_occluder_groups(exact_occluders)}
@@ -65,8 +69,9 @@ def metrics_from_predictions(preds: dict[str, np.ndarray]) -> tuple[dict[str, An
         table[name] = np.asarray(labels, dtype=object)
         lm = landmark_metrics_by_group(pred, gt, labelled, occluded, labels, normaliser=PAPER_NORMALISER,
                                        group_name=name)
-        oc = occlusion_metrics_by_group(prob, occluded, labelled, labels, group_name=name)
-        out[f"by_{name}"] = {"landmarks": lm.to_dict(orient="records"), "occlusion": oc.to_dict(orient="records")}
+        oc = None if prob is None else occlusion_metrics_by_group(prob, occluded, labelled, labels, group_name=name)
+        out[f"by_{name}"] = {"landmarks": lm.to_dict(orient="records"),
+                             "occlusion": None if oc is None else oc.to_dict(orient="records")}
     if "pred_rotation" in preds and "gt_rotation" in preds:
         pose = pose_metrics(preds["pred_rotation"], preds["gt_rotation"])
         out["pose"] = scalar_summary(pose)
@@ -132,10 +137,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         metrics = evaluate_run(args.run_dir, args.split)
     inter_ocular = metrics["landmarks"][PAPER_NORMALISER]
-    occ = metrics["occlusion"]
+    occ = metrics["occlusion"] or {}  # None for a landmarks-only model
     print(json.dumps({"n_images": metrics["n_images"],
                       "nme_inter_ocular_mean": inter_ocular["nme_mean"],
                       "nme_inter_ocular_median": inter_ocular["nme_median"],
-                      "occlusion_accuracy": occ["accuracy"], "class_prior_occluded": occ["class_prior_occluded"],
-                      "roc_auc": occ["roc_auc"], "average_precision": occ["average_precision"]}, indent=2))
+                      "occlusion_accuracy": occ.get("accuracy"), "class_prior_occluded": occ.get("class_prior_occluded"),
+                      "roc_auc": occ.get("roc_auc"), "average_precision": occ.get("average_precision")}, indent=2))
     return 0

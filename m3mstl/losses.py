@@ -85,19 +85,25 @@ def occlusion_bce(logits: torch.Tensor, occluded: torch.Tensor, labelled: torch.
 
 
 # ----------------------------------------------------------------------------- stage-1 targets
-def disk_radius_px(image_size: int, radius_256: float = 3.0) -> float:
+def disk_radius_px(image_size: int, radius_256: float = 3.0, min_radius_px: float | None = None) -> float:
     """Disk radius in pixels at `image_size`: radius_256 scaled by image_size/256.
 
     Never below sqrt(0.5) px, the smallest radius that always covers a pixel centre
     (a landmark on a pixel corner is sqrt(0.5) from the four nearest centres): at tiny
     inputs (under 61 px for the default 3 px) a disk would otherwise be empty.
+    `min_radius_px` (input pixels, None = off, the paper's scaling) raises that floor so
+    the disks stay resolvable at small inputs: at 64 px the paper's 3 px shrink to 0.75 px,
+    finer than the stage-1 decoder's stride-4 logits can draw (validation IoU 0.000 in the
+    default profile); half the decoder's finest stride (2 px) is the smallest disk a stride-4
+    map can place.
     """
-    return max(radius_256 * image_size / REFERENCE_SIZE, math.sqrt(0.5))
+    radius = max(radius_256 * image_size / REFERENCE_SIZE, math.sqrt(0.5))
+    return radius if min_radius_px is None else max(radius, float(min_radius_px))
 
 
 @torch.no_grad()
 def landmark_disk_mask(landmarks: torch.Tensor, include: torch.Tensor, image_size: int,
-                       radius_256: float = 3.0) -> torch.Tensor:
+                       radius_256: float = 3.0, min_radius_px: float | None = None) -> torch.Tensor:
     """One binary mask (B, 1, S, S): a filled disk at every included landmark ([CODE] stage-1 target).
 
     A pixel is in a disk when its centre lies within `disk_radius_px` of the landmark
@@ -106,7 +112,7 @@ def landmark_disk_mask(landmarks: torch.Tensor, include: torch.Tensor, image_siz
     """
     batch, num_landmarks = landmarks.shape[:2]
     size = int(image_size)
-    radius = disk_radius_px(size, radius_256)
+    radius = disk_radius_px(size, radius_256, min_radius_px)
     reach = int(math.ceil(radius)) + 1
     offsets = torch.arange(-reach, reach + 1, device=landmarks.device, dtype=torch.float32)
     points = landmarks.float() * size                                       # (B, L, 2) pixels
@@ -143,7 +149,8 @@ def landmark_heatmaps(landmarks: torch.Tensor, image_size: int, sigma_256: float
 
 @torch.no_grad()
 def stage1_target(kind: str, landmarks: torch.Tensor, visibility: torch.Tensor, image_size: int,
-                  radius_256: float = 3.0, sigma_256: float = 6.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  radius_256: float = 3.0, sigma_256: float = 6.0,
+                  min_radius_px: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The stage-1 target and its per-channel weight.
 
     kind "disk_mask": one channel, disks at every labelled landmark (v > 0) - the paper's.
@@ -156,9 +163,9 @@ def stage1_target(kind: str, landmarks: torch.Tensor, visibility: torch.Tensor, 
     """
     labelled = visibility > 0
     if kind == "disk_mask":
-        target = landmark_disk_mask(landmarks, labelled, image_size, radius_256)
+        target = landmark_disk_mask(landmarks, labelled, image_size, radius_256, min_radius_px)
     elif kind == "visible_disk_mask":
-        target = landmark_disk_mask(landmarks, visibility == 2, image_size, radius_256)
+        target = landmark_disk_mask(landmarks, visibility == 2, image_size, radius_256, min_radius_px)
     elif kind == "heatmaps":
         target = landmark_heatmaps(landmarks, image_size, sigma_256)
         return target, labelled.float()[..., None, None]

@@ -68,23 +68,31 @@ def predict_split(model, data, split: str, out_path: Path, *, batch_size: int, d
             _append(chunks, "pred_rotation", out["rotation"].float().cpu().numpy())
     arrays = {k: np.concatenate(v) for k, v in chunks.items()}
     records = [data.dataset.records[i] for i in arrays["record_index"]]
-    arrays["gt_landmarks"] = np.stack([r.landmarks for r in records]).astype(np.float64)
-    arrays["visibility"] = np.stack([r.visibility for r in records]).astype(np.int8)
-    arrays["image_id"] = np.array([r.image_id for r in records])
-    arrays["subject"] = np.array([r.subject for r in records])
+    arrays.update(ground_truth_arrays(records))
     arrays["input_size"] = np.array(input_size)
-    # Per-image labels the breakdowns need, kept with the predictions so evaluation
-    # does not have to reopen the dataset.
-    arrays["occluder_group"] = np.array([occluder_group([o.get("type", "unknown") for o in
-                                                         r.extras.get("occluders", [])]) for r in records])
-    poses = [r.extras.get("head_pose") for r in records]
-    if all(p is not None for p in poses):
-        arrays["gt_pose"] = np.array([[p["yaw"], p["pitch"], p["roll"]] for p in poses], dtype=np.float64)
-        arrays["gt_rotation"] = np.array([p["rotation"] for p in poses], dtype=np.float64)
     with atomic_path(out_path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
     return out_path
+
+
+def ground_truth_arrays(records) -> dict[str, np.ndarray]:
+    """What evaluation needs of the records beside the predictions: ground truth, ids and the
+    per-image labels of the breakdowns, kept with the predictions so evaluation does not have
+    to reopen the dataset (shared by every model's prediction files)."""
+    arrays = {
+        "gt_landmarks": np.stack([r.landmarks for r in records]).astype(np.float64),
+        "visibility": np.stack([r.visibility for r in records]).astype(np.int8),
+        "image_id": np.array([r.image_id for r in records]),
+        "subject": np.array([r.subject for r in records]),
+        "occluder_group": np.array([occluder_group([o.get("type", "unknown") for o in r.extras.get("occluders", [])])
+                                    for r in records]),
+    }
+    poses = [r.extras.get("head_pose") for r in records]
+    if all(p is not None for p in poses):
+        arrays["gt_pose"] = np.array([[p["yaw"], p["pitch"], p["roll"]] for p in poses], dtype=np.float64)
+        arrays["gt_rotation"] = np.array([p["rotation"] for p in poses], dtype=np.float64)
+    return arrays
 
 
 def _append(chunks: dict[str, list[Any]], key: str, value: Any) -> None:

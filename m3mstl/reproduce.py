@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from m3mstl import paths
-from m3mstl.config import PROFILES
+from m3mstl.config import PROFILES, REPRODUCE_PROFILES, base_profile
 from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.fileio import write_json_atomic
 from m3mstl.runs import data_fingerprint, environment_info
@@ -38,6 +38,29 @@ class NotebookResult:
 def list_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
     folder = notebooks_dir or paths.NOTEBOOKS_DIR
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+# Profiles a notebook runs in when its metadata (`metadata.m3mstl.profiles`) does not say: the
+# reproduction of the paper's tables. The extended profile runs only the notebooks that name it
+# (its studies), so its outputs never overwrite the default reproduction's.
+CORE_PROFILES = PROFILES
+
+
+def notebook_profiles(notebook: Path) -> tuple[str, ...]:
+    meta = json.loads(notebook.read_text()).get("metadata", {})
+    return tuple(meta.get("m3mstl", {}).get("profiles", CORE_PROFILES))
+
+
+def notebooks_for_profile(profile: str, notebooks_dir: Path | None = None) -> list[Path]:
+    """The notebooks `m3mstl reproduce --profile PROFILE` executes, in order."""
+    return [nb for nb in list_notebooks(notebooks_dir) if profile in notebook_profiles(nb)]
+
+
+def manifest_path(profile: str) -> Path:
+    """reproduction.json for the core profiles; the extended studies have their own manifest."""
+    if profile in CORE_PROFILES:
+        return paths.MANIFEST_PATH
+    return paths.MANIFEST_PATH.with_name(f"reproduction-{profile}.json")
 
 
 def promised_outputs(notebook: Path) -> list[str]:
@@ -80,14 +103,41 @@ def check_outputs(notebook: Path, started: float) -> list[str]:
     return outputs
 
 
+def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
+    """The runs a notebook's tables name (their "Runs: ..." line), each with its seed and measured
+    training seconds, for the manifest: which trainings, seeds and times the published numbers rest on."""
+    found: dict[str, dict[str, Any]] = {}
+    for rel in outputs:
+        if not rel.endswith(".md"):
+            continue
+        for line in (paths.OUTPUT_ROOT / rel).read_text().splitlines():
+            if not line.startswith("Runs: ") or line == "Runs: none":
+                continue
+            for run_id in (r.strip() for r in line[len("Runs: "):].split(",")):
+                run_dir = paths.RUNS_DIR / run_id
+                if run_id in found or not (run_dir / "config.json").is_file():
+                    continue
+                entry: dict[str, Any] = {"seed": json.loads((run_dir / "config.json").read_text()).get("seed")}
+                history = run_dir / "history.jsonl"
+                timings = run_dir / "timings.json"
+                if history.is_file():
+                    entry["train_seconds"] = round(sum(json.loads(l).get("seconds", 0.0)
+                                                       for l in history.read_text().splitlines() if l.strip()), 1)
+                elif timings.is_file():
+                    entry["train_seconds"] = json.loads(timings.read_text()).get("train_seconds")
+                found[run_id] = entry
+    return found
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def manifest_path_for(only: list[str] | None) -> Path:
-    """A complete reproduction writes the published manifest; a partial one (`--only`) writes
-    build/reproduction-partial.json, so it never replaces the record of the published outputs."""
-    return paths.BUILD_DIR / "reproduction-partial.json" if only else paths.MANIFEST_PATH
+def manifest_path_for(only: list[str] | None, profile: str = "default") -> Path:
+    """A complete reproduction writes its profile's published manifest (`manifest_path`); a partial
+    one (`--only`) writes build/reproduction-partial.json, so it never replaces the record of the
+    published outputs."""
+    return paths.BUILD_DIR / "reproduction-partial.json" if only else manifest_path(profile)
 
 
 def portable_data_path(data_dir: Path) -> str:
@@ -104,14 +154,14 @@ def portable_data_path(data_dir: Path) -> str:
 def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
               seed: int = 0, device: str = "auto", force: bool = False,
               notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    if profile not in REPRODUCE_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
     t_all = time.perf_counter()
     # The code and environment as they are when the run starts (the commit the numbers come from).
     environment = environment_info(device)
     data_dir = Path(data_dir) if data_dir else ensure_synthetic_data(profile)
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
-    notebooks = list_notebooks(notebooks_dir)
+    notebooks = notebooks_for_profile(profile, notebooks_dir)
     if only:
         notebooks = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
         if not notebooks:
@@ -135,17 +185,18 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "notebooks": [
             {"name": r.name, "seconds": r.seconds,
-             "outputs": {o: sha256(paths.OUTPUT_ROOT / o) for o in r.outputs}}
+             "outputs": {o: sha256(paths.OUTPUT_ROOT / o) for o in r.outputs},
+             "runs": runs_behind(r.outputs)}
             for r in results
         ],
     }
-    manifest_path = write_json_atomic(manifest_path_for(only), manifest)
-    print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {manifest_path}", flush=True)
-    return manifest_path
+    written = write_json_atomic(manifest_path_for(only, profile), manifest)
+    print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {written}", flush=True)
+    return written
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="default", choices=PROFILES)
+    parser.add_argument("--profile", default="default", choices=REPRODUCE_PROFILES)
     parser.add_argument("--data", type=Path, default=None,
                         help="a TFD68-layout folder (default: generate the profile's SynthTFD68)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks")

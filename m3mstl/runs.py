@@ -92,6 +92,7 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_info(),
         "packages": versions,
         "git_commit": git_commit(),
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -101,9 +102,35 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
         import torch
 
         info["torch_threads"] = torch.get_num_threads()
+        # The kernel family torch dispatches to on this CPU (e.g. AVX2, AVX512): float sums are
+        # ordered differently per family, so CPU training is byte-reproducible only within one.
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if device.startswith("cuda") and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+#: Instruction-set extensions that change which numeric kernels run (and so the last bits of a
+#: CPU training): recorded as present/absent in every environment record.
+RECORDED_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile",
+                      "amx_bf16", "amx_int8")
+
+
+def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """CPU model name and the instruction-set flags of RECORDED_CPU_FLAGS ({} flags off Linux)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in cpuinfo_path.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+            if flags and model:
+                break
+    except OSError:
+        return {"model": model, "flags": {}}
+    return {"model": model, "flags": {flag: flag in flags for flag in RECORDED_CPU_FLAGS}}
 
 
 def load_config(run_dir: Path) -> RunConfig:

@@ -10,6 +10,12 @@
   SUBJECTS with replacement and take all their images. Intervals are percentile intervals
   widened for the few subjects a test split has (`percentile_tail`).
 - `holm` correction across a family of comparisons, and mean/spread over seeds.
+- Seed-aware intervals (`seed_subject_*`, `per_seed_t_interval`): a trained model is one draw
+  from its training seed's distribution, so a difference between two single runs mixes the
+  methods' difference with seed noise that no resampling of test subjects sees. With several
+  seeds per model, the interval combines the variance across seeds with the subject-bootstrap
+  variance (see `seed_subject_interval`). Every interval names the variance it includes
+  (`variance`: SUBJECTS_ONLY, SEEDS_ONLY or SEEDS_AND_SUBJECTS).
 
 Sign convention: every difference is a - b, where a is the first argument. To test whether
 M3MSTL beats the baseline on NME, pass (baseline, m3mstl): a positive difference means the
@@ -246,6 +252,12 @@ def apply_holm(results: Sequence[TestResult], alpha: float = 0.05) -> list[TestR
 # --------------------------------------------------------------------------- cluster bootstrap
 
 
+#: What each kind of interval's width accounts for (the `variance` field of every interval).
+SUBJECTS_ONLY = "test subjects only (one training seed: seed variance not included)"
+SEEDS_ONLY = "training seeds only (test subjects fixed: subject variance not included)"
+SEEDS_AND_SUBJECTS = "training seeds and test subjects"
+
+
 @dataclass(frozen=True)
 class BootstrapInterval:
     """Bootstrap interval of a - b from a subject-level (cluster) bootstrap (see percentile_tail)."""
@@ -260,6 +272,9 @@ class BootstrapInterval:
     n_clusters: int            # subjects (or images, for the naive image-level bootstrap)
     n_failed: int = 0          # resamples where the metric was undefined (e.g. one class only)
     method: str = "expanded_percentile"
+    # Which variance the interval includes: resampling subjects of one trained model pair says
+    # nothing about how much the difference moves with the training seed.
+    variance: str = SUBJECTS_ONLY
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -594,3 +609,238 @@ def summarise_over_seeds(
             row[f"{metric}_std"] = spread.std
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- seed-aware intervals
+
+
+@dataclass(frozen=True)
+class SeedAwareInterval:
+    """Interval for the difference a - b between two training procedures, each trained with
+    several seeds and evaluated on the same test images. `variance` says what its width includes."""
+
+    metric: str
+    estimate: float            # mean over seeds of the per-seed difference on the whole test set
+    low: float
+    high: float
+    standard_error: float
+    df: float                  # degrees of freedom of the t quantile
+    confidence: float
+    n_seeds: int
+    n_subjects: int
+    seed_sd: float             # sd over seeds of the per-seed difference (ddof 1)
+    subject_se: float          # subject-bootstrap standard error of the seed-averaged difference
+    variance: str
+    method: str
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def covers(self, value: float) -> bool:
+        return bool(self.low <= value <= self.high)
+
+
+def per_seed_t_interval(differences: Sequence[float], *, metric: str = "difference",
+                        confidence: float = 0.95, n_subjects: int = 0) -> SeedAwareInterval:
+    """t-interval (df = seeds - 1) on per-seed differences a_s - b_s, each on the whole test set.
+
+    Its width is the spread over training seeds only: the test subjects are the same in every
+    seed, so it answers "would retraining change the difference on THIS test set", not "on new
+    subjects". `seed_subject_interval` adds the subject variance.
+    """
+    d = np.asarray(differences, dtype=float).ravel()
+    if d.size < 2 or not np.isfinite(d).all():
+        raise StatsInputError(f"per_seed_t_interval needs at least 2 finite per-seed differences, got {d.tolist()}")
+    se = float(d.std(ddof=1) / np.sqrt(d.size))
+    df = float(d.size - 1)
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, df)) * se
+    return SeedAwareInterval(
+        metric=metric, estimate=float(d.mean()), low=float(d.mean() - half), high=float(d.mean() + half),
+        standard_error=se, df=df, confidence=float(confidence), n_seeds=int(d.size), n_subjects=int(n_subjects),
+        seed_sd=float(d.std(ddof=1)), subject_se=float("nan"), variance=SEEDS_ONLY, method="t on per-seed differences",
+    )
+
+
+SEED_DF_METHODS = ("satterthwaite", "seeds")
+
+
+def seed_subject_interval(per_seed_differences: Sequence[float], subject_replicates: np.ndarray, n_subjects: int,
+                          *, metric: str = "difference", confidence: float = 0.95,
+                          df_method: str = "satterthwaite") -> SeedAwareInterval:
+    """t-interval for the mean over seeds of a_s - b_s with seed AND subject variance.
+
+    per_seed_differences (K,): the difference of seed pair s on the whole test set.
+    subject_replicates (K, R): the same difference in R subject-bootstrap resamples, the SAME
+        resamples for every seed pair (so averaging over seeds keeps the subject pairing).
+
+    Variance of the estimate D = mean_s D_s, two components (the test subjects are shared by all
+    seeds, so the spread of D_s over seeds holds no subject variance, and vice versa):
+      seed part     A = var_s(D_s) / K                      (ddof 1)
+      subject part  B = var_r(mean_s replicate[s, r]) * S / (S - 1)
+    (the factor S/(S-1) undoes the plug-in bootstrap's shrinkage, as in `percentile_tail`).
+    The seed x subject interaction enters both parts, so the sum errs on the wide side.
+    Quantile: Student t with Welch-Satterthwaite degrees of freedom
+      df = (A + B)^2 / (A^2 / (K - 1) + B^2 / (S - 1)),
+    close to K - 1 when seeds dominate (3 seeds: t = 4.30 at 95 %), to S - 1 when subjects do.
+    With 3 seeds the seed part is itself estimated from 2 degrees of freedom, and an estimate
+    that happens to be small also raises df: measured coverage of a nominal 95 % interval was
+    0.93-0.96 in simulations with known components (tests/test_stats.py). df_method="seeds"
+    uses df = K - 1 instead: never below nominal in those simulations (0.97-1.00), wider.
+    """
+    if df_method not in SEED_DF_METHODS:
+        raise StatsInputError(f"unknown df_method {df_method!r}; choose one of {SEED_DF_METHODS}")
+    d = np.asarray(per_seed_differences, dtype=float).ravel()
+    replicates = np.asarray(subject_replicates, dtype=float)
+    if d.size < 2:
+        raise StatsInputError(f"a seed-aware interval needs at least 2 seeds per model, got {d.size}")
+    if replicates.ndim != 2 or replicates.shape[0] != d.size:
+        raise StatsInputError(f"subject_replicates must be ({d.size}, resamples), got {replicates.shape}")
+    if n_subjects < 2:
+        raise StatsInputError(f"a subject variance needs at least 2 subjects, got {n_subjects}")
+    if not np.isfinite(d).all():
+        raise StatsInputError(f"non-finite per-seed differences: {d.tolist()}")
+    averaged = replicates.mean(axis=0)
+    averaged = averaged[np.isfinite(averaged)]
+    if averaged.size < 2:
+        raise StatsInputError(f"{metric}: fewer than 2 defined subject resamples")
+    seed_part = d.var(ddof=1) / d.size
+    subject_part = averaged.var(ddof=1) * n_subjects / (n_subjects - 1)
+    total = seed_part + subject_part
+    denominator = seed_part ** 2 / (d.size - 1) + subject_part ** 2 / (n_subjects - 1)
+    if df_method == "seeds" or denominator <= 0:
+        df = float(d.size - 1)
+    else:
+        df = float(total ** 2 / denominator)
+    se = float(np.sqrt(total))
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, df)) * se
+    estimate = float(d.mean())
+    return SeedAwareInterval(
+        metric=metric, estimate=estimate, low=estimate - half, high=estimate + half, standard_error=se, df=df,
+        confidence=float(confidence), n_seeds=int(d.size), n_subjects=int(n_subjects),
+        seed_sd=float(d.std(ddof=1)), subject_se=float(np.sqrt(subject_part)), variance=SEEDS_AND_SUBJECTS,
+        method=f"t with {df_method} df (seed spread + subject bootstrap)",
+    )
+
+
+def _per_seed_matrix(values: Sequence[Any], name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim < 2:
+        raise StatsInputError(f"{name} must hold one row per training seed, got shape {array.shape}")
+    return array
+
+
+def seed_subject_mean_difference(values_a: Sequence[Sequence[float]], values_b: Sequence[Sequence[float]],
+                                 subjects: Sequence[Any], *, metric: str = "mean difference",
+                                 n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
+                                 df_method: str = "satterthwaite") -> SeedAwareInterval:
+    """Seed-aware interval for mean(a) - mean(b) of per-image values (e.g. NME).
+
+    values_a, values_b: (K, N): row s is seed s's per-image values on the same N test images
+    (seed pairs are matched by position; unmatched seeds are no less valid: the seed part of
+    the variance is then simply var(a) + var(b) over seeds). subjects: (N,) subject per image.
+    """
+    a, b = _per_seed_matrix(values_a, "values_a"), _per_seed_matrix(values_b, "values_b")
+    if a.shape != b.shape or a.shape[1] != len(subjects):
+        raise StatsInputError(f"values_a {a.shape} and values_b {b.shape} must both be (seeds, {len(subjects)} images)")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise StatsInputError(f"{metric}: NaN or infinite per-image values")
+    counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
+    n_clusters = counts.shape[1]
+    images_per_cluster = np.bincount(cluster_index, minlength=n_clusters).astype(float)
+    diff = a - b
+    sums = np.stack([np.bincount(cluster_index, weights=row, minlength=n_clusters) for row in diff])
+    replicates = (sums @ counts.T) / (counts @ images_per_cluster)[None, :]
+    return seed_subject_interval(diff.mean(axis=1), replicates, n_clusters, metric=metric, confidence=confidence,
+                                 df_method=df_method)
+
+
+def seed_subject_ranking_difference(prob_a: np.ndarray, prob_b: np.ndarray, occluded: np.ndarray,
+                                    labelled: np.ndarray, subjects: Sequence[Any], *, metric: str = "roc_auc",
+                                    n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
+                                    df_method: str = "satterthwaite") -> SeedAwareInterval:
+    """Seed-aware interval for ROC-AUC or AP of a minus b. prob_a, prob_b: (K, N, 68), one
+    row per seed; occluded, labelled: (N, 68), the same test images for every seed."""
+    if metric not in _RANKING_METRICS:
+        raise StatsInputError(f"unknown ranking metric {metric!r}; choose one of {sorted(_RANKING_METRICS)}")
+    prob_a, prob_b = _per_seed_matrix(prob_a, "prob_a"), _per_seed_matrix(prob_b, "prob_b")
+    labelled = np.asarray(labelled, dtype=bool)
+    shape = (len(subjects), NUM_LANDMARKS)
+    if prob_a.shape != prob_b.shape or prob_a.shape[1:] != shape or np.shape(occluded) != shape:
+        raise StatsInputError(f"prob_a {prob_a.shape}, prob_b {prob_b.shape} must be (seeds, *{shape}) and "
+                              f"occluded/labelled {shape}")
+    y_true = np.asarray(occluded, dtype=bool)[labelled]
+    if y_true.all() or not y_true.any():
+        raise StatsInputError(f"{metric}: the data hold only one class")
+    score = _RANKING_METRICS[metric]
+    counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
+    pair_cluster = np.broadcast_to(cluster_index[:, None], labelled.shape)[labelled]
+    estimates, replicates = [], []
+    for pa, pb in zip(prob_a, prob_b):
+        sa, sb = pa[labelled], pb[labelled]
+        estimates.append(score(y_true, sa) - score(y_true, sb))
+        replicates.append(weighted_ranking_replicates(sa, y_true, pair_cluster, counts, metric)
+                          - weighted_ranking_replicates(sb, y_true, pair_cluster, counts, metric))
+    return seed_subject_interval(estimates, np.stack(replicates), counts.shape[1], metric=metric,
+                                 confidence=confidence, df_method=df_method)
+
+
+def seed_subject_accuracy_difference(correct_a: np.ndarray, correct_b: np.ndarray, labelled: np.ndarray,
+                                     subjects: Sequence[Any], *, n_resamples: int = 2000,
+                                     confidence: float = 0.95, seed: int = 0,
+                                     df_method: str = "satterthwaite") -> SeedAwareInterval:
+    """Seed-aware interval for occlusion accuracy of a minus b over labelled landmarks.
+    correct_a, correct_b: (K, N, 68) bool per seed; labelled: (N, 68)."""
+    labelled = np.asarray(labelled, dtype=bool)
+    hits_a = (np.asarray(correct_a, dtype=bool) & labelled).sum(axis=-1).astype(float)
+    hits_b = (np.asarray(correct_b, dtype=bool) & labelled).sum(axis=-1).astype(float)
+    if hits_a.shape != hits_b.shape or hits_a.ndim != 2 or hits_a.shape[1] != len(subjects):
+        raise StatsInputError(f"correct_a/b must be (seeds, {len(subjects)}, 68)")
+    counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
+    n_clusters = counts.shape[1]
+    per_cluster_total = np.bincount(cluster_index, weights=labelled.sum(axis=1), minlength=n_clusters)
+    diff = hits_a - hits_b
+    sums = np.stack([np.bincount(cluster_index, weights=row, minlength=n_clusters) for row in diff])
+    replicates = (sums @ counts.T) / (counts @ per_cluster_total)[None, :]
+    estimates = diff.sum(axis=1) / labelled.sum()
+    return seed_subject_interval(estimates, replicates, n_clusters, metric="occlusion accuracy",
+                                 confidence=confidence, df_method=df_method)
+
+
+def weighted_median_replicates(values: np.ndarray, cluster_index: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of per-image values in every subject resample at once: image i weighs
+    counts[r, cluster_index[i]]; the median is the lower weighted median (the first sorted value
+    at which the cumulative weight reaches half the total), averaged with the next value when
+    the cumulative weight lands exactly on half (as numpy's median of an even count)."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = np.asarray(values, dtype=float)[order]
+    weights = counts[:, cluster_index[order]].astype(float)          # (R, N)
+    cumulative = np.cumsum(weights, axis=1)
+    half = cumulative[:, -1:] / 2.0
+    lower = np.argmax(cumulative >= half, axis=1)
+    exact = np.isclose(cumulative[np.arange(len(lower)), lower], half[:, 0])
+    # On an exact half the median lies between this value and the next image that has weight.
+    has_weight = weights > 0
+    upper = lower.copy()
+    for r in np.flatnonzero(exact):
+        later = np.flatnonzero(has_weight[r, lower[r] + 1:])
+        upper[r] = lower[r] + 1 + later[0] if later.size else lower[r]
+    return 0.5 * (sorted_values[lower] + sorted_values[upper])
+
+
+def seed_subject_median_difference(values_a: Sequence[Sequence[float]], values_b: Sequence[Sequence[float]],
+                                   subjects: Sequence[Any], *, metric: str = "median difference",
+                                   n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
+                                   df_method: str = "satterthwaite") -> SeedAwareInterval:
+    """Seed-aware interval for median(a) - median(b) of per-image values (e.g. median NME):
+    each seed's difference of medians on the test set, with subject-bootstrap replicates of it."""
+    a, b = _per_seed_matrix(values_a, "values_a"), _per_seed_matrix(values_b, "values_b")
+    if a.shape != b.shape or a.shape[1] != len(subjects):
+        raise StatsInputError(f"values_a {a.shape} and values_b {b.shape} must both be (seeds, {len(subjects)} images)")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise StatsInputError(f"{metric}: NaN or infinite per-image values")
+    counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
+    estimates = np.median(a, axis=1) - np.median(b, axis=1)
+    replicates = np.stack([weighted_median_replicates(ra, cluster_index, counts)
+                           - weighted_median_replicates(rb, cluster_index, counts) for ra, rb in zip(a, b)])
+    return seed_subject_interval(estimates, replicates, counts.shape[1], metric=metric, confidence=confidence,
+                                 df_method=df_method)

@@ -82,3 +82,53 @@ def test_a_misspelt_ablation_option_is_refused():
         make_config("m3mstl", "quick", overrides={"model_options.occlusion_uses_temprature": False})
     with pytest.raises(UnknownOptionError, match="use_fpff"):
         make_config("hourglass", "quick", overrides={"model_options.use_fpff": False})
+
+
+def _seeded_runs(rng, name: str, n_seeds: int, shift: float, sharpness: float, visibility, subjects):
+    occluded = visibility == 1
+    runs = []
+    for k in range(n_seeds):
+        prob = np.clip(0.5 * occluded + rng.normal(0.25, sharpness, occluded.shape), 0, 1)
+        nme = rng.uniform(0.05, 0.15, len(subjects)) + shift
+        run = _result(f"{name}-{k}", prob, nme, visibility, subjects)
+        run.metrics = {"landmarks": {"inter_ocular": {"nme_mean": nme.mean(), "nme_median": np.median(nme),
+                                                      "nme_visible": 0.0, "nme_occluded": 0.0,
+                                                      "failure_rate@0.10": 0.5, "n_images": len(nme)},
+                                     "box": {"nme_median": np.median(nme) / 2}},
+                       "occlusion": {"accuracy": 0.8 + shift, "class_prior_occluded": 0.3, "balanced_accuracy": 0.7,
+                                     "roc_auc": 0.9 - shift, "average_precision": 0.85}}
+        runs.append(run)
+    return runs
+
+
+def test_profile_seeds_and_tables_over_seeds():
+    assert experiments.profile_seeds("default", 0) == [0]
+    assert experiments.profile_seeds("extended", 5) == [5, 6, 7]
+    assert len(experiments.profile_seeds("quick")) >= 2  # the tests exercise the seed-aware path
+    rng = np.random.default_rng(1)
+    subjects = np.repeat([f"s{i}" for i in range(10)], 4)
+    visibility = rng.choice([1, 2], size=(40, 68), p=[0.3, 0.7])
+    m3 = _seeded_runs(rng, "m3mstl", 3, 0.0, 0.2, visibility, subjects)
+    base = _seeded_runs(rng, "baseline", 3, 0.02, 0.4, visibility, subjects)
+    single = experiments.main_results_over_seeds({"m3mstl": m3[:1], "baseline": base[:1]})
+    assert single.equals(experiments.main_results_table([m3[0], base[0]]))  # one seed: the table as before
+    table = experiments.main_results_over_seeds({"m3mstl": m3, "baseline": base})
+    ours = table[table["source"].str.startswith("ours")].set_index("model")
+    assert ours.loc["m3mstl", "n_seeds"] == 3
+    expected = [r.metrics["landmarks"]["inter_ocular"]["nme_median"] for r in m3]
+    assert ours.loc["m3mstl", "nme_median"] == pytest.approx(np.mean(expected))
+    assert ours.loc["m3mstl", "nme_median_sd"] == pytest.approx(np.std(expected, ddof=1))
+
+    intervals = {i.metric: i for i in experiments.seed_aware_differences(m3, base, n_resamples=200)}
+    assert set(intervals) == {"mean NME (inter_ocular)", "median NME (inter_ocular)", "occlusion accuracy",
+                              "roc_auc", "average_precision"}
+    assert all(i.variance == "training seeds and test subjects" and i.n_seeds == 3 for i in intervals.values())
+    assert intervals["roc_auc"].estimate > 0  # sharper probabilities rank better in every seed
+    with pytest.raises(ValueError, match=">= 2"):
+        experiments.seed_aware_differences(m3[:1], base[:1])
+
+    differences = experiments.differences_over_seeds({"full": m3, "variant": base}, "full", n_resamples=200)
+    assert list(differences["variant"]) == ["variant"] and differences["n_seeds"].iloc[0] == 3
+    assert differences["variance"].iloc[0] == "training seeds and test subjects"
+    one_seed = experiments.differences_over_seeds({"full": m3[:1], "variant": base[:1]}, "full", n_resamples=200)
+    assert one_seed["variance"].iloc[0].startswith("test subjects only")

@@ -204,3 +204,36 @@ def test_mask_iou_golden() -> None:
     logits[0, 0, :2, :3] = 5.0          # 6 predicted, 4 of them right
     assert mask_iou(logits, target) == pytest.approx(4 / 6)
     assert mask_iou(torch.full((1, 1, 4, 4), -5.0), torch.zeros(1, 1, 4, 4)) == 1.0
+
+
+def test_min_disk_radius_keeps_small_input_disks_resolvable() -> None:
+    from m3mstl.losses import disk_radius_px
+
+    assert disk_radius_px(64) == pytest.approx(0.75)  # the paper's 3 px at 256, scaled
+    assert disk_radius_px(64, min_radius_px=2.0) == pytest.approx(2.0)
+    assert disk_radius_px(256, min_radius_px=2.0) == pytest.approx(3.0)  # a floor, never a cap
+    landmarks = torch.tensor([[[0.5, 0.5]]])  # centre of a 64 px crop, on a pixel corner
+    include = torch.ones(1, 1, dtype=torch.bool)
+    faithful = landmark_disk_mask(landmarks, include, 64)
+    floored = landmark_disk_mask(landmarks, include, 64, min_radius_px=2.0)
+    assert int(faithful.sum()) == 4          # the 4 centres at sqrt(0.5) px
+    assert int(floored.sum()) == 12          # centres within 2 px of a corner: 4 + 8
+    assert torch.all(floored >= faithful)
+    target, _ = stage1_target("disk_mask", landmarks, torch.full((1, 1), 2), 64, min_radius_px=2.0)
+    assert torch.equal(target, floored)
+
+
+def test_min_disk_radius_option_leaves_default_run_ids_unchanged() -> None:
+    from m3mstl.config import make_config
+    from m3mstl.models import create_model
+    from m3mstl.train.trainer import resolve_model_options
+
+    default = resolve_model_options("m3mstl", make_config("m3mstl", "quick").model_options)
+    assert "disk_min_radius_px" not in default  # absent at its default: the resolved config is as before
+    floored = resolve_model_options("m3mstl", {**make_config("m3mstl", "quick").model_options,
+                                               "disk_min_radius_px": 2.0})
+    assert floored["disk_min_radius_px"] == 2.0 and {**floored, "disk_min_radius_px": None} != default
+    model = create_model("m3mstl", **floored)
+    assert model.options.disk_min_radius_px == 2.0
+    with pytest.raises(ValueError, match="disk_min_radius_px"):
+        create_model("m3mstl", backbone="resnet18", disk_min_radius_px=0)

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from m3mstl import paths
-from m3mstl.reproduce import sha256
+from m3mstl.reproduce import notebooks_for_profile, sha256
 
 # The committed manifest, always at the repository root (not paths.MANIFEST_PATH, which
 # follows M3MSTL_OUTPUT_ROOT to wherever a scratch run writes).
@@ -28,8 +28,9 @@ def test_manifest_names_the_run_that_made_the_results(manifest):
     assert manifest["profile"] == "default"
     assert len(manifest["environment"]["git_commit"]) == 40
     names = [notebook["name"] for notebook in manifest["notebooks"]]
-    expected = sorted(p.stem for p in paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-    assert names == expected, "the published run must cover every notebook"
+    # Every notebook of the default profile; the extended profile's studies have their own manifest.
+    expected = [p.stem for p in notebooks_for_profile("default", paths.NOTEBOOKS_DIR)]
+    assert names == expected, "the published run must cover every notebook of the default profile"
 
 
 def test_every_published_output_is_exactly_what_the_run_wrote(manifest):
@@ -40,8 +41,31 @@ def test_every_published_output_is_exactly_what_the_run_wrote(manifest):
     assert not mismatched, f"published outputs missing or changed since the reproduction: {mismatched}"
 
 
+# The extended profile's studies, published beside the default reproduction once they have run.
+EXTENDED_MANIFEST = paths.REPO_ROOT / "reproduction-extended.json"
+
+
+def _extended_manifest() -> dict | None:
+    return json.loads(EXTENDED_MANIFEST.read_text()) if EXTENDED_MANIFEST.is_file() else None
+
+
+def test_extended_manifest_when_published_covers_its_notebooks_byte_for_byte():
+    extended = _extended_manifest()
+    if extended is None:
+        pytest.skip("the extended studies have not been published yet")
+    assert extended["profile"] == "extended"
+    expected = [p.stem for p in notebooks_for_profile("extended", paths.NOTEBOOKS_DIR)]
+    assert [notebook["name"] for notebook in extended["notebooks"]] == expected
+    changed = [name for notebook in extended["notebooks"] for name, digest in notebook["outputs"].items()
+               if not (paths.REPO_ROOT / name).is_file() or sha256(paths.REPO_ROOT / name) != digest]
+    assert not changed, f"published extended outputs missing or changed: {changed}"
+
+
 def test_no_stray_tables_or_figures_beside_the_published_ones(manifest):
     published = {name for notebook in manifest["notebooks"] for name in notebook["outputs"]}
+    extended = _extended_manifest()
+    if extended is not None:
+        published |= {name for notebook in extended["notebooks"] for name in notebook["outputs"]}
     on_disk = {f"{folder}/{p.name}" for folder in ("tables", "figures")
                for p in (paths.REPO_ROOT / folder).iterdir() if p.is_file()}
     # The generator's contact sheet is made by `m3mstl synth`, not by a notebook.

@@ -183,7 +183,7 @@ def test_quick_profile_runs_every_notebook(tmp_path):
                           env=env, capture_output=True, text=True, timeout=3500)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     manifest = json.loads((tmp_path / "reproduction.json").read_text())
-    notebooks = reproduce.list_notebooks()
+    notebooks = reproduce.notebooks_for_profile("quick")
     assert [n["name"] for n in manifest["notebooks"]] == [nb.stem for nb in notebooks]
     for notebook in notebooks:
         for rel in reproduce.promised_outputs(notebook):
@@ -242,3 +242,35 @@ def test_regenerated_outputs_do_not_mark_the_code_dirty(tmp_path, monkeypatch):
     assert runs.git_commit() == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert runs.git_commit() == clean + "-dirty"
+
+
+def test_profile_notebooks_and_manifests(notebook_dir, tmp_path, tiny_dataset_dir, monkeypatch):
+    """A notebook that names its profiles runs only in those: the extended profile's studies stay
+    out of the default reproduction (and its manifest), and write their own manifest."""
+    core = _write_notebook(notebook_dir, "01_core", ["x = 1"])
+    study = _write_notebook(notebook_dir, "02_study", ["y = 2"])
+    book = json.loads(study.read_text())
+    book["metadata"]["m3mstl"]["profiles"] = ["extended", "quick-study"]
+    study.write_text(json.dumps(book))
+    assert reproduce.notebooks_for_profile("default", notebook_dir) == [core]
+    assert reproduce.notebooks_for_profile("extended", notebook_dir) == [study]
+    assert reproduce.manifest_path("default") == paths.MANIFEST_PATH
+    assert reproduce.manifest_path("extended").name == "reproduction-extended.json"
+    monkeypatch.setattr(paths, "MANIFEST_PATH", tmp_path / "reproduction.json")
+    written = reproduce.reproduce("extended", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir,
+                                  out_dir=tmp_path / "out")
+    assert written == tmp_path / "reproduction-extended.json"
+    assert [n["name"] for n in json.loads(written.read_text())["notebooks"]] == ["02_study"]
+    assert not (tmp_path / "reproduction.json").exists()
+
+
+def test_manifest_names_the_runs_behind_each_table(tmp_path, monkeypatch):
+    run = tmp_path / "runs" / "m3mstl" / "abc123"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"seed": 2}))
+    (run / "history.jsonl").write_text('{"seconds": 1.5}\n{"seconds": 2.0}\n')
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "t.md").write_text("Table: x\n\n| a |\n|---|\n| 1 |\n\nRuns: m3mstl/abc123, gone/zzz\n")
+    monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    assert reproduce.runs_behind(["tables/t.md", "tables/t.csv"]) == {"m3mstl/abc123": {"seed": 2, "train_seconds": 3.5}}

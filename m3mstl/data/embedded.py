@@ -22,11 +22,22 @@ SYNTH_SETTINGS: dict[str, dict[str, int]] = {
     "paper": dict(subjects=137, per_subject=208, size=256, seed=7),
 }
 
+# The extended profile trains the default profile's models (same configs, so the same run ids:
+# finished default runs are reused) in longer studies over seeds, input sizes and trunks
+# (the scaling study, notebooks that run only in that profile), on the default's data.
+PROFILE_BASE: dict[str, str] = {"extended": "default"}
+
+
+def base_profile(profile: str) -> str:
+    """The profile whose model settings and data `profile` uses (itself for all but extended)."""
+    return PROFILE_BASE.get(profile, profile)
+
 
 def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
     """Generate the profile's embedded SynthTFD68 unless an identical one exists; return its folder."""
     from m3mstl.data.synth.generate import generate_dataset
 
+    profile = base_profile(profile)  # extended shares the default's data
     settings = SYNTH_SETTINGS[profile]
     out_dir = paths.default_synth_dir(profile)
     marker = out_dir / ".generated.json"

@@ -59,6 +59,10 @@ class M3MSTLOptions:
         stage1_target: "disk_mask" (disks at all labelled landmarks) [CODE], "visible_disk_mask"
             (visible landmarks only) or "heatmaps" (one Gaussian channel per landmark) [ablations].
         disk_radius_256: disk radius in pixels at 256x256, scaled with the input size [CODE: 3].
+        disk_min_radius_px: smallest disk radius in input pixels, or None [INFER: None, the paper's
+            scaling]. At 64 px the paper's radius is 0.75 px, below what the stride-4 decoder can
+            draw; 2.0 (half that stride) keeps the disks resolvable (m3mstl.losses.disk_radius_px).
+            Recorded in the run config only when set, so runs without it keep their ids.
         heatmap_sigma_256: Gaussian sigma in pixels at 256x256 for "heatmaps" [CODE heatmap setting: 6].
         decoder_width: channels of the stage-1 decoder [INFER: 64, "light"].
         decoder_finest_stride: finest trunk level the decoder reads; its logits are bilinearly resized
@@ -115,6 +119,7 @@ class M3MSTLOptions:
     stages: tuple[str, ...] = ALL_STAGES
     stage1_target: str = "disk_mask"
     disk_radius_256: float = 3.0
+    disk_min_radius_px: float | None = None
     heatmap_sigma_256: float = 6.0
     decoder_width: int = 64
     decoder_finest_stride: int = 4
@@ -161,6 +166,8 @@ class M3MSTLOptions:
                 f"stages must keep the curriculum order {ALL_STAGES}, got {self.stages}")
         require(self.stage1_target in STAGE1_TARGETS,
                 f"stage1_target must be one of {STAGE1_TARGETS}, got {self.stage1_target!r}")
+        require(self.disk_min_radius_px is None or self.disk_min_radius_px > 0,
+                f"disk_min_radius_px must be positive or None, got {self.disk_min_radius_px}")
         require(self.wing_units in WING_UNITS, f"wing_units must be one of {WING_UNITS}, got {self.wing_units!r}")
         require(self.occlusion_head in OCCLUSION_HEADS,
                 f"occlusion_head must be one of {OCCLUSION_HEADS}, got {self.occlusion_head!r}")
@@ -180,9 +187,16 @@ class M3MSTLOptions:
                            reference_skin_c=self.reference_skin_c)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain options (tuples as lists) for run records: JSON/YAML round-trip to the same model."""
+        """Plain options (tuples as lists) for run records: JSON/YAML round-trip to the same model.
+        Options added after runs were published are left out while at their default (OMITTED_AT_DEFAULT),
+        so the resolved config, and with it every existing run id, stays what it was."""
         return {key: (list(value) if isinstance(value, tuple) else value)
-                for key, value in dataclasses.asdict(self).items()}
+                for key, value in dataclasses.asdict(self).items()
+                if not (key in OMITTED_AT_DEFAULT and value == OMITTED_AT_DEFAULT[key])}
+
+
+#: Options recorded only when they differ from this default (see M3MSTLOptions.as_dict).
+OMITTED_AT_DEFAULT: dict[str, Any] = {"disk_min_radius_px": None}
 
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(M3MSTLOptions))
@@ -334,12 +348,18 @@ class M3MSTL(CurriculumModel):
         loss, _, landmarks = self._heads_loss(batch, trunk_frozen=(stage == "heads"))
         return loss, landmarks.float()
 
+    def stage1_targets(self, landmarks: torch.Tensor, visibility: torch.Tensor,
+                       image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This model's stage-1 target and weight (its target kind, radius and floor, sigma)."""
+        opts = self.options
+        return stage1_target(opts.stage1_target, landmarks, visibility, image_size, opts.disk_radius_256,
+                             opts.heatmap_sigma_256, opts.disk_min_radius_px)
+
     def _mask_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         image = batch["image"]
         logits = self.mask_logits(image, batch.get("temperature"), batch.get("has_temperature"))
         visibility = torch.where(batch["labelled"], batch["visibility"], torch.zeros_like(batch["visibility"]))
-        target, weight = stage1_target(self.options.stage1_target, batch["landmarks"], visibility,
-                                       image.shape[-1], self.options.disk_radius_256, self.options.heatmap_sigma_256)
+        target, weight = self.stage1_targets(batch["landmarks"], visibility, image.shape[-1])
         loss = mask_bce(logits, target, weight)
         return loss, {"loss": loss.item(), "mask_bce": loss.item(), "mask_iou": mask_iou(logits, target)}
 

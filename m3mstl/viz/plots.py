@@ -44,6 +44,8 @@ def ced_curves(results: Sequence[RunResult], threshold: float = 0.10) -> plt.Fig
 
 
 def roc_pr_curves(results: Sequence[RunResult]) -> plt.Figure:
+    # Landmarks-only runs (the classical peer) have no occlusion curve to draw.
+    results = [r for r in results if "occlusion_prob" in r.predictions]
     fig, (ax_roc, ax_pr) = subplots(1, 2, width="double", aspect=0.4)
     for result in results:
         y = result.occluded[result.labelled]

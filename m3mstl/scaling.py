@@ -1,0 +1,239 @@
+"""The scaling study (issue 12): at what input size and training budget, if any, does M3MSTL beat
+its one-stage baseline on SynthTFD68?
+
+Each grid point is (input size, trunk[, an M3MSTL option]); at each, M3MSTL and the baseline are
+trained with several seeds on the same training split for the same epochs, so both see the same
+number of training samples at every point (the images are only resized). For each point the
+study records the stage-1 validation IoU (does stage 1 learn anything at this size?), the sizes
+of the feature maps the occlusion tokens are sampled from, the measured training time, and the
+M3MSTL - baseline differences in ROC-AUC, AP, occlusion accuracy and median NME with 95 %
+intervals over training seeds and test subjects (`m3mstl.stats.seed_subject_interval`). The
+classical peer (`m3mstl.peer`) gives a reference NME.
+
+Runs are ordinary run records (`runs/<model>/<run-id>/`): the study reuses every finished run
+with the same config and data, and an interrupted training resumes, so the study can be stopped
+and restarted. Settings derive from a base profile ("default" for the extended profile, "quick"
+for tests), so the default profile's own runs are reused where the grid meets them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from m3mstl import experiments
+from m3mstl.config import make_config
+from m3mstl.fileio import write_json_atomic
+from m3mstl.runs import load_config, load_json, read_history
+
+
+@dataclass(frozen=True)
+class ScalePoint:
+    """One point of the grid: both models at this input size with this trunk."""
+
+    input_size: int
+    backbone: str
+    variant: str = "paper stage-1 radius"
+    m3mstl_overrides: dict[str, Any] = field(default_factory=dict)  # M3MSTL only (e.g. a stage-1 option)
+
+    def overrides(self, model: str) -> dict[str, Any]:
+        common = {"data.input_size": self.input_size, "model_options.backbone": self.backbone}
+        return {**common, **(self.m3mstl_overrides if model == "m3mstl" else {})}
+
+    @property
+    def label(self) -> str:
+        return f"{self.input_size} px {self.backbone}" + ("" if not self.m3mstl_overrides else f", {self.variant}")
+
+
+# The extended profile's grid. ResNet-18 carries the ladder (about 2.3x cheaper than ResNet-50 per
+# image), with ResNet-50 at 64 px (the default profile's published model: seed 0 is reused) and
+# at 128 px; at 64 px, M3MSTL also with the stage-1 disks floored at 2 px (half the decoder's
+# stride), where the paper's radius (0.75 px) gives stage 1 nothing to learn.
+SCALING_GRIDS: dict[str, list[ScalePoint]] = {
+    "extended": [
+        ScalePoint(64, "resnet18"),
+        ScalePoint(96, "resnet18"),
+        ScalePoint(128, "resnet18"),
+        ScalePoint(64, "resnet18", "stage-1 disks >= 2 px", {"model_options.disk_min_radius_px": 2.0}),
+        ScalePoint(64, "resnet50"),
+        ScalePoint(128, "resnet50"),
+    ],
+    # Tests: two tiny points, two seeds (the fewest that give a seed variance).
+    "quick": [ScalePoint(48, "resnet18"), ScalePoint(64, "resnet18")],
+}
+SCALING_SEEDS: dict[str, int] = {"extended": 3, "quick": 2}
+TOKEN_STRIDE_OPTION = "token_feature_strides"
+DIFFERENCE_METRICS = {"roc_auc": "roc_auc", "average_precision": "average_precision",
+                      "occlusion_accuracy": "occlusion accuracy", "nme_median": "median NME (inter_ocular)"}
+
+
+def scaling_grid(profile: str) -> list[ScalePoint]:
+    if profile not in SCALING_GRIDS:
+        raise ValueError(f"the scaling study has no grid for profile {profile!r}; profiles: {sorted(SCALING_GRIDS)}")
+    return SCALING_GRIDS[profile]
+
+
+def scaling_seeds(profile: str, seed: int = 0) -> list[int]:
+    return [seed + i for i in range(SCALING_SEEDS[profile])]
+
+
+def token_map_sizes(run_dir: Path) -> list[int]:
+    """Side of each trunk feature map the occlusion tokens are sampled from (ResNet strides pad, so
+    a map is ceil(input / stride))."""
+    config = load_config(run_dir)
+    strides = config.model_options.get(TOKEN_STRIDE_OPTION, [8, 16, 32])
+    return [math.ceil(config.data.input_size / s) for s in strides]
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Measured training time: the sum of the per-epoch `seconds` in the run's history."""
+    return float(sum(entry.get("seconds", 0.0) for entry in read_history(run_dir)))
+
+
+def training_images_seen(run_dir: Path, n_train: int) -> int:
+    """Training samples the run drew: per epoch, steps_per_epoch x batch, or one pass over the split."""
+    config = load_config(run_dir)
+    stages = {s.name: s for s in config.stages}
+    seen = 0
+    for entry in read_history(run_dir):
+        stage = stages[entry["stage"]]
+        seen += stage.steps_per_epoch * config.data.batch_size if stage.steps_per_epoch else n_train
+    return seen
+
+
+def stage1_validation_iou(run_dir: Path, data_dir: Path, max_images: int = 256) -> float | None:
+    """IoU at 0.5 of the stage-1 decoder's mask on the first `max_images` validation images, pooled
+    over pixels, with the model's own stage-1 target (kind, radius and floor). Stored in the run
+    (stage1_val_iou.json) so a rerun of the study does not recompute it. None without a stage 1."""
+    import torch
+
+    from m3mstl.data.dataset import make_loader
+    from m3mstl.runs import load_model
+    from m3mstl.train.trainer import prepare_data
+
+    run_dir = Path(run_dir)
+    cached = run_dir / "stage1_val_iou.json"
+    if cached.is_file():
+        return load_json(cached)["iou"]
+    checkpoint = run_dir / "checkpoints" / "best-mask_pretrain.pt"
+    if not checkpoint.is_file():
+        return None
+    config = load_config(run_dir)
+    model = load_model(run_dir, "checkpoints/best-mask_pretrain.pt")
+    val_set = prepare_data(config, data_dir).torch_sets["val"]
+    subset = torch.utils.data.Subset(val_set, range(min(max_images, len(val_set))))
+    intersection = union = 0.0
+    with torch.no_grad():
+        for batch in make_loader(subset, config.data.eval_batch_size, shuffle=False, seed=0):
+            logits = model.mask_logits(batch["image"], batch["temperature"], batch["has_temperature"])
+            visibility = torch.where(batch["labelled"], batch["visibility"], torch.zeros_like(batch["visibility"]))
+            target, _ = model.stage1_targets(batch["landmarks"], visibility, config.data.input_size)
+            # As losses.mask_iou, pooled over all images' pixels instead of one batch.
+            predicted, truth = torch.sigmoid(logits.float()) > 0.5, target > 0.5
+            intersection += float((predicted & truth).sum())
+            union += float((predicted | truth).sum())
+    iou = intersection / union if union > 0 else 1.0  # both empty: as losses.mask_iou
+    write_json_atomic(cached, {"iou": iou, "images": len(subset)})
+    return iou
+
+
+@dataclass
+class PointRuns:
+    point: ScalePoint
+    seeds: list[int]
+    m3mstl: list[experiments.RunResult]
+    baseline: list[experiments.RunResult]
+
+
+def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int], *,
+                train: Callable[..., Path] | None = None, device: str = "auto") -> PointRuns:
+    """Train (or reuse) M3MSTL and the baseline at one grid point for every seed."""
+    if train is None:
+        from m3mstl.train.trainer import train
+    results: dict[str, list[experiments.RunResult]] = {"m3mstl": [], "baseline": []}
+    for model in results:
+        for seed in seeds:
+            run_dir = train(model, profile, data_dir, seed=seed, overrides=point.overrides(model), device=device)
+            results[model].append(experiments.load_run(run_dir, model))
+    return PointRuns(point, seeds, results["m3mstl"], results["baseline"])
+
+
+def point_row(runs: PointRuns, data_dir: Path, n_train: int, *, n_resamples: int = 2000,
+              seed: int = 0) -> dict[str, Any]:
+    """One row of the study's table: the point, its measurements and the M3MSTL - baseline
+    differences with their seed-and-subject 95 % intervals."""
+    point = runs.point
+    m3_dirs = [r.run_dir for r in runs.m3mstl]
+    base_dirs = [r.run_dir for r in runs.baseline]
+    ious = [stage1_validation_iou(d, data_dir) for d in m3_dirs]
+    row: dict[str, Any] = {
+        "input_size": point.input_size, "backbone": point.backbone, "variant": point.variant,
+        "n_seeds": len(runs.seeds),
+        "token_maps": "/".join(f"{s}x{s}" for s in token_map_sizes(m3_dirs[0])),
+        "stage1_val_iou": float(np.mean([i for i in ious if i is not None])) if any(i is not None for i in ious)
+        else None,
+        "images_seen_m3mstl": training_images_seen(m3_dirs[0], n_train),
+        "images_seen_baseline": training_images_seen(base_dirs[0], n_train),
+        "train_s_m3mstl": float(np.mean([training_seconds(d) for d in m3_dirs])),
+        "train_s_baseline": float(np.mean([training_seconds(d) for d in base_dirs])),
+        "m3mstl_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.m3mstl])),
+        "baseline_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.baseline])),
+    }
+    intervals = {i.metric: i for i in experiments.seed_aware_differences(runs.m3mstl, runs.baseline,
+                                                                         n_resamples=n_resamples, seed=seed)}
+    for column, metric in DIFFERENCE_METRICS.items():
+        interval = intervals[metric]
+        row.update({f"diff_{column}": interval.estimate, f"diff_{column}_low": interval.low,
+                    f"diff_{column}_high": interval.high})
+    row["variance"] = intervals["roc_auc"].variance
+    return row
+
+
+def number_of_training_images(profile: str, data_dir: Path) -> int:
+    """Images in the training split the grid's configs use (the same at every point)."""
+    from m3mstl.peer import split_records
+
+    return len(split_records(make_config("baseline", profile), data_dir)["train"])
+
+
+def difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note: str):
+    """M3MSTL - baseline (ROC-AUC, median NME) with 95 % intervals against input size and against
+    measured training time, and both models' median NME beside the classical peer's line."""
+    from m3mstl.report import subplots
+
+    fig, axes = subplots(3, 2, width="double", aspect=0.9, sharex="col")
+    markers = {backbone: marker for backbone, marker in zip(sorted(table["backbone"].unique()), "osD^v")}
+    compute = table["train_s_m3mstl"] + table["train_s_baseline"]
+    for col, (x_values, x_label) in enumerate(((table["input_size"], "input size (px)"),
+                                               (compute, "measured training time, both models (s, mean over seeds)"))):
+        for row, column, label in ((0, "roc_auc", "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
+                                   (1, "nme_median", "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
+            ax = axes[row, col]
+            series = table.assign(x=x_values).groupby(["backbone", "variant"], sort=False)
+            for k, ((backbone, variant), part) in enumerate(series):
+                # Series at the same input size are dodged sideways so their bars do not hide each other.
+                x = part["x"] + (1.5 * (k - (series.ngroups - 1) / 2) if col == 0 else 0.0)
+                estimate = part[f"diff_{column}"]
+                error = [estimate - part[f"diff_{column}_low"], part[f"diff_{column}_high"] - estimate]
+                ax.errorbar(x, estimate, yerr=error, marker=markers[backbone], capsize=2, ls="-",
+                            label=f"{backbone}, {variant}")
+            ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+            ax.set(ylabel=label)
+        ax = axes[2, col]
+        for colour, (name, column) in enumerate((("M3MSTL", "m3mstl_nme_median"), ("baseline", "baseline_nme_median"))):
+            for backbone, marker in markers.items():
+                chosen = table["backbone"] == backbone
+                ax.scatter(x_values[chosen], table.loc[chosen, column], marker=marker, color=f"C{colour}", s=14,
+                           label=f"{name} ({backbone})")
+        if peer_nme is not None:
+            ax.axhline(peer_nme, color="black", ls="--", lw=1.0, label=f"classical peer (dlib) {peer_nme:.3f}")
+        ax.set(ylabel="median NME (inter-ocular)", xlabel=x_label)
+    axes[0, 0].legend(fontsize=6)
+    axes[2, 0].legend(fontsize=6)
+    fig.suptitle(f"M3MSTL vs baseline across input sizes; bars: 95 % intervals over training seeds and test "
+                 f"subjects. {trunk_note}", fontsize=7)
+    return fig
