@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from m3mstl.fileio import atomic_path
+from m3mstl.fileio import atomic_path, json_safe
 from m3mstl.metrics import occluder_group
 
 
@@ -86,16 +86,29 @@ def _append(chunks: dict[str, list[Any]], key: str, value: Any) -> None:
 
 
 def load_predictions(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    """The arrays of a predictions .npz; a missing, truncated or foreign file is a RunError naming it."""
+    import zipfile
+
+    from m3mstl.errors import RunError
+
+    if not Path(path).is_file():
+        raise RunError(path, "predictions file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as error:
+        raise RunError(path, f"cannot read the predictions (truncated or not an .npz file): {error}") from None
 
 
 # -- one image ---------------------------------------------------------------------------------
 def _read_image(path: Path) -> np.ndarray:
-    """A thermal image file as float32 in [0, 1] (8-bit /255, 16-bit /65535, colour -> grey)."""
+    """A thermal image file as float32 in [0, 1] (8-bit /255, 16-bit /65535, colour -> grey with
+    a DatasetWarning: a colour-mapped view is not the camera's single channel)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
-    from m3mstl.data.errors import DatasetError
+    from m3mstl.data.errors import DatasetError, DatasetWarning
 
     if not path.is_file():
         raise DatasetError(path, "image file not found")
@@ -104,9 +117,37 @@ def _read_image(path: Path) -> np.ndarray:
             image.load()
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return np.asarray(image, dtype=np.float32) / 65535.0
+            if image.mode not in ("L", "P", "1"):
+                warnings.warn(f"{path}: {image.mode} colour image read as its luminance; thermal images are "
+                              f"single-channel", DatasetWarning, stacklevel=2)
             return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise DatasetError(path, f"cannot read the image: {err}") from None
+
+
+def check_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float]:
+    """The face box (x, y, w, h) to use on a width x height image: errors (UsageError naming
+    --box) for non-finite numbers, a non-positive size or a box that misses the image; a box
+    that overlaps the image's border is clipped to it with a warning."""
+    import math
+    import warnings
+
+    from m3mstl.data.errors import DatasetWarning
+    from m3mstl.errors import UsageError
+
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise UsageError("--box", f"expects 4 finite numbers X,Y,W,H, got {box}")
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise UsageError("--box", f"a face box needs a positive width and height, got {box}")
+    left, top, right, bottom = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+    if right <= left or bottom <= top:
+        raise UsageError("--box", f"box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} image")
+    clipped = (left, top, right - left, bottom - top)
+    if clipped != (x, y, w, h):
+        warnings.warn(f"--box {x:g},{y:g},{w:g},{h:g} reaches past the {width}x{height} image; clipped to "
+                      f"{clipped[0]:g},{clipped[1]:g},{clipped[2]:g},{clipped[3]:g}", DatasetWarning, stacklevel=2)
+    return clipped
 
 
 def crop_for_box(config, width: int, height: int,
@@ -161,8 +202,11 @@ def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | N
     from m3mstl.runs import load_config, load_model
 
     run_dir, image_path = Path(run_dir), Path(image_path)
+    config = load_config(run_dir)  # a broken run folder is reported before the image is read
     image = _read_image(image_path)
     height, width = image.shape
+    if box is not None:
+        box = check_box(box, width, height)
     temperature = None
     if temperature_path is not None:
         temperature = read_temperature_file(Path(temperature_path))
@@ -171,7 +215,7 @@ def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | N
                                                        f" but the image is {width}x{height}")
         if not np.isfinite(temperature).all():
             raise DatasetError(Path(temperature_path), "temperature map holds NaN or infinite values")
-    out = predict_arrays(load_model(run_dir, device=device), load_config(run_dir), image, temperature, box, device)
+    out = predict_arrays(load_model(run_dir, device=device), config, image, temperature, box, device)
     landmarks = []
     for i, ((x, y), p) in enumerate(zip(out["landmarks"], out["occlusion_prob"])):
         entry = {"index": i, "x": round(float(x), 3), "y": round(float(y), 3), "occlusion_prob": round(float(p), 4)}
@@ -203,14 +247,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+    import warnings
+
+    from m3mstl.data.errors import DatasetWarning
+    from m3mstl.errors import UsageError
+
     box = None
     if args.box:
         try:
             box = tuple(float(v) for v in args.box.split(","))
         except ValueError:
-            raise SystemExit(f"--box expects X,Y,W,H numbers, got {args.box!r}") from None
+            raise UsageError("--box", f"expects X,Y,W,H numbers, got {args.box!r}") from None
         if len(box) != 4:
-            raise SystemExit(f"--box expects 4 numbers X,Y,W,H, got {args.box!r}")
-    result = predict_image(args.run_dir, args.image, temperature_path=args.temperature, box=box, device=args.device)
-    print(json.dumps(result, indent=2))
+            raise UsageError("--box", f"expects 4 numbers X,Y,W,H, got {args.box!r}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetWarning)
+        result = predict_image(args.run_dir, args.image, temperature_path=args.temperature, box=box,
+                               device=args.device)
+    for warning in caught:
+        if issubclass(warning.category, DatasetWarning):  # a fault in the user's input: one plain line
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    print(json.dumps(json_safe(result), indent=2, allow_nan=False))
     return 0

@@ -104,12 +104,18 @@ def sha256(path: Path) -> str:
 def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
               seed: int = 0, device: str = "auto", force: bool = False,
               notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
+    from m3mstl.config import MODELS, make_config, validate_config
+    from m3mstl.data.validate import check_dataset
+
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    for model in MODELS:  # the configs the notebooks resolve, checked before any notebook runs
+        validate_config(make_config(model, profile, seed=seed))
     t_all = time.perf_counter()
     # The code and environment as they are when the run starts (the commit the numbers come from).
     environment = environment_info(device)
     data_dir = Path(data_dir) if data_dir else ensure_synthetic_data(profile)
+    check_dataset(data_dir)  # every check of `m3mstl validate` (cached by fingerprint), before compute
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
     notebooks = list_notebooks(notebooks_dir)
     if only:

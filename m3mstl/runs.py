@@ -9,8 +9,10 @@
     metrics_<split>.json      metrics computed from those predictions
     complete.json      written last: the run finished; its presence makes the run reusable
 
-The run id hashes the config and the data fingerprint, so the same request on the
-same data finds the same folder and reuses the finished run.
+The run id hashes the config and the data fingerprint (a hash of the data's contents), so the
+same request on the same data finds the same folder and reuses the finished run; the
+fingerprint is also recorded in environment.json and checked when a run is reused or resumed.
+`.lock` is held (flock) by the process training the run.
 """
 from __future__ import annotations
 
@@ -31,23 +33,75 @@ from m3mstl.config import RunConfig
 RECORDED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "pillow", "m3mstl")
 
 
-def data_fingerprint(data_root: str | os.PathLike) -> str:
-    """Hash of the annotation file plus every data file's name and size.
+FINGERPRINT_FOLDERS = ("thermal", "temperature", "occluders")
 
-    Cheap enough to compute on each call (no image decoding) yet changes whenever the
-    dataset is regenerated with other settings or another file is dropped in.
+
+def data_fingerprint(data_root: str | os.PathLike) -> str:
+    """Content hash of a dataset: the annotation file and every data file's name and bytes.
+
+    Any change to a pixel or a temperature gives another fingerprint, so another run id: a
+    finished run is only ever reused for the very data it was trained on. Each file's digest is
+    cached by (path, size, modification time, inode) in the build cache, so a second call only
+    stats the files.
     """
     root = Path(data_root)
-    digest = hashlib.sha256()
     annotations = root / "annotations.json" if root.is_dir() else root
-    digest.update(annotations.read_bytes())
-    if root.is_dir():
-        for sub in ("thermal", "temperature", "occluders"):
-            folder = root / sub
-            if folder.is_dir():
-                for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                    digest.update(f"{sub}/{entry.name}:{entry.stat().st_size}\n".encode())
+    folder = root if root.is_dir() else root.parent
+    if not annotations.is_file():
+        from m3mstl.data.errors import DatasetError
+
+        raise DatasetError(annotations, "annotations file not found: not a TFD68-layout dataset")
+    cache = _DigestCache(paths.BUILD_DIR / "cache" / "file_digests.json")
+    digest = hashlib.sha256()
+    digest.update(b"annotations.json:" + cache.digest(annotations).encode() + b"\n")
+    for sub in FINGERPRINT_FOLDERS:
+        sub_folder = folder / sub
+        if sub_folder.is_dir():
+            for entry in sorted(os.scandir(sub_folder), key=lambda e: e.name):
+                if entry.is_file():
+                    digest.update(f"{sub}/{entry.name}:{cache.digest(Path(entry.path))}\n".encode())
+    cache.save()
     return digest.hexdigest()[:16]
+
+
+class _DigestCache:
+    """SHA-256 of files, remembered by (absolute path, size, mtime, inode) in one JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, list[Any]] = {}
+        self.changed = False
+        try:
+            loaded = json.loads(path.read_text())
+            if isinstance(loaded, dict):
+                self.entries = loaded
+        except (OSError, ValueError):
+            pass  # no cache yet, or a damaged one: recompute
+
+    def digest(self, file: Path) -> str:
+        stat = file.stat()
+        key = str(file.absolute())
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        cached = self.entries.get(key)
+        if isinstance(cached, list) and len(cached) == 4 and cached[:3] == stamp:
+            return cached[3]
+        hasher = hashlib.sha256()
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(block)
+        self.entries[key] = [*stamp, hasher.hexdigest()]
+        self.changed = True
+        return hasher.hexdigest()
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        from m3mstl.fileio import write_json_atomic
+
+        try:
+            write_json_atomic(self.path, self.entries, indent=None)
+        except OSError:
+            pass  # a read-only build folder only costs the next call a re-hash
 
 
 def run_id(config: RunConfig, fingerprint: str) -> str:
@@ -107,11 +161,28 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
 
 
 def load_config(run_dir: Path) -> RunConfig:
-    return RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    from m3mstl.errors import RunError
+
+    path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise RunError(run_dir, "run folder not found")
+    raw = load_json(path)
+    try:
+        return RunConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise RunError(path, f"not a run configuration: {error}") from None
 
 
 def load_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    from m3mstl.errors import RunError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise RunError(path, f"cannot read the JSON: {error}") from None
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
@@ -130,6 +201,88 @@ def load_model(run_dir: Path, checkpoint: str = "model.pt", device: str = "cpu")
 
     config = load_config(run_dir)
     model = create_model(config.model, **config.model_options)
-    state = torch.load(Path(run_dir) / checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"] if "optimizer" in state else state)
+    model.load_state_dict(load_checkpoint(Path(run_dir) / checkpoint, model_only=True))
     return model.to(device).eval()
+
+
+def load_checkpoint(path: Path, *, model_only: bool = False) -> dict[str, Any]:
+    """A torch checkpoint (the model's state dict, or the trainer's resume state); a missing,
+    truncated or foreign file is a RunError naming it."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from m3mstl.errors import RunError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(path, "checkpoint not found; is the run finished?")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise RunError(path, f"cannot read the checkpoint (truncated or not a torch file): "
+                             f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    if not isinstance(state, dict):
+        raise RunError(path, f"not a checkpoint: holds a {type(state).__name__}")
+    if model_only and "optimizer" in state:
+        state = state["model"]
+    return state
+
+
+def check_recorded_fingerprint(run_dir: Path, fingerprint: str) -> None:
+    """Refuse to reuse or resume a run recorded for other data than `fingerprint`."""
+    from m3mstl.errors import RunError
+
+    path = Path(run_dir) / "environment.json"
+    if not path.is_file():
+        return
+    recorded = load_json(path).get("data_fingerprint")
+    if recorded != fingerprint:
+        raise RunError(path, f"this run was trained on data with fingerprint {recorded}, but the data given "
+                             f"now has {fingerprint}; retrain with --force")
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run folder while a process trains it (flock on `<run>/.lock`).
+
+    A second trainer of the same run is refused with a message naming the holder; the operating
+    system releases the lock when the holder exits, even by kill -9, so no stale lock is left.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.handle = None
+
+    def __enter__(self) -> "RunLock":
+        from m3mstl.errors import RunError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: train unlocked, as before
+            self.handle = handle
+            return self
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunError(self.path.parent, f"another trainer ({holder}) is training this run now; wait for "
+                                             f"it to finish, then run again to reuse its result") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing releases the flock
+            self.handle = None
