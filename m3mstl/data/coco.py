@@ -676,6 +676,10 @@ class _RecordBuilder:
         landmarks = np.where(labelled[:, None], triples[:, :2], np.nan)
         extras = {k: v for k, v in image.items() if k not in _KNOWN_IMAGE_FIELDS}
         extras.update(annotation_extras)
+        fault = _metadata_fault(extras)
+        if fault is not None:
+            self.problem(self.json_path, f"{label}: {fault}")
+            return None
         bbox = face_box
         extras["bbox_source"] = "annotation"
         if bbox is None:
@@ -692,6 +696,37 @@ class _RecordBuilder:
         )
 
 
+def _finite_numbers(value: Any, count: int) -> bool:
+    if not isinstance(value, list) or len(value) != count:
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+
+
+def _metadata_fault(extras: dict[str, Any]) -> str | None:
+    """What is wrong with the optional per-image fields the project reads (occluders, head_pose,
+    skin_temperature_c), or None. Other extra fields are kept as they are."""
+    occluders = extras.get("occluders")
+    if occluders is not None and (not isinstance(occluders, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("type", ""), str) for o in occluders)):
+        return f"'occluders' must be a list of objects with a text 'type', got {occluders!r}"[:300]
+    pose = extras.get("head_pose")
+    if pose is not None:
+        if not isinstance(pose, dict):
+            return f"'head_pose' must be an object (yaw, pitch, roll, rotation), got {pose!r}"[:300]
+        for key in ("yaw", "pitch", "roll"):
+            if pose.get(key) is not None and not _finite_numbers([pose[key]], 1):
+                return f"'head_pose.{key}' must be a finite number of degrees, got {pose[key]!r}"[:300]
+        rotation = pose.get("rotation")
+        if rotation is not None and not (isinstance(rotation, list) and len(rotation) == 3
+                                         and all(_finite_numbers(row, 3) for row in rotation)):
+            return f"'head_pose.rotation' must be a 3x3 matrix of numbers, got {rotation!r}"[:300]
+    skin = extras.get("skin_temperature_c")
+    if skin is not None and not (isinstance(skin, list) and len(skin) == NUM_LANDMARKS and all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in skin)):
+        return f"'skin_temperature_c' must list {NUM_LANDMARKS} numbers (or null), got {skin!r}"[:300]
+    return None
+
+
 def _id_key(value: Any) -> Any:
     """A JSON id as a dict key (lists and objects are not hashable; they match nothing)."""
     return value if isinstance(value, (str, int, float, type(None))) else repr(value)
@@ -705,7 +740,10 @@ def parse_annotations(root_or_json: str | Path) -> ParsedAnnotations:
     """
     root, json_path = resolve_annotations_path(root_or_json)
     coco = load_annotations_json(json_path)
-    categories = [c for c in coco.get("categories") or [] if isinstance(c, dict)]
+    raw_categories = coco.get("categories")
+    if raw_categories is not None and not isinstance(raw_categories, list):
+        raise DatasetError(json_path, f"'categories' must be a list, got {raw_categories!r}"[:300])
+    categories = [c for c in raw_categories or [] if isinstance(c, dict)]
     builder = _RecordBuilder(root, json_path, categories)
     by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for annotation in coco["annotations"]:
