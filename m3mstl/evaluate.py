@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m3mstl.errors import RunError
+from m3mstl.errors import ConfigError, RunError
 from m3mstl.fileio import atomic_path, json_safe, write_json_atomic
 from m3mstl.metrics import (
     NORMALISERS,
@@ -114,8 +114,14 @@ def evaluate_on_dataset(run_dir: Path, data_dir: Path, device: str = "auto") -> 
     from m3mstl.runs import data_fingerprint, load_config, load_model
     from m3mstl.train.trainer import prepare_eval_data, resolve_device
 
+    from m3mstl.config import validate_config
+
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     config = load_config(run_dir)
+    try:
+        validate_config(config)
+    except ConfigError as error:  # the run's own record is at fault, not an option given now
+        raise RunError(run_dir / "config.json", str(error)) from None
     dev = resolve_device(device)
     fingerprint = data_fingerprint(data_dir)
     check_dataset(data_dir, fingerprint)  # every check of `m3mstl validate`, before any compute
