@@ -40,8 +40,8 @@ from PIL import Image
 
 from m3mstl.data.coco import ANNOTATIONS_FILE, subject_from_file_name, write_annotations, write_sample
 from m3mstl.data.errors import DatasetError, DatasetWarning
-from m3mstl.fileio import atomic_folder
 from m3mstl.data.records import VIS_OCCLUDED, VIS_UNLABELLED, VIS_VISIBLE
+from m3mstl.fileio import atomic_folder
 from m3mstl.landmarks import NUM_LANDMARKS
 
 FORMATS = ("pts", "sftl54", "cofw68")

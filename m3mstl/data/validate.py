@@ -25,6 +25,9 @@ from m3mstl.data.records import VIS_OCCLUDED, FaceRecord
 from m3mstl.landmarks import REGIONS
 
 
+# Raised whenever a check is added or made stricter, so a dataset remembered as valid is checked again.
+CHECKS_VERSION = 2
+
 # Pillow modes of single-channel images: 8-bit, 16-bit and 32-bit integer, float.
 GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
 
@@ -208,7 +211,7 @@ def check_dataset(root: str | Path, fingerprint: str | None = None) -> None:
     from m3mstl.runs import data_fingerprint
 
     fingerprint = fingerprint or data_fingerprint(root)
-    marker = paths.BUILD_DIR / "cache" / "validated" / f"{fingerprint}.json"
+    marker = paths.BUILD_DIR / "cache" / "validated" / f"{fingerprint}-checks{CHECKS_VERSION}.json"
     if marker.is_file():
         return
     report = validate_dataset(root)

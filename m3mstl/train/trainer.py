@@ -212,8 +212,12 @@ class Trainer:
     def _fit_locked(self, until_stage: str | None, resume: bool, force: bool) -> Path:
         if force and self.run_dir.exists():
             for entry in self.run_dir.iterdir():  # everything but the lock this process holds
-                if entry.name != LOCK_FILE:
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                if entry.name == LOCK_FILE:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
         check_recorded_fingerprint(self.run_dir, self.fingerprint)
         if is_complete(self.run_dir):
             return self.run_dir
