@@ -472,3 +472,17 @@ def test_unknown_faults_keep_their_traceback():
 
     with pytest.raises(ZeroDivisionError):
         _handle_error(ZeroDivisionError("a bug"), False, argparse.ArgumentParser())
+
+
+def test_every_shipped_config_passes_the_config_checks():
+    """The checks refuse bad configs, not the ones the project itself runs (profiles, ablations)."""
+    from m3mstl import experiments
+    from m3mstl.config import MODELS, PROFILES, make_config, validate_config
+
+    for profile in PROFILES:
+        for model in MODELS:
+            validate_config(make_config(model, profile))
+        for model, variants in (("m3mstl", experiments.ABLATIONS), ("hourglass", experiments.HOURGLASS_ABLATIONS)):
+            for variant in variants.values():
+                validate_config(make_config(model, profile,
+                                            overrides=experiments.ablation_overrides(profile, model, variant)))
