@@ -19,10 +19,12 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+import math
 from typing import Any
 
 from m3mstl.data.embedded import PROFILE_BASE, SYNTH_SETTINGS, base_profile  # noqa: F401  (re-exported)
-from m3mstl.models.registry import UnknownOptionError
+from m3mstl.errors import ConfigError, UnknownOptionError
+from m3mstl.models.registry import list_models
 
 PROFILES = ("quick", "default", "paper")
 #: Every profile `m3mstl reproduce` accepts: the three model profiles and the profiles of longer
@@ -134,7 +136,7 @@ class RunConfig:
         for stage in self.stages:
             if stage.name == name:
                 return stage
-        raise UnknownOptionError(f"run has no stage {name!r}; its stages: {[s.name for s in self.stages]}")
+        raise UnknownOptionError(f"stages.{name}", f"run has no such stage; its stages: {[s.name for s in self.stages]}")
 
 
 # --- the profiles ---------------------------------------------------------------------
@@ -167,7 +169,7 @@ def make_config(model: str, profile: str = "default", *, seed: int = 0,
     """The resolved config for a registered model ("m3mstl", "baseline", "hourglass", ...) under a
     profile: the family's own curriculum and profile options, then `overrides` (dotted keys)."""
     if profile not in REPRODUCE_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
+        raise ConfigError("profile", f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
     profile = base_profile(profile)
     p = _PROFILE_SETTINGS[profile]
     data = DataConfig(input_size=p["input_size"], batch_size=p["batch"], eval_batch_size=p["eval_batch"],
@@ -206,26 +208,32 @@ def apply_override(config: RunConfig, key: str, value: Any) -> None:
         value = parse_value(value)
     parts = key.split(".")
     if parts == ["stages"]:
+        if not isinstance(value, list) or not value or not all(isinstance(n, str) for n in value):
+            raise ConfigError(key, f"expects a non-empty list of stage names, e.g. [\"heads\",\"joint\"], got {value!r}")
         names = list(value)
         known = {s.name: s for s in config.stages}
         missing = [n for n in names if n not in known]
         if missing:
-            raise UnknownOptionError(f"stages {missing} are not in this model's curriculum {list(known)}")
+            raise UnknownOptionError(key, f"stages {missing} are not in this model's curriculum {list(known)}")
         config.stages = [known[n] for n in names]
         return
     if parts[0] == "stages" and len(parts) == 3:
+        if parts[1] not in [s.name for s in config.stages]:
+            raise ConfigError(key, f"no stage {parts[1]!r} in this model's curriculum {[s.name for s in config.stages]}")
         stage = config.stage(parts[1])
         _set_field(stage, parts[2], value, key)
         return
     if parts[0] == "model_options" and len(parts) == 2:
         known = _family(config.model).option_names
         if parts[1] not in known:
-            raise UnknownOptionError(f"cannot set {key!r}: model {config.model!r} has no option {parts[1]!r} "
-                                     f"(options: {sorted(known)})")
+            raise UnknownOptionError(key, f"model {config.model!r} has no option {parts[1]!r} "
+                                          f"(options: {sorted(known)})")
         config.model_options[parts[1]] = value
         return
     if parts[0] == "data" and len(parts) == 2:
-        if parts[1] == "augment" and isinstance(value, dict):
+        if parts[1] == "augment":
+            if not isinstance(value, dict):
+                raise ConfigError(key, f"expects a JSON object of augmentation settings, got {value!r}")
             config.data.augment = value
         else:
             _set_field(config.data, parts[1], value, key)
@@ -236,18 +244,124 @@ def apply_override(config: RunConfig, key: str, value: Any) -> None:
     if len(parts) == 1:
         _set_field(config, parts[0], value, key)
         return
-    raise UnknownOptionError(f"cannot set {key!r}: use data.X, loader.X, model_options.X, stages.NAME.X, stages "
-                             f"or a top-level field")
+    raise UnknownOptionError(key, "unknown key: use data.X, loader.X, model_options.X, stages.NAME.X, stages "
+                                  "or a top-level field")
 
 
 def _set_field(obj: Any, name: str, value: Any, key: str) -> None:
     names = {f.name for f in dataclasses.fields(obj)}
     if name not in names:
-        raise UnknownOptionError(f"cannot set {key!r}: {type(obj).__name__} has no field {name!r} "
-                                 f"(fields: {sorted(names)})")
+        raise UnknownOptionError(key, f"unknown key: {type(obj).__name__} has no field {name!r} "
+                                      f"(fields: {sorted(names)})")
     if isinstance(getattr(obj, name), tuple) and isinstance(value, list):
         value = tuple(value)
     setattr(obj, name, value)
+
+
+# --- checking a resolved config before any compute ------------------------------------------
+
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch takes the same
+
+
+def validate_config(config: RunConfig) -> None:
+    """Raise ConfigError naming the first option that is of the wrong type, out of range, unknown,
+    or not a stage of the model's curriculum; run before any data is read or epoch trained."""
+    if config.model not in list_models():
+        raise ConfigError("model", f"unknown model {config.model!r}; choose from {list_models()}")
+    if config.profile not in PROFILES:
+        raise ConfigError("profile", f"unknown profile {config.profile!r}; choose from {PROFILES}")
+    _whole(config.seed, "seed", 0, MAX_SEED)
+    _number(config.weight_decay, "weight_decay", 0.0)
+    if config.grad_clip is not None:
+        _number(config.grad_clip, "grad_clip", 0.0)
+    _flag(config.channels_last, "channels_last")
+    if not isinstance(config.model_options, dict):
+        raise ConfigError("model_options", f"must be a mapping, got {config.model_options!r}")
+    _validate_data(config.data)
+    _validate_stages(config)
+
+
+def _validate_data(data: DataConfig) -> None:
+    _whole(data.input_size, "data.input_size", 16)
+    _number(data.margin_px, "data.margin_px", 0.0)
+    _flag(data.square_crop, "data.square_crop")
+    fractions = data.split_fractions
+    if (not isinstance(fractions, (list, tuple)) or len(fractions) != 3
+            or not all(_is_number(f) and math.isfinite(f) and f >= 0 for f in fractions)
+            or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6)):
+        raise ConfigError("data.split_fractions", f"must be three fractions >= 0 (train, val, test) summing to 1, "
+                                                  f"got {fractions!r}")
+    _whole(data.split_seed, "data.split_seed", 0, MAX_SEED)
+    if not isinstance(data.force_test, (list, tuple)) or not all(isinstance(s, str) for s in data.force_test):
+        raise ConfigError("data.force_test", f"must be a list of subject ids, got {data.force_test!r}")
+    _whole(data.batch_size, "data.batch_size", 1)
+    _whole(data.eval_batch_size, "data.eval_batch_size", 1)
+    for name in ("max_train_images", "val_images_per_epoch"):
+        if getattr(data, name) is not None:
+            _whole(getattr(data, name), f"data.{name}", 1)
+    if not isinstance(data.augment, dict):
+        raise ConfigError("data.augment", f"must be a mapping of augmentation settings, got {data.augment!r}")
+    from m3mstl.data.dataset import AugmentConfig
+
+    known = {f.name: f.default for f in dataclasses.fields(AugmentConfig)}
+    for key, value in data.augment.items():
+        if key not in known:
+            raise ConfigError(f"data.augment.{key}", f"unknown augmentation setting (known: {sorted(known)})")
+        default = known[key]
+        if isinstance(default, tuple):
+            if (not isinstance(value, (list, tuple)) or len(value) != len(default)
+                    or not all(_is_number(v) and math.isfinite(v) and v >= 0 for v in value) or value[0] > value[1]):
+                raise ConfigError(f"data.augment.{key}", f"must be a [low, high] range of numbers >= 0, got {value!r}")
+        else:
+            _number(value, f"data.augment.{key}", 0.0, 1.0 if key.endswith("_prob") else None)
+
+
+def _validate_stages(config: RunConfig) -> None:
+    if not isinstance(config.stages, list) or not config.stages:
+        raise ConfigError("stages", "the run has no stages to train")
+    curriculum = [s.name for s in make_config(config.model, "quick").stages]
+    seen = set()
+    for stage in config.stages:
+        prefix = f"stages.{stage.name}"
+        if stage.name not in curriculum:
+            raise ConfigError("stages", f"{stage.name!r} is not a stage of {config.model} (stages: {curriculum})")
+        if stage.name in seen:
+            raise ConfigError("stages", f"stage {stage.name!r} is listed twice")
+        seen.add(stage.name)
+        _whole(stage.epochs, f"{prefix}.epochs", 1)
+        _number(stage.lr, f"{prefix}.lr", 0.0, exclusive_low=True)
+        for name in ("steps_per_epoch", "patience"):
+            if getattr(stage, name) is not None:
+                _whole(getattr(stage, name), f"{prefix}.{name}", 1)
+        _flag(stage.plateau_scheduler, f"{prefix}.plateau_scheduler")
+        _flag(stage.cosine_decay, f"{prefix}.cosine_decay")
+        _number(stage.cosine_final_fraction, f"{prefix}.cosine_final_fraction", 0.0, 1.0)
+        if stage.plateau_scheduler and stage.cosine_decay:
+            # Cosine decay sets the rate every step and would silently undo each plateau cut.
+            raise ConfigError(prefix, "choose plateau_scheduler or cosine_decay, not both")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole(value: Any, key: str, low: int, high: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        span = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ConfigError(key, f"must be a whole number {span}, got {value!r}")
+
+
+def _number(value: Any, key: str, low: float, high: float | None = None, *, exclusive_low: bool = False) -> None:
+    ok = _is_number(value) and math.isfinite(value) and (value > low if exclusive_low else value >= low) \
+        and (high is None or value <= high)
+    if not ok:
+        span = f"{'>' if exclusive_low else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
+        raise ConfigError(key, f"must be a finite number {span}, got {value!r}")
+
+
+def _flag(value: Any, key: str) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}")
 
 
 # The embedded synthetic data of each profile: `m3mstl.data.embedded` (re-exported here).

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m3mstl.fileio import atomic_path, write_json_atomic
+from m3mstl.errors import ConfigError, RunError
+from m3mstl.fileio import atomic_path, json_safe, write_json_atomic
 from m3mstl.metrics import (
     NORMALISERS,
     PAPER_NORMALISER,
@@ -82,7 +83,11 @@ def metrics_from_predictions(preds: dict[str, np.ndarray]) -> tuple[dict[str, An
 
 
 def evaluate_predictions(pred_path: Path, out_dir: Path, split: str, extra: dict[str, Any] | None = None) -> dict:
-    metrics, table = metrics_from_predictions(load_predictions(pred_path))
+    preds = load_predictions(pred_path)
+    try:
+        metrics, table = metrics_from_predictions(preds)
+    except KeyError as error:
+        raise RunError(pred_path, f"not a predictions file of this project: no array {error}") from None
     metrics["split"] = split
     metrics.update(extra or {})
     write_json_atomic(out_dir / f"metrics_{split}.json", metrics)
@@ -99,7 +104,9 @@ def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
         path = run_dir / f"predictions_{name}.npz"
         if not path.is_file():
             if name == split:
-                raise FileNotFoundError(f"{path}: no predictions for split {name!r}; is the run finished?")
+                if not run_dir.is_dir():
+                    raise RunError(run_dir, "run folder not found")
+                raise RunError(path, f"no predictions for split {name!r}; is the run finished?")
             continue
         results[name] = evaluate_predictions(path, run_dir, name)
     return results[split]
@@ -107,16 +114,23 @@ def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
 
 def evaluate_on_dataset(run_dir: Path, data_dir: Path, device: str = "auto") -> dict[str, Any]:
     """Apply a finished run's model to every image of another TFD68-layout dataset."""
+    from m3mstl.config import validate_config
+    from m3mstl.data.validate import check_dataset
     from m3mstl.device import resolve_device
     from m3mstl.predict import predict_split, prepare_eval_data
     from m3mstl.runs import data_fingerprint, load_config, load_model
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     config = load_config(run_dir)
+    try:
+        validate_config(config)
+    except ConfigError as error:  # the run's own record is at fault, not an option given now
+        raise RunError(run_dir / "config.json", str(error)) from None
     dev = resolve_device(device)
-    model = load_model(run_dir, device=dev)
-    data = prepare_eval_data(config, data_dir)
     fingerprint = data_fingerprint(data_dir)
+    check_dataset(data_dir, fingerprint)  # every check of `m3mstl validate`, before any compute
+    model = load_model(run_dir, device=str(dev))
+    data = prepare_eval_data(config, data_dir)
     out_dir = run_dir / "external" / fingerprint
     pred_path = predict_split(model, data, "all", out_dir / "predictions_all.npz",
                               batch_size=config.data.eval_batch_size, device=dev)
@@ -138,9 +152,11 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_run(args.run_dir, args.split)
     inter_ocular = metrics["landmarks"][PAPER_NORMALISER]
     occ = metrics["occlusion"] or {}  # None for a landmarks-only model
-    print(json.dumps({"n_images": metrics["n_images"],
-                      "nme_inter_ocular_mean": inter_ocular["nme_mean"],
-                      "nme_inter_ocular_median": inter_ocular["nme_median"],
-                      "occlusion_accuracy": occ.get("accuracy"), "class_prior_occluded": occ.get("class_prior_occluded"),
-                      "roc_auc": occ.get("roc_auc"), "average_precision": occ.get("average_precision")}, indent=2))
+    summary = {"n_images": metrics["n_images"],
+               "nme_inter_ocular_mean": inter_ocular["nme_mean"],
+               "nme_inter_ocular_median": inter_ocular["nme_median"],
+               "occlusion_accuracy": occ.get("accuracy"), "class_prior_occluded": occ.get("class_prior_occluded"),
+               "roc_auc": occ.get("roc_auc"), "average_precision": occ.get("average_precision")}
+    # Undefined numbers (ROC-AUC with one class present) are JSON null, not the invalid NaN.
+    print(json.dumps(json_safe(summary), indent=2, allow_nan=False))
     return 0

@@ -16,9 +16,11 @@ landmarks predicted from detector boxes against the same model given the true bo
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from m3mstl.detect import Detection, DetectorConfig, detect_faces, detect_faces_view
-from m3mstl.fileio import atomic_path
+from m3mstl.fileio import atomic_path, json_safe
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TEMPERATURE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
@@ -135,7 +137,12 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
         except (DatasetError, OSError, ValueError) as error:
             yield {**base, "error": str(error)}
             continue
-        faces = [Detection(*box, 1.0)] if box is not None else faces_in_frame(image, temperature, detector)
+        if box is not None:  # the same box on every frame: checked (or clipped) against each one
+            from m3mstl.predict import check_box
+
+            faces = [Detection(*check_box(box, image.shape[1], image.shape[0]), 1.0)]
+        else:
+            faces = faces_in_frame(image, temperature, detector)
         rows = []
         for number, face in enumerate(faces):
             out = predict_arrays(model, config, image, temperature, face.box, device)
@@ -240,3 +247,87 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
                      "nme_true_box": nme(tuple(record.bbox)),
                      "nme_detector_box": nme(match.box) if match is not None else float("nan"), "iou": value})
     return pd.DataFrame(rows)
+
+
+# -- the `m3mstl predict` command ----------------------------------------------------------------
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a finished run folder runs/<model>/<run-id>")
+    parser.add_argument("image", type=Path, nargs="+",
+                        help="thermal images (8- or 16-bit), folders of them, or multi-page TIFF sequences")
+    parser.add_argument("--temperature", type=Path, default=None,
+                        help="its temperature map: float deg C .npy or 16-bit centi-Kelvin PNG/TIFF")
+    parser.add_argument("--box", default=None,
+                        help="face box X,Y,W,H in image pixels (default: detect faces; with --whole-image the "
+                             "whole image)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--whole-image", action="store_true",
+                        help="one image, taken whole as a ready face crop (no detection): the single-image JSON")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows here (default: standard output)")
+    parser.add_argument("--format", choices=("json", "csv"), default="json", help="rows as JSON or CSV")
+    parser.add_argument("--overlays", type=Path, default=None, help="folder for overlay PNGs (boxes, landmarks)")
+    parser.add_argument("--temperature-dir", type=Path, default=None,
+                        help="folder of temperature maps named like the frames (default: DATA/temperature)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    """`--box X,Y,W,H` as four numbers (checked against each image by `predict.check_box`)."""
+    from m3mstl.errors import UsageError
+
+    if not text:
+        return None
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError("--box", f"expects X,Y,W,H numbers, got {text!r}") from None
+    if len(box) != 4:
+        raise UsageError("--box", f"expects 4 numbers X,Y,W,H, got {text!r}")
+    return box
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from m3mstl.data.errors import DatasetWarning
+    from m3mstl.errors import UsageError
+
+    box = parse_box(args.box)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetWarning)
+        if args.whole_image:
+            if len(args.image) != 1:
+                raise UsageError("--whole-image", "takes exactly one image")
+            from m3mstl.predict import predict_image
+
+            result = predict_image(args.run_dir, args.image[0], temperature_path=args.temperature, box=box,
+                                   device=args.device)
+            code, text = 0, json.dumps(json_safe(result), indent=2, allow_nan=False)
+        else:
+            code, text = _run_frames(args, box)
+    for warning in caught:
+        if issubclass(warning.category, DatasetWarning):  # a fault in the user's input: one plain line
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    if text:
+        print(text)
+    return code
+
+
+def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float] | None) -> tuple[int, str]:
+    """Batch prediction on frames; exit code 1 when some frame failed."""
+    temperature_dir = args.temperature_dir
+    if args.temperature is not None and temperature_dir is None:
+        temperature_dir = Path(args.temperature).parent
+    rows = list(predict_frames(args.run_dir, args.image, temperature_dir=temperature_dir, box=box,
+                               overlays=args.overlays, device=args.device,
+                               progress=not args.quiet and sys.stderr.isatty()))
+    text = write_rows(rows, args.out, args.format)
+    failed = [row for row in rows if row.get("error")]
+    for row in failed:
+        print(f"m3mstl predict: error: {row['error']}", file=sys.stderr)
+    faces = sum(1 for row in rows if row.get("box") is not None)
+    frames = len({(row["file"], row["page"]) for row in rows})
+    print(f"{frames} frames, {faces} faces, {len(failed)} unreadable"
+          + (f"; rows in {args.out}" if args.out else ""), file=sys.stderr)
+    return (1 if failed else 0), ("" if args.out is not None else text)

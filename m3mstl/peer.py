@@ -34,6 +34,7 @@ import numpy as np
 
 from m3mstl import paths
 from m3mstl.config import RunConfig, apply_override, base_profile, make_config
+from m3mstl.errors import UnknownOptionError
 from m3mstl.fileio import atomic_path, write_json_atomic
 from m3mstl.runs import data_fingerprint, environment_info, is_complete, load_json, run_dir_for
 
@@ -79,10 +80,14 @@ def peer_config(profile: str = "default", *, seed: int = 0, overrides: dict[str,
     config = RunConfig(model=PEER_MODEL, profile=profile, model_options=options,
                        stages=[], data=data, seed=seed, grad_clip=None, channels_last=False)
     for key, value in (overrides or {}).items():
-        if key.startswith("model_options.") and key.split(".", 1)[1] not in DEFAULT_OPTIONS:
-            raise KeyError(f"{key}: dlib's shape predictor has no option {key.split('.', 1)[1]!r}; "
-                           f"options: {sorted(DEFAULT_OPTIONS)}")
-        apply_override(config, key, value)
+        if key.startswith("model_options."):  # dlib's options: not a registered deep-model family
+            name = key.split(".", 1)[1]
+            if name not in DEFAULT_OPTIONS:
+                raise UnknownOptionError(key, f"dlib's shape predictor has no option {name!r}; "
+                                              f"options: {sorted(DEFAULT_OPTIONS)}")
+            config.model_options[name] = value
+        else:
+            apply_override(config, key, value)
     return config
 
 
@@ -91,7 +96,7 @@ def _training_options(options: dict[str, Any], seed: int):
 
     unknown = set(options) - set(DEFAULT_OPTIONS)
     if unknown:
-        raise KeyError(f"unknown dlib shape-predictor option(s) {sorted(unknown)}")
+        raise UnknownOptionError("model_options", f"unknown dlib shape-predictor option(s) {sorted(unknown)}")
     trainer_options = dlib.shape_predictor_training_options()
     for name, value in options.items():
         setattr(trainer_options, name, value)

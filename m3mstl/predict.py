@@ -7,8 +7,6 @@ affine each sample carries, so metrics never depend on the network's input size.
 """
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -100,16 +98,60 @@ def _append(chunks: dict[str, list[Any]], key: str, value: Any) -> None:
 
 
 def load_predictions(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    """The arrays of a predictions .npz; a missing, truncated or foreign file is a RunError naming it."""
+    import zipfile
+
+    from m3mstl.errors import RunError
+
+    if not Path(path).is_file():
+        raise RunError(path, "predictions file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as error:
+        raise RunError(path, f"cannot read the predictions (truncated or not an .npz file): {error}") from None
 
 
 # -- one image ---------------------------------------------------------------------------------
 def _read_image(path: Path) -> np.ndarray:
-    """A thermal image file as float32 in [0, 1], decoded exactly as training decodes it."""
-    from m3mstl.data.coco import image_to_unit_range, read_image_file
+    """A thermal image file as float32 in [0, 1], decoded exactly as training decodes it
+    (`m3mstl.data.coco.read_image_file`); a colour file is read as its luminance with a
+    DatasetWarning: a colour-mapped view is not the camera's single channel."""
+    import warnings
 
-    return image_to_unit_range(read_image_file(path))
+    from m3mstl.data.coco import image_to_unit_range, is_colour_image, read_image_file
+    from m3mstl.data.errors import DatasetWarning
+
+    image = image_to_unit_range(read_image_file(path))
+    if is_colour_image(path):
+        warnings.warn(f"{path}: colour image read as its luminance; thermal images are single-channel",
+                      DatasetWarning, stacklevel=2)
+    return image
+
+
+def check_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float]:
+    """The face box (x, y, w, h) to use on a width x height image: errors (UsageError naming
+    --box) for non-finite numbers, a non-positive size or a box that misses the image; a box
+    that overlaps the image's border is clipped to it with a warning."""
+    import math
+    import warnings
+
+    from m3mstl.data.errors import DatasetWarning
+    from m3mstl.errors import UsageError
+
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise UsageError("--box", f"expects 4 finite numbers X,Y,W,H, got {box}")
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise UsageError("--box", f"a face box needs a positive width and height, got {box}")
+    left, top, right, bottom = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+    if right <= left or bottom <= top:
+        raise UsageError("--box", f"box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} image")
+    clipped = (left, top, right - left, bottom - top)
+    if clipped != (x, y, w, h):
+        warnings.warn(f"--box {x:g},{y:g},{w:g},{h:g} reaches past the {width}x{height} image; clipped to "
+                      f"{clipped[0]:g},{clipped[1]:g},{clipped[2]:g},{clipped[3]:g}", DatasetWarning, stacklevel=2)
+    return clipped
 
 
 def crop_for_box(config, width: int, height: int,
@@ -164,8 +206,11 @@ def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | N
     from m3mstl.runs import load_config, load_model
 
     run_dir, image_path = Path(run_dir), Path(image_path)
+    config = load_config(run_dir)  # a broken run folder is reported before the image is read
     image = _read_image(image_path)
     height, width = image.shape
+    if box is not None:
+        box = check_box(box, width, height)
     temperature = None
     if temperature_path is not None:
         temperature = read_temperature_file(Path(temperature_path))
@@ -174,7 +219,7 @@ def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | N
                                                        f" but the image is {width}x{height}")
         if not np.isfinite(temperature).all():
             raise DatasetError(Path(temperature_path), "temperature map holds NaN or infinite values")
-    out = predict_arrays(load_model(run_dir, device=device), load_config(run_dir), image, temperature, box, device)
+    out = predict_arrays(load_model(run_dir, device=device), config, image, temperature, box, device)
     landmarks = []
     for i, ((x, y), p) in enumerate(zip(out["landmarks"], out["occlusion_prob"])):
         entry = {"index": i, "x": round(float(x), 3), "y": round(float(y), 3), "occlusion_prob": round(float(p), 4)}
@@ -194,66 +239,3 @@ def temperature_at(temperature: np.ndarray, x: float, y: float) -> float:
     height, width = temperature.shape
     col, row = int(np.clip(np.floor(x), 0, width - 1)), int(np.clip(np.floor(y), 0, height - 1))
     return float(temperature[row, col])
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, help="a finished run folder runs/<model>/<run-id>")
-    parser.add_argument("image", type=Path, nargs="+",
-                        help="thermal images (8- or 16-bit), folders of them, or multi-page TIFF sequences")
-    parser.add_argument("--temperature", type=Path, default=None,
-                        help="its temperature map: float deg C .npy or 16-bit centi-Kelvin PNG/TIFF")
-    parser.add_argument("--box", default=None, help="face box X,Y,W,H in image pixels (default: whole image)")
-    parser.add_argument("--device", default="cpu")
-    # Frames (m3mstl.frames): faces are detected when no --box is given.
-    parser.add_argument("--whole-image", action="store_true",
-                        help="one image, taken whole as a ready face crop (no detection): the single-image JSON")
-    parser.add_argument("--out", type=Path, default=None, help="write the rows here (default: standard output)")
-    parser.add_argument("--format", choices=("json", "csv"), default="json", help="rows as JSON or CSV")
-    parser.add_argument("--overlays", type=Path, default=None, help="folder for overlay PNGs (boxes, landmarks)")
-    parser.add_argument("--temperature-dir", type=Path, default=None,
-                        help="folder of temperature maps named like the frames (default: DATA/temperature)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    box = None
-    if args.box:
-        try:
-            box = tuple(float(v) for v in args.box.split(","))
-        except ValueError:
-            raise SystemExit(f"--box expects X,Y,W,H numbers, got {args.box!r}") from None
-        if len(box) != 4:
-            raise SystemExit(f"--box expects 4 numbers X,Y,W,H, got {args.box!r}")
-    if args.whole_image:
-        if len(args.image) != 1:
-            raise SystemExit("--whole-image takes exactly one image")
-        result = predict_image(args.run_dir, args.image[0], temperature_path=args.temperature, box=box,
-                               device=args.device)
-        print(json.dumps(result, indent=2))
-        return 0
-    return _run_frames(args, box)
-
-
-def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float] | None) -> int:
-    """Batch prediction on frames (m3mstl.frames); exit code 1 when some frame failed."""
-    import sys
-
-    from m3mstl.frames import predict_frames, write_rows
-
-    temperature_dir = args.temperature_dir
-    if args.temperature is not None and temperature_dir is None:
-        temperature_dir = Path(args.temperature).parent
-    rows = list(predict_frames(args.run_dir, args.image, temperature_dir=temperature_dir, box=box,
-                               overlays=args.overlays, device=args.device,
-                               progress=not args.quiet and sys.stderr.isatty()))
-    text = write_rows(rows, args.out, args.format)
-    if args.out is None:
-        print(text)
-    failed = [row for row in rows if row.get("error")]
-    for row in failed:
-        print(f"m3mstl predict: error: {row['error']}", file=sys.stderr)
-    faces = sum(1 for row in rows if row.get("box") is not None)
-    frames = len({(row["file"], row["page"]) for row in rows})
-    print(f"{frames} frames, {faces} faces, {len(failed)} unreadable"
-          + (f"; rows in {args.out}" if args.out else ""), file=sys.stderr)
-    return 1 if failed else 0

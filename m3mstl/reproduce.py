@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from m3mstl import paths
-from m3mstl.config import PROFILES, REPRODUCE_PROFILES, base_profile
+from m3mstl.config import PROFILES, REPRODUCE_PROFILES
 from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.fileio import write_json_atomic
 from m3mstl.runs import data_fingerprint, environment_info
@@ -154,12 +154,19 @@ def portable_data_path(data_dir: Path) -> str:
 def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
               seed: int = 0, device: str = "auto", force: bool = False,
               notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
+    from m3mstl.config import make_config, validate_config
+    from m3mstl.data.validate import check_dataset
+    from m3mstl.models.registry import list_models
+
     if profile not in REPRODUCE_PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
+    for model in list_models():  # the configs the notebooks resolve, checked before any notebook runs
+        validate_config(make_config(model, profile, seed=seed))
     t_all = time.perf_counter()
     # The code and environment as they are when the run starts (the commit the numbers come from).
     environment = environment_info(device)
     data_dir = Path(data_dir) if data_dir else ensure_synthetic_data(profile)
+    check_dataset(data_dir)  # every check of `m3mstl validate` (cached by fingerprint), before compute
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
     notebooks = notebooks_for_profile(profile, notebooks_dir)
     if only:

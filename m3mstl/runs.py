@@ -9,8 +9,10 @@
     metrics_<split>.json      metrics computed from those predictions
     complete.json      written last: the run finished; its presence makes the run reusable
 
-The run id hashes the config and the data fingerprint, so the same request on the
-same data finds the same folder and reuses the finished run.
+The run id hashes the config and the data fingerprint (a hash of the data's contents), so the
+same request on the same data finds the same folder and reuses the finished run; the
+fingerprint is also recorded in environment.json and checked when a run is reused or resumed.
+`.lock` is held (flock) by the process training the run.
 """
 from __future__ import annotations
 
@@ -31,23 +33,8 @@ from m3mstl.config import RunConfig
 RECORDED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "pillow", "m3mstl")
 
 
-def data_fingerprint(data_root: str | os.PathLike) -> str:
-    """Hash of the annotation file plus every data file's name and size.
-
-    Cheap enough to compute on each call (no image decoding) yet changes whenever the
-    dataset is regenerated with other settings or another file is dropped in.
-    """
-    root = Path(data_root)
-    digest = hashlib.sha256()
-    annotations = root / "annotations.json" if root.is_dir() else root
-    digest.update(annotations.read_bytes())
-    if root.is_dir():
-        for sub in ("thermal", "temperature", "occluders"):
-            folder = root / sub
-            if folder.is_dir():
-                for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                    digest.update(f"{sub}/{entry.name}:{entry.stat().st_size}\n".encode())
-    return digest.hexdigest()[:16]
+# The data fingerprint lives with the data (`m3mstl.data.fingerprint`); re-exported here.
+from m3mstl.data.fingerprint import FINGERPRINT_FOLDERS, data_fingerprint  # noqa: E402,F401
 
 
 def run_id(config: RunConfig, fingerprint: str) -> str:
@@ -134,11 +121,28 @@ def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
 
 
 def load_config(run_dir: Path) -> RunConfig:
-    return RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    from m3mstl.errors import RunError
+
+    path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise RunError(run_dir, "run folder not found")
+    raw = load_json(path)
+    try:
+        return RunConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise RunError(path, f"not a run configuration: {error}") from None
 
 
 def load_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    from m3mstl.errors import RunError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise RunError(path, f"cannot read the JSON: {error}") from None
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
@@ -157,6 +161,88 @@ def load_model(run_dir: Path, checkpoint: str = "model.pt", device: str = "cpu")
 
     config = load_config(run_dir)
     model = create_model(config.model, **config.model_options)
-    state = torch.load(Path(run_dir) / checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"] if "optimizer" in state else state)
+    model.load_state_dict(load_checkpoint(Path(run_dir) / checkpoint, model_only=True))
     return model.to(device).eval()
+
+
+def load_checkpoint(path: Path, *, model_only: bool = False) -> dict[str, Any]:
+    """A torch checkpoint (the model's state dict, or the trainer's resume state); a missing,
+    truncated or foreign file is a RunError naming it."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from m3mstl.errors import RunError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(path, "checkpoint not found; is the run finished?")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise RunError(path, f"cannot read the checkpoint (truncated or not a torch file): "
+                             f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    if not isinstance(state, dict):
+        raise RunError(path, f"not a checkpoint: holds a {type(state).__name__}")
+    if model_only and "optimizer" in state:
+        state = state["model"]
+    return state
+
+
+def check_recorded_fingerprint(run_dir: Path, fingerprint: str) -> None:
+    """Refuse to reuse or resume a run recorded for other data than `fingerprint`."""
+    from m3mstl.errors import RunError
+
+    path = Path(run_dir) / "environment.json"
+    if not path.is_file():
+        return
+    recorded = load_json(path).get("data_fingerprint")
+    if recorded != fingerprint:
+        raise RunError(path, f"this run was trained on data with fingerprint {recorded}, but the data given "
+                             f"now has {fingerprint}; retrain with --force")
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run folder while a process trains it (flock on `<run>/.lock`).
+
+    A second trainer of the same run is refused with a message naming the holder; the operating
+    system releases the lock when the holder exits, even by kill -9, so no stale lock is left.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.handle = None
+
+    def __enter__(self) -> "RunLock":
+        from m3mstl.errors import RunError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: train unlocked, as before
+            self.handle = handle
+            return self
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunError(self.path.parent, f"another trainer ({holder}) is training this run now; wait for "
+                                             f"it to finish, then run again to reuse its result") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing releases the flock
+            self.handle = None

@@ -4,7 +4,7 @@ A module may import from its own layer and the layers below it, never from a lay
 and the modules form no import cycle. Imports inside functions count too: a lazy import
 upward still ties the lower layer to the higher one.
 
-    core       paths, fileio, landmarks, pose, metrics, stats, losses, device
+    core       paths, fileio, landmarks, pose, metrics, stats, losses, device, errors
     data       m3mstl.data (readers, splits, the torch dataset, the SynthTFD68 generator and
                the embedded dataset of each profile), detect (face boxes from temperature arrays)
     models     m3mstl.models (architectures, the model registry, the curriculum interface)
@@ -13,8 +13,9 @@ upward still ties the lower layer to the higher one.
                evaluate (metrics of a run's predictions), frames (a run applied to whole
                camera frames through the detector)
     training   m3mstl.train (the curriculum trainer: it writes a complete run record,
-               final predictions and metrics included, so the record layer is beneath it)
-    analysis   experiments, thermometry, report, viz, data.explore (tables and figures
+               final predictions and metrics included, so the record layer is beneath it),
+               peer (the classical dlib landmarker, trained into the same kind of run record)
+    analysis   experiments, scaling, thermometry, report, viz, data.explore (tables and figures
                about a dataset: nothing below imports it)
     app        reproduce, cli (the notebooks sit above these)
 """
@@ -33,13 +34,13 @@ PACKAGE_DIR = paths.REPO_ROOT / "m3mstl"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("m3mstl", "m3mstl.paths", "m3mstl.fileio", "m3mstl.landmarks", "m3mstl.pose", "m3mstl.metrics",
-              "m3mstl.stats", "m3mstl.losses", "m3mstl.device")),
+              "m3mstl.stats", "m3mstl.losses", "m3mstl.device", "m3mstl.errors")),
     ("data", ("m3mstl.data", "m3mstl.detect")),
     ("models", ("m3mstl.models",)),
     ("config", ("m3mstl.config",)),
     ("records", ("m3mstl.runs", "m3mstl.predict", "m3mstl.evaluate", "m3mstl.frames")),
-    ("training", ("m3mstl.train",)),
-    ("analysis", ("m3mstl.experiments", "m3mstl.thermometry", "m3mstl.report", "m3mstl.viz",
+    ("training", ("m3mstl.train", "m3mstl.peer")),
+    ("analysis", ("m3mstl.experiments", "m3mstl.scaling", "m3mstl.thermometry", "m3mstl.report", "m3mstl.viz",
                   "m3mstl.data.explore")),
     ("app", ("m3mstl.reproduce", "m3mstl.cli")),
 ]

@@ -150,6 +150,7 @@ def test_cli_writes_a_dataset_and_refuses_foreign_folders(tmp_path, capsys):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     code = cli_main(["synth", str(foreign), "--subjects", "1", "--per-subject", "1", "--quiet"])
-    assert code == 2
-    assert "foreign" in capsys.readouterr().err
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "foreign" in err and "no SynthTFD68 dataset" in err
     assert (foreign / "notes.txt").read_text() == "mine"

@@ -26,7 +26,7 @@ import json
 import math
 import re
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -509,6 +509,9 @@ def _index_folder(folder: Path, suffixes: Iterable[str]) -> dict[str, Path]:
 
 
 def _keypoint_triples(values: Any, count: int) -> np.ndarray | None:
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in values):
+        return None  # text, null or nested values: numpy would quietly parse "12.5"
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -516,6 +519,15 @@ def _keypoint_triples(values: Any, count: int) -> np.ndarray | None:
     if array.ndim != 1 or array.size != 3 * count:
         return None
     return array.reshape(count, 3)
+
+
+def _keypoints_fault(values: Any, count: int) -> str:
+    """Why `values` is not `count` keypoint triples, in words."""
+    if isinstance(values, list) and len(values) == 3 * count:
+        bad = next(v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool))
+        return f"keypoints must be numbers, found {bad!r}"
+    size = len(values) if isinstance(values, list) else 0
+    return f"has {size / 3:g} keypoints, expected {count} ({size} values, not {3 * count})"
 
 
 def _valid_bbox(value: Any) -> tuple[float, float, float, float] | None:
@@ -548,13 +560,17 @@ class _RecordBuilder:
         face_box, extras, full_seen = None, {}, 0
         for annotation in annotations:
             values = annotation.get("keypoints") or []
+            if not isinstance(values, list):
+                self.problem(self.json_path, f"{label}: annotation {annotation.get('id')}: keypoints must be a "
+                                             f"list of numbers, got {type(values).__name__}")
+                continue
             category_id = annotation.get("category_id")
             if len(values) == 3 * NUM_LANDMARKS or category_id in self.ibug_ids:
                 full_seen += 1
                 parsed = _keypoint_triples(values, NUM_LANDMARKS)
                 if parsed is None:
-                    self.problem(self.json_path, f"{label}: annotation {annotation.get('id')} has "
-                                                 f"{len(values) / 3:g} keypoints, expected {NUM_LANDMARKS}")
+                    self.problem(self.json_path, f"{label}: annotation {annotation.get('id')}: "
+                                                 f"{_keypoints_fault(values, NUM_LANDMARKS)}")
                     continue
                 triples = parsed
                 face_box = _valid_bbox(annotation.get("bbox")) or face_box
@@ -562,8 +578,8 @@ class _RecordBuilder:
                 order = self.part_order[category_id]
                 parsed = _keypoint_triples(values, len(order))
                 if parsed is None:
-                    self.problem(self.json_path, f"{label}: part annotation {annotation.get('id')} has "
-                                                 f"{len(values) / 3:g} keypoints, its category lists {len(order)}")
+                    self.problem(self.json_path, f"{label}: part annotation {annotation.get('id')}: "
+                                                 f"{_keypoints_fault(values, len(order))}")
                     continue
                 triples[order] = parsed
             elif not values:
@@ -598,7 +614,7 @@ class _RecordBuilder:
             width, height = int(image["width"]), int(image["height"])
             if width > 0 and height > 0:
                 return width, height
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             pass
         try:
             with Image.open(image_path) as opened:
@@ -607,16 +623,35 @@ class _RecordBuilder:
             self.problem(self.json_path, f"{label}: no valid width/height and the image cannot be opened")
             return None
 
-    def _optional_file(self, image: dict[str, Any], key: str, stem: str, index: dict[str, Path]) -> Path | None:
+    def _inside(self, name: str, key: str, label: str) -> bool:
+        """Whether a file name from the JSON stays inside the dataset folder (no ../, no absolute path)."""
+        resolved = (self.root / name).resolve()
+        if resolved == self.root or self.root not in resolved.parents:
+            self.problem(self.json_path, f"{label}: {key} {name!r} points outside the dataset folder {self.root}")
+            return False
+        return True
+
+    def _optional_file(self, image: dict[str, Any], key: str, stem: str, index: dict[str, Path],
+                       label: str) -> Path | None | bool:
+        """The side file an entry names (False when the name is unusable, after reporting it)."""
         if key in image:  # an explicit null means "none", an explicit name is used as given
-            return None if image[key] is None else self.root / str(image[key])
+            value = image[key]
+            if value is None:
+                return None
+            if not isinstance(value, str) or not value:
+                self.problem(self.json_path, f"{label}: {key} must be a file name or null, got {value!r}")
+                return False
+            return self.root / value if self._inside(value, key, label) else False
         return index.get(stem)
 
     def build(self, image: dict[str, Any], annotations: list[dict[str, Any]]) -> FaceRecord | None:
-        file_name = str(image.get("file_name") or "")
+        file_name = image.get("file_name")
         label = f"image {file_name or '?'} (id {image.get('id')})"
-        if not file_name:
-            self.problem(self.json_path, f"image id {image.get('id')}: no file_name")
+        if not isinstance(file_name, str) or not file_name:
+            self.problem(self.json_path, f"image id {image.get('id')}: file_name must be a non-empty string, "
+                                         f"got {file_name!r}")
+            return None
+        if not self._inside(file_name, "file_name", label):
             return None
         stem = Path(file_name).stem
         image_path = _resolve_file(self.root, file_name, THERMAL_DIR)
@@ -641,18 +676,60 @@ class _RecordBuilder:
         landmarks = np.where(labelled[:, None], triples[:, :2], np.nan)
         extras = {k: v for k, v in image.items() if k not in _KNOWN_IMAGE_FIELDS}
         extras.update(annotation_extras)
+        fault = _metadata_fault(extras)
+        if fault is not None:
+            self.problem(self.json_path, f"{label}: {fault}")
+            return None
         bbox = face_box
         extras["bbox_source"] = "annotation"
         if bbox is None:
             bbox = landmark_extent_bbox(landmarks, visibility, width, height, margin=BBOX_MARGIN_PX)
             extras["bbox_source"] = "landmarks"
+        temperature_path = self._optional_file(image, "temperature_file", stem, self.temperature_files, label)
+        occluder_mask_path = self._optional_file(image, "occluder_mask_file", stem, self.occluder_files, label)
+        if temperature_path is False or occluder_mask_path is False:
+            return None
         return FaceRecord(
             image_id=stem, subject=subject, image_path=image_path, width=width, height=height,
             landmarks=landmarks, visibility=visibility.astype(np.int8), bbox=bbox,
-            temperature_path=self._optional_file(image, "temperature_file", stem, self.temperature_files),
-            occluder_mask_path=self._optional_file(image, "occluder_mask_file", stem, self.occluder_files),
-            extras=extras,
+            temperature_path=temperature_path, occluder_mask_path=occluder_mask_path, extras=extras,
         )
+
+
+def _finite_numbers(value: Any, count: int) -> bool:
+    if not isinstance(value, list) or len(value) != count:
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+
+
+def _metadata_fault(extras: dict[str, Any]) -> str | None:
+    """What is wrong with the optional per-image fields the project reads (occluders, head_pose,
+    skin_temperature_c), or None. Other extra fields are kept as they are."""
+    occluders = extras.get("occluders")
+    if occluders is not None and (not isinstance(occluders, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("type", ""), str) for o in occluders)):
+        return f"'occluders' must be a list of objects with a text 'type', got {occluders!r}"[:300]
+    pose = extras.get("head_pose")
+    if pose is not None:
+        if not isinstance(pose, dict):
+            return f"'head_pose' must be an object (yaw, pitch, roll, rotation), got {pose!r}"[:300]
+        for key in ("yaw", "pitch", "roll"):
+            if pose.get(key) is not None and not _finite_numbers([pose[key]], 1):
+                return f"'head_pose.{key}' must be a finite number of degrees, got {pose[key]!r}"[:300]
+        rotation = pose.get("rotation")
+        if rotation is not None and not (isinstance(rotation, list) and len(rotation) == 3
+                                         and all(_finite_numbers(row, 3) for row in rotation)):
+            return f"'head_pose.rotation' must be a 3x3 matrix of numbers, got {rotation!r}"[:300]
+    skin = extras.get("skin_temperature_c")
+    if skin is not None and not (isinstance(skin, list) and len(skin) == NUM_LANDMARKS and all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in skin)):
+        return f"'skin_temperature_c' must list {NUM_LANDMARKS} numbers (or null), got {skin!r}"[:300]
+    return None
+
+
+def _id_key(value: Any) -> Any:
+    """A JSON id as a dict key (lists and objects are not hashable; they match nothing)."""
+    return value if isinstance(value, (str, int, float, type(None))) else repr(value)
 
 
 def parse_annotations(root_or_json: str | Path) -> ParsedAnnotations:
@@ -663,19 +740,33 @@ def parse_annotations(root_or_json: str | Path) -> ParsedAnnotations:
     """
     root, json_path = resolve_annotations_path(root_or_json)
     coco = load_annotations_json(json_path)
-    categories = [c for c in coco.get("categories") or [] if isinstance(c, dict)]
+    raw_categories = coco.get("categories")
+    if raw_categories is not None and not isinstance(raw_categories, list):
+        raise DatasetError(json_path, f"'categories' must be a list, got {raw_categories!r}"[:300])
+    categories = [c for c in raw_categories or [] if isinstance(c, dict)]
     builder = _RecordBuilder(root, json_path, categories)
     by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for annotation in coco["annotations"]:
         if isinstance(annotation, dict):
-            by_image[annotation.get("image_id")].append(annotation)
+            by_image[_id_key(annotation.get("image_id"))].append(annotation)
+        else:
+            builder.problem(json_path, f"annotation entry {annotation!r} is not an object")
+    id_counts = Counter(_id_key(image.get("id")) for image in coco["images"] if isinstance(image, dict))
+    for image_id, count in sorted(id_counts.items(), key=str):
+        if count > 1:  # annotations name images by id: they could not tell these images apart
+            builder.problem(json_path, f"image id {image_id!r} is used by {count} image entries; ids must be unique")
+    for image_id in sorted(set(by_image) - set(id_counts), key=str):
+        builder.problem(json_path, f"{len(by_image[image_id])} annotation(s) name image id {image_id!r}, "
+                                   f"which no image entry has")
 
     records, dropped, seen = [], [], set()
     for image in coco["images"]:
         if not isinstance(image, dict):
             builder.problem(json_path, f"image entry {image!r} is not an object")
             continue
-        record = builder.build(image, by_image.get(image.get("id"), []))
+        if id_counts[_id_key(image.get("id"))] > 1:
+            continue  # reported above: which annotations belong to which of them is unknowable
+        record = builder.build(image, by_image.get(_id_key(image.get("id")), []))
         if record is None:
             continue
         if record.image_id in seen:  # ids are file stems: two entries would share every file
@@ -687,6 +778,12 @@ def parse_annotations(root_or_json: str | Path) -> ParsedAnnotations:
             continue
         records.append(record)
 
+    if not coco["images"]:
+        builder.problem(json_path, "the dataset lists no images")
+    elif not records and dropped and len(dropped) == len(coco["images"]):
+        builder.problem(json_path, f"none of the {len(dropped)} images has a labelled landmark (all v = 0)")
+    elif not records and not builder.problems:
+        builder.problem(json_path, "no usable image")
     layout = "parts" if builder.part_order and not builder.ibug_ids else "ibug68"
     info = coco.get("info") if isinstance(coco.get("info"), dict) else {}
     return ParsedAnnotations(root=root, json_path=json_path, records=records, keypoint_layout=layout,
@@ -793,6 +890,16 @@ def read_image_file(path: Path) -> np.ndarray:
     else:
         array = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)
     return array
+
+
+SINGLE_CHANNEL_MODES = ("1", "L", "P", "I;16", "I;16B", "I;16L", "I", "F")
+
+
+def is_colour_image(path: Path) -> bool:
+    """True when the file holds colour (RGB, RGBA, ...) rather than one channel: `read_image_file`
+    turns it into luminance, which callers should say out loud. Reads the header only."""
+    with _open_image(path, "image") as image:
+        return image.mode not in SINGLE_CHANNEL_MODES
 
 
 def image_to_unit_range(image: np.ndarray) -> np.ndarray:

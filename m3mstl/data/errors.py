@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from m3mstl.errors import M3mstlError
 
-class DatasetError(ValueError):
+
+class DatasetError(M3mstlError, ValueError):
     """A dataset file is missing, unreadable or inconsistent.
 
     Subclasses ValueError so callers that already guard against bad values keep working.
@@ -17,8 +19,7 @@ class DatasetError(ValueError):
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(self.path, problem)
 
 
 class DatasetWarning(UserWarning):

@@ -41,6 +41,7 @@ from PIL import Image
 from m3mstl.data.coco import ANNOTATIONS_FILE, subject_from_file_name, write_annotations, write_sample
 from m3mstl.data.errors import DatasetError, DatasetWarning
 from m3mstl.data.records import VIS_OCCLUDED, VIS_UNLABELLED, VIS_VISIBLE
+from m3mstl.fileio import atomic_folder
 from m3mstl.landmarks import NUM_LANDMARKS
 
 FORMATS = ("pts", "sftl54", "cofw68")
@@ -162,6 +163,10 @@ def read_cofw68_mat(path: Path, points_field: str = COFW_POINTS_FIELD,
     flags = np.asarray(_field(variables, occlusion_field, path), dtype=float).reshape(-1)
     if flags.size != NUM_LANDMARKS:
         raise DatasetError(path, f"field {occlusion_field!r} holds {flags.size} flags, expected 68")
+    unknown = sorted(set(flags[np.isfinite(flags)].tolist()) - {0.0, 1.0})
+    if unknown or not np.isfinite(flags).all():
+        found = ", ".join(f"{v:g}" for v in unknown) or "NaN"
+        raise DatasetError(path, f"field {occlusion_field!r} holds {found}; expected 0 (visible) or 1 (occluded)")
     return points, flags == 1
 
 
@@ -219,10 +224,18 @@ def _sftl54_samples(src: Path, **_: object) -> Iterator[LabelledImage]:
         try:
             image_path = _image_next_to(label, label.stem)
         except DatasetError:
-            continue  # a README or list file, not a label
-        with Image.open(image_path) as image:
-            width, height = image.size
-        landmarks, visibility = sftl54_to_ibug68(read_sftl54(label), width, height)
+            try:
+                read_sftl54(label)
+            except (DatasetError, UnicodeDecodeError):
+                continue  # a README or list file, not a label
+            raise  # a well-formed label without its image: an error, not a silent skip
+        points = read_sftl54(label)
+        try:
+            with Image.open(image_path) as image:
+                width, height = image.size
+        except (OSError, ValueError, SyntaxError) as error:
+            raise DatasetError(image_path, f"cannot read the image: {error}") from None
+        landmarks, visibility = sftl54_to_ibug68(points, width, height)
         yield LabelledImage(label, _image_id(src, label, label.stem), landmarks, visibility, image_path=image_path)
 
 
@@ -304,7 +317,21 @@ def convert(format_name: str, src: str | Path, out: str | Path, *, subject_regex
         raise DatasetError(src, "source folder not found")
     if (out / ANNOTATIONS_FILE).exists() and not overwrite:
         raise DatasetError(out / ANNOTATIONS_FILE, "already exists; pass --overwrite to replace it")
-    pattern = re.compile(subject_regex) if subject_regex else None
+    if out.is_dir() and any(out.iterdir()) and not (out / ANNOTATIONS_FILE).exists() and not overwrite:
+        raise DatasetError(out, "folder is not empty and holds no dataset; choose a new or empty folder "
+                                "or pass --overwrite to replace its dataset files")
+    try:
+        pattern = re.compile(subject_regex) if subject_regex else None
+    except re.error as error:
+        raise DatasetError("--subject-regex", f"not a valid regular expression: {error}") from None
+    # Built in a sibling folder and swapped in at the end: a conversion failing part-way (or
+    # interrupted) leaves the previous dataset in OUT exactly as it was.
+    with atomic_folder(out) as build:
+        return _convert_into(build, out, format_name, src, pattern, options)
+
+
+def _convert_into(build: Path, out: Path, format_name: str, src: Path, pattern: re.Pattern[str] | None,
+                  options: dict[str, object]) -> ConversionResult:
     entries, colour, seen = [], [], set()
     for sample in READERS[format_name](src, **options):
         if sample.image_id in seen:
@@ -314,23 +341,23 @@ def convert(format_name: str, src: str | Path, out: str | Path, *, subject_regex
             try:
                 with Image.open(sample.image_path) as opened:
                     pixels, was_colour = to_grayscale(opened, sample.image_path)
-            except OSError as error:
+            except (OSError, ValueError, SyntaxError) as error:
                 raise DatasetError(sample.image_path, f"cannot read the image: {error}") from None
         else:
             pixels, was_colour = to_grayscale(sample.image_array, sample.label_path)
         if was_colour:
             colour.append(sample.image_path or sample.label_path)
-        entries.append(write_sample(out, sample.image_id, _subject(sample, src, pattern), pixels, None,
+        entries.append(write_sample(build, sample.image_id, _subject(sample, src, pattern), pixels, None,
                                     sample.landmarks, sample.visibility,
                                     image_fields={"source_label": sample.label_path.relative_to(src).as_posix()}))
     if not entries:
         raise DatasetError(src, f"no {format_name} labels with images found")
     if colour:
         warnings.warn(f"converted {len(colour)} colour images to 8-bit grayscale (e.g. {colour[0]})",
-                      DatasetWarning, stacklevel=2)
+                      DatasetWarning, stacklevel=3)
     info = {"source_format": format_name, "source": src.as_posix(), "converted_by": "m3mstl convert"}
-    path = write_annotations(out, entries, info=info)
-    return ConversionResult(path, len(entries), colour)
+    write_annotations(build, entries, info=info)
+    return ConversionResult(out / ANNOTATIONS_FILE, len(entries), colour)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -351,14 +378,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "cofw68":
         options = {"points_field": args.points_field, "occlusion_field": args.occlusion_field,
                    "images_mat": args.images_mat, "images_field": args.images_field}
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DatasetWarning)
-            result = convert(args.format, args.src, args.out, subject_regex=args.subject_regex,
-                             overwrite=args.overwrite, **options)
-    except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetWarning)
+        result = convert(args.format, args.src, args.out, subject_regex=args.subject_regex,
+                         overwrite=args.overwrite, **options)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(f"wrote {result.images} images to {result.annotations_path} (no temperature maps)")

@@ -25,6 +25,13 @@ from m3mstl.data.records import VIS_OCCLUDED, FaceRecord
 from m3mstl.landmarks import REGIONS
 
 
+# Raised whenever a check is added or made stricter, so a dataset remembered as valid is checked again.
+CHECKS_VERSION = 2
+
+# Pillow modes of single-channel images: 8-bit, 16-bit and 32-bit integer, float.
+GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
+
+
 @dataclass
 class ValidationReport:
     """Problems found, as (path, message), and a summary of what the dataset holds."""
@@ -32,6 +39,7 @@ class ValidationReport:
     root: Path
     problems: list[tuple[Path, str]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    warnings: list[tuple[Path, str]] = field(default_factory=list)  # usable, but changed on reading
 
     @property
     def ok(self) -> bool:
@@ -65,10 +73,13 @@ def _check_image(record: FaceRecord, report: ValidationReport) -> None:
     try:
         with Image.open(record.image_path) as image:
             image.load()  # decodes the pixels: catches truncated and corrupt files
-            size = image.size
-    except (OSError, ValueError, SyntaxError) as error:
+            size, mode = image.size, image.mode
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         report.add(record.image_path, f"unreadable or corrupt image: {error}")
         return
+    if mode not in GREY_MODES:
+        report.warnings.append((record.image_path, f"{mode} image: read as its luminance (thermal images are "
+                                                    f"single-channel)"))
     if size != (record.width, record.height):
         report.add(record.image_path, f"image is {size[0]}x{size[1]} but the annotations say "
                                       f"{record.width}x{record.height}")
@@ -183,4 +194,33 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_summary())
     for path, message in report.problems:
         print(f"{path}: {message}")
+    for path, message in report.warnings:
+        print(f"warning: {path}: {message}")
     return 0 if report.ok else 1
+
+
+def check_dataset(root: str | Path, fingerprint: str | None = None) -> None:
+    """Run every check of `m3mstl validate` on a dataset before compute is spent on it; raise a
+    DatasetError naming the first problem's file (and counting the rest).
+
+    A dataset that passed is remembered by its content fingerprint (`m3mstl.runs.data_fingerprint`)
+    in the build cache, so checking the same data again costs one fingerprint.
+    """
+    from m3mstl import paths
+    from m3mstl.fileio import write_json_atomic
+    from m3mstl.data.fingerprint import data_fingerprint
+
+    fingerprint = fingerprint or data_fingerprint(root)
+    marker = paths.BUILD_DIR / "cache" / "validated" / f"{fingerprint}-checks{CHECKS_VERSION}.json"
+    if marker.is_file():
+        return
+    report = validate_dataset(root)
+    if not report.ok:
+        path, message = report.problems[0]
+        more = len(report.problems) - 1
+        suffix = f" (and {more} more problem{'s' * (more > 1)}; run `m3mstl validate {report.root}`)" if more else ""
+        raise DatasetError(path, message + suffix)
+    try:
+        write_json_atomic(marker, {"root": str(report.root), "images": report.summary.get("images")})
+    except OSError:
+        pass  # a read-only build folder only costs the next call a re-check

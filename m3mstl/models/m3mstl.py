@@ -470,14 +470,16 @@ def baseline_curriculum(settings: Mapping[str, Any]) -> tuple[dict[str, Any], li
 
 
 @register_model(resolve_options=lambda options: _options_from_kwargs({}, options).as_dict(),
-                curriculum=m3mstl_curriculum, option_names=OPTION_NAMES)
+                curriculum=m3mstl_curriculum, option_names=OPTION_NAMES,
+                omitted_at_default=OMITTED_AT_DEFAULT)
 def m3mstl(**options: Any) -> M3MSTL:
     """The paper's model; keyword arguments override `M3MSTLOptions` defaults (e.g. backbone="resnet18")."""
     return M3MSTL(_options_from_kwargs({}, options))
 
 
 @register_model(resolve_options=lambda options: _options_from_kwargs(BASELINE_DEFAULTS, options).as_dict(),
-                curriculum=baseline_curriculum, option_names=OPTION_NAMES)
+                curriculum=baseline_curriculum, option_names=OPTION_NAMES,
+                omitted_at_default=OMITTED_AT_DEFAULT)
 def baseline(**options: Any) -> M3MSTL:
     """The paper's baseline [INFER]: same trunk and landmark head, an MLP occlusion head on pooled
     features, no temperature, trained jointly in the single stage "joint"."""

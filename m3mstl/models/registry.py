@@ -12,28 +12,19 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from m3mstl.errors import UnknownOptionError  # noqa: F401  (re-exported: raised for every unknown key)
 
 if TYPE_CHECKING:  # the registry itself stays free of torch: configs consult it cheaply
     import torch.nn as nn
 
 
-class UnknownOptionError(KeyError, TypeError, ValueError):
-    """An option key that no model family, stage or config section knows.
-
-    One type for every place a misspelt key can enter (model options, ``--set`` overrides);
-    it is also a KeyError, TypeError and ValueError so callers written for the older,
-    place-specific errors still catch it."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
 def reject_unknown_options(family: str, given: Mapping[str, Any], known: set[str] | frozenset[str]) -> None:
     unknown = sorted(set(given) - set(known))
     if unknown:
-        raise UnknownOptionError(f"unknown {family} option(s) {unknown}; known options: {sorted(known)}")
+        raise UnknownOptionError("model_options", f"unknown {family} option(s) {unknown}; known options: {sorted(known)}")
 
 
 # A curriculum maps a profile's settings (`m3mstl.config._PROFILE_SETTINGS[profile]`: input_size,
@@ -49,13 +40,16 @@ class ModelFamily:
     resolve_options: Callable[[Mapping[str, Any]], dict[str, Any]]  # full, validated, JSON-ready
     curriculum: Curriculum
     option_names: frozenset[str]
+    # Options left out of the resolved dict (so out of run ids) while they hold this default:
+    # an option added later does not change the id of every run made before it.
+    omitted_at_default: Mapping[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelFamily] = {}
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, resolve_options=None, curriculum=None,
-                   option_names=None):
+                   option_names=None, omitted_at_default=None):
     """Decorator registering a model factory under its function name, with its family's
     option resolver, curriculum and option names (all required but for the plain-factory
     form ``@register_model``, which registers a model that no config can train)."""
@@ -69,6 +63,7 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, resolve_option
             resolve_options or (lambda options: dict(options)),
             curriculum or _no_curriculum(name),
             frozenset(option_names or ()),
+            dict(omitted_at_default or {}),
         )
         return factory
 

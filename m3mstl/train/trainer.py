@@ -25,14 +25,25 @@ import torch
 from tqdm.auto import tqdm
 
 from m3mstl import paths
-from m3mstl.config import PROFILES, RunConfig, StageConfig, make_config
+from m3mstl.config import PROFILES, RunConfig, StageConfig, make_config, validate_config
 from m3mstl.data.dataset import PreparedData
+from m3mstl.data.errors import DatasetError
 from m3mstl.device import resolve_device, to_device
+from m3mstl.errors import ConfigError, RunError, UsageError
 from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 from m3mstl.landmarks import OUTER_EYE_CORNERS
 from m3mstl.models import create_model, list_models
 from m3mstl.models.registry import get_family
-from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
+from m3mstl.runs import (
+    LOCK_FILE,
+    RunLock,
+    check_recorded_fingerprint,
+    data_fingerprint,
+    environment_info,
+    is_complete,
+    load_checkpoint,
+    run_dir_for,
+)
 
 STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
 
@@ -74,7 +85,7 @@ def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
         splits["train"] = splits["train"][: config.data.max_train_images]
     for name, idx in splits.items():
         if len(idx) == 0:
-            raise ValueError(f"the {name} split of {data_dir} is empty: the dataset has too few subjects "
+            raise DatasetError(data_dir, f"the {name} split is empty: the dataset has too few subjects "
                              f"({len(dataset.subjects)}) for fractions {config.data.split_fractions}")
     cache_dir = paths.BUILD_DIR / "cache"
     common = dict(input_size=config.data.input_size, margin_px=config.data.margin_px,
@@ -191,8 +202,9 @@ class Trainer:
         self.device = resolve_device(device)
         self.progress = progress
         self.step_hook = step_hook  # test hook: called (stage, epoch, step) after each step
+        validate_config(config)  # before any data is read or any epoch trained
         if not (self.data_dir / "annotations.json").is_file() and not self.data_dir.is_file():
-            raise FileNotFoundError(f"{self.data_dir}: no annotations.json - not a TFD68-layout dataset")
+            raise DatasetError(self.data_dir / "annotations.json", "not found: not a TFD68-layout dataset")
         # Record every model option, defaults included, so the run id changes when a default
         # does and an old run is never reused for a model that would now be built differently.
         config.model_options = resolve_model_options(config.model, config.model_options)
@@ -212,19 +224,37 @@ class Trainer:
 
     def fit(self, *, until_stage: str | None = None, resume: bool = True, force: bool = False) -> Path:
         """Train through the curriculum (up to and including `until_stage`), then predict and
-        record metrics when the last stage is done. Returns the run folder."""
+        record metrics when the last stage is done. Returns the run folder.
+
+        Holds the run's lock throughout; checks the data (every check of `m3mstl validate`, cached
+        by fingerprint) and the stage before any epoch."""
+        stage_names = [s.name for s in self.config.stages]
+        if until_stage is not None and until_stage not in stage_names:
+            raise ConfigError("--stage", f"{until_stage!r} is not a stage of this run's curriculum {stage_names}")
+        with RunLock(self.run_dir):
+            return self._fit_locked(until_stage, resume, force)
+
+    def _fit_locked(self, until_stage: str | None, resume: bool, force: bool) -> Path:
         if force and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
+            for entry in self.run_dir.iterdir():  # everything but the lock this process holds
+                if entry.name == LOCK_FILE:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        check_recorded_fingerprint(self.run_dir, self.fingerprint)
         if is_complete(self.run_dir):
             return self.run_dir
+        from m3mstl.data.validate import check_dataset
+
+        check_dataset(self.data_dir, self.fingerprint)
         state = self._load_state()
         if state is not None and not resume:
-            raise RuntimeError(f"{self.run_dir} holds an unfinished run; pass resume=True (--resume) to "
+            raise RunError(self.run_dir, "holds an unfinished run; pass resume=True (--resume) to "
                                f"continue it or force=True (--force) to start again")
         self._write_run_header()
         stage_names = [s.name for s in self.config.stages]
-        if until_stage is not None and until_stage not in stage_names:
-            raise ValueError(f"stage {until_stage!r} is not in this run's curriculum {stage_names}")
         last = stage_names.index(until_stage) if until_stage else len(stage_names) - 1
 
         seed_everything(self.config.seed)
@@ -260,7 +290,7 @@ class Trainer:
         path = self.run_dir / "checkpoints" / "last.pt"
         if not path.is_file():
             return None
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_checkpoint(path)
 
     def _make_optimizer(self, model, stage_cfg):
         if stage_cfg.plateau_scheduler and stage_cfg.cosine_decay:
@@ -466,10 +496,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = {}
     for item in args.overrides:
         if "=" not in item:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError("--set", f"expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key] = value
     until = None if args.stage == "all" else STAGE_ALIASES.get(args.stage, args.stage)
+    if until is not None and args.model == "hourglass" and args.stage in STAGE_ALIASES:
+        until = {"1": "multitask", "2": "landmark_finetune"}.get(args.stage, args.stage)
     run_dir = train(args.model, args.profile, args.data, seed=args.seed, overrides=overrides,
                     until_stage=until, resume=args.resume, force=args.force, device=args.device)
     print(run_dir)

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from m3mstl.data import coco
-from m3mstl.data.synth.priors import SynthConfigError, load_priors
+from m3mstl.data.synth.priors import SynthConfigError, check_physics, load_priors
+from m3mstl.fileio import atomic_folder
 from m3mstl.data.synth.renderer import GENERATOR_VERSION, RenderedFace, render
 from m3mstl.data.synth.spec import FaceSpec, sample_identity, sample_spec
 
@@ -73,12 +74,10 @@ def _make_sample(task: tuple[int, int]) -> dict[str, Any]:
     return write_rendered(st["root"], spec, face, st["temperature_format"])
 
 
-def _prepare_folder(root: Path) -> None:
-    """Create `root`, or clear the image files of an earlier SynthTFD68 run in it.
-
-    Refuses a non-empty folder that is not a SynthTFD68 dataset, so a typo cannot mix files
-    into (or delete from) someone else's data.
-    """
+def _check_target_folder(root: Path) -> None:
+    """Refuse a target that is a file, or a non-empty folder that is not a SynthTFD68 dataset, so a
+    typo cannot replace someone else's data. The target itself is only ever replaced whole, at
+    the end (`atomic_folder`)."""
     if root.exists() and not root.is_dir():
         raise SynthConfigError(root, "output path exists and is not a folder")
     if root.is_dir() and any(root.iterdir()):
@@ -87,17 +86,11 @@ def _prepare_folder(root: Path) -> None:
         if annotations.is_file():
             try:
                 generator = json.loads(annotations.read_text()).get("info", {}).get("generator")
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 generator = None
         if generator != GENERATOR_NAME:
             raise SynthConfigError(root, "folder is not empty and holds no SynthTFD68 dataset; "
                                          "choose a new or empty folder")
-        for sub in (coco.THERMAL_DIR, coco.TEMPERATURE_DIR, coco.OCCLUDERS_DIR):
-            folder = root / sub
-            if folder.is_dir():
-                for path in folder.glob("thermal_*"):
-                    path.unlink()
-    root.mkdir(parents=True, exist_ok=True)
 
 
 def generate_dataset(
@@ -132,8 +125,20 @@ def generate_dataset(
         raise SynthConfigError(root, f"temperature format must be 'npy' or 'png', got {temperature_format!r}")
     if priors is None:
         priors = load_priors(config)
-    _prepare_folder(root)
-    state = {"root": root, "seed": int(seed), "subjects": int(subjects), "size": int(size), "priors": priors,
+    check_physics(priors, root)
+    _check_target_folder(root)
+    # Built in a sibling folder and swapped in at the end: an interrupted or failed run leaves the
+    # previous dataset exactly as it was (and never old labels over new pixels).
+    with atomic_folder(root) as build:
+        return _generate_into(build, root, priors, subjects=subjects, per_subject=per_subject, size=size,
+                              seed=seed, workers=workers, temperature_format=temperature_format, layout=layout,
+                              progress=progress, full_frame=full_frame)
+
+
+def _generate_into(build: Path, root: Path, priors: dict[str, Any], *, subjects: int, per_subject: int, size: int,
+                   seed: int, workers: int, temperature_format: str, layout: str, progress: bool,
+                   full_frame: bool) -> Path:
+    state = {"root": build, "seed": int(seed), "subjects": int(subjects), "size": int(size), "priors": priors,
              "temperature_format": temperature_format, "full_frame": bool(full_frame)}
     tasks = [(s, a) for s in range(subjects) for a in range(per_subject)]
     entries = list(_run_tasks(tasks, state, workers, progress))
@@ -156,7 +161,8 @@ def generate_dataset(
             "file_name": "thermal_<subject>_<image index>_<expression code>",
         },
     }
-    return coco.write_annotations(root, entries, info=info, layout=layout)
+    coco.write_annotations(build, entries, info=info, layout=layout)
+    return root / coco.ANNOTATIONS_FILE
 
 
 def _run_tasks(tasks: list[tuple[int, int]], state: dict[str, Any], workers: int, progress: bool):
@@ -207,15 +213,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    try:
-        path = generate_dataset(args.out_dir, subjects=args.subjects, per_subject=args.per_subject, size=args.size,
-                                seed=args.seed, workers=args.workers, config=args.config,
-                                temperature_format=args.temperature_format, layout=args.layout,
-                                progress=not args.quiet and sys.stderr.isatty(),
-                                full_frame=getattr(args, "full_frame", False))
-    except SynthConfigError as error:
-        print(f"m3mstl synth: error: {error}", file=sys.stderr)
-        return 2
+    # A SynthConfigError reaches the command line's one error path: `error: <file>: <problem>`, exit 1.
+    path = generate_dataset(args.out_dir, subjects=args.subjects, per_subject=args.per_subject, size=args.size,
+                            seed=args.seed, workers=args.workers, config=args.config,
+                            temperature_format=args.temperature_format, layout=args.layout,
+                            progress=not args.quiet and sys.stderr.isatty(),
+                            full_frame=getattr(args, "full_frame", False))
     count = args.subjects * args.per_subject
     elapsed = time.perf_counter() - start
     what = "full frames" if getattr(args, "full_frame", False) else f"faces at {args.size} px"

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from m3mstl.errors import M3mstlError
+
 DEFAULT_PRIORS_PATH = Path(__file__).with_name("priors.yaml")
 
 # [a, b] pairs that are (mean, sd) or (median, scale) rather than (lo, hi) ranges.
@@ -24,13 +26,12 @@ _MEAN_SD_PREFIXES = ("subject.en_en_mm.",)
 _CHOICE_KEYS = {"occluders.glasses.lens_emissivity", "occluders.sunglasses.lens_emissivity"}
 
 
-class SynthConfigError(ValueError):
+class SynthConfigError(M3mstlError, ValueError):
     """A priors file (or a generator argument) is unusable; the message names the file."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(self.path, problem)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -131,4 +132,29 @@ def load_priors(path: str | Path | None = None) -> dict[str, Any]:
     _merge(merged, _read_yaml(path), path)
     _check(defaults, merged, "", path)
     _check_weights(merged, path)
+    check_physics(merged, path)
     return merged
+
+
+def _numbers_under(tree: Any, dotted: str = "") -> list[tuple[str, list[float]]]:
+    """(dotted key, its numbers) for every number or list of numbers in a nested mapping."""
+    if isinstance(tree, dict):
+        return [item for key, value in tree.items() for item in _numbers_under(value, f"{dotted}.{key}".lstrip("."))]
+    if _is_number(tree):
+        return [(dotted, [tree])]
+    if isinstance(tree, list) and tree and all(_is_number(v) for v in tree):
+        return [(dotted, list(tree))]
+    return []
+
+
+def check_physics(priors: dict[str, Any], path: Path) -> None:
+    """Values that pass the type checks but describe impossible data: the generator would write
+    a dataset its own validator rejects (or that no camera could record)."""
+    for dotted, numbers in _numbers_under(priors):
+        if dotted.rsplit(".", 1)[-1].endswith("emissivity") and not all(0 < v <= 1 for v in numbers):
+            raise SynthConfigError(path, f"{dotted!r}: an emissivity lies in (0, 1], got {numbers}")
+    margin = priors["crop"]["margin"]
+    if min(margin) <= 1:
+        # crop side / landmark-box side: at 1 or below the crop cuts landmarks off the image.
+        raise SynthConfigError(path, f"'crop.margin' is the crop side over the landmark-box side and must "
+                                     f"exceed 1, got {margin}")
