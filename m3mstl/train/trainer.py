@@ -30,9 +30,12 @@ from m3mstl.config import PROFILES, RunConfig, StageConfig, make_config
 from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 from m3mstl.models import create_model
 from m3mstl.predict import to_device
+from m3mstl.progress import format_duration, relay_path, report as relay_progress
 from m3mstl.runs import data_fingerprint, environment_info, is_complete, run_dir_for
+from m3mstl.train import gating
 
 STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
+RELAY_SECONDS = 10.0  # how often a relayed progress line is written during an epoch
 
 
 class TrainingInterrupted(RuntimeError):
@@ -208,6 +211,19 @@ class Trainer:
             self._finish(model)
         return self.run_dir
 
+    def would_train(self, *, until_stage: str | None = None, force: bool = False) -> bool:
+        """Whether `fit` with these arguments would train (rather than return a finished run)."""
+        if force or not is_complete(self.run_dir):
+            if force or until_stage is None:
+                return True
+            names = [s.name for s in self.config.stages]
+            state = self._load_state()
+            if state is None or until_stage not in names:  # fit names an unknown stage itself
+                return True
+            target = names.index(until_stage)
+            return not (state["stage_index"] > target or (state["stage_index"] == target and state["stage_done"]))
+        return False
+
     # -- pieces ------------------------------------------------------------------------
     def _build_model(self) -> torch.nn.Module:
         model = create_model(self.config.model, **self.config.model_options)
@@ -288,8 +304,11 @@ class Trainer:
                 model.load_state_dict(best)
             self._checkpoint(model, optimizer, scheduler, stage_index, stage_state, history, finished)
             if self.progress:
-                tqdm.write(f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}: "
-                           f"train {train_loss:.4f} val {val['val_loss']:.4f} val NME {val['val_nme']:.4f}")
+                summary = (f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}: "
+                           f"train {train_loss:.4f} val {val['val_loss']:.4f} val NME {val['val_nme']:.4f} "
+                           f"({time.perf_counter() - t0:.0f} s)")
+                if not relay_progress(summary):  # relayed to the reproduction's terminal, or shown here
+                    tqdm.write(summary)
 
     def _train_epoch(self, model, optimizer, stage_cfg, stage_index: int, epoch: int) -> float:
         loader = _epoch_loader(self.data, self.config, stage_index, epoch)
@@ -299,9 +318,14 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         total, count = 0.0, 0
         iterator = iter(loader)
-        bar = tqdm(range(steps), desc=f"{stage_cfg.name} {epoch + 1}/{stage_cfg.epochs}", leave=False,
-                   disable=not self.progress)
-        for step in bar:
+        # A bar in a terminal or JupyterLab (tqdm.auto); under `m3mstl reproduce` progress lines go to
+        # its terminal instead, so the executed notebook stores no timings.
+        relay = self.progress and relay_path() is not None
+        bar = tqdm(total=steps * self.config.data.batch_size, unit="img", leave=False,
+                   desc=f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}",
+                   disable=not self.progress or relay)
+        started = last_report = time.perf_counter()
+        for step in range(steps):
             try:
                 batch = next(iterator)
             except StopIteration:  # steps_per_epoch longer than one pass: start another pass
@@ -326,10 +350,27 @@ class Trainer:
             scaler.update()
             total += float(loss.detach()) * len(batch["image"])
             count += len(batch["image"])
-            bar.set_postfix(loss=f"{total / count:.4f}")
+            bar.update(len(batch["image"]))
+            bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+            if relay and (time.perf_counter() - last_report >= RELAY_SECONDS or step + 1 == steps):
+                last_report = time.perf_counter()
+                self._report_progress(stage_cfg, epoch, step + 1, steps, count, last_report - started,
+                                      total / count)
             if self.step_hook is not None:
                 self.step_hook(stage_cfg.name, epoch, step)
+        bar.close()
         return total / max(1, count)
+
+    def _report_progress(self, stage_cfg: StageConfig, epoch: int, done: int, steps: int, images: int,
+                         seconds: float, loss: float) -> None:
+        """One relayed line: what trains, how far, how fast, and the stage's time left (training steps)."""
+        rate = images / max(seconds, 1e-9)
+        steps_left = steps - done + (stage_cfg.epochs - epoch - 1) * steps
+        left = steps_left * seconds / max(done, 1)
+        stage_number = [s.name for s in self.config.stages].index(stage_cfg.name) + 1
+        relay_progress(f"[{self.config.model}] stage {stage_number}/{len(self.config.stages)} {stage_cfg.name} "
+                       f"epoch {epoch + 1}/{stage_cfg.epochs} step {done}/{steps}: {rate:.1f} img/s, "
+                       f"loss {loss:.4f}, stage time left ~{format_duration(left)}")
 
     @torch.no_grad()
     def validate(self, model, stage: str) -> dict[str, float]:
@@ -396,6 +437,9 @@ def train(model: str, profile: str, data_dir: str | os.PathLike, *, seed: int = 
     A finished run with the same config and data is reused unless `force`."""
     config = make_config(model, profile, seed=seed, overrides=overrides)
     trainer = Trainer(config, data_dir, device=device, progress=progress, runs_root=runs_root)
+    if not gating.training_allowed() and trainer.would_train(until_stage=until_stage, force=force):
+        raise gating.RunNotTrained(gating.missing_run_message(
+            model, profile, Path(data_dir), trainer.run_dir, seed=seed, overrides=overrides, until_stage=until_stage))
     return trainer.fit(until_stage=until_stage, resume=resume, force=force)
 
 
