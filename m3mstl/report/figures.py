@@ -120,8 +120,8 @@ def savefig(
 ) -> dict[str, Path]:
     """Write fig as <out_dir>/<name>.png (150 dpi) and .pdf; returns {"png": path, "pdf": path}.
 
-    Each file is rendered to memory, then written atomically. The figure stays open (a
-    notebook still displays it); close it yourself in loops.
+    Each file is rendered to memory, then written atomically. In a Jupyter kernel the figure is
+    shown inline here and closed; elsewhere it stays open (close it yourself in loops).
     """
     check_output_name(name)
     unknown = set(formats) - set(_METADATA)
@@ -136,4 +136,22 @@ def savefig(
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=PNG_DPI, metadata=file_metadata, bbox_inches="tight", pad_inches=0.02)
         written[fmt] = write_bytes_atomic(out_dir / f"{name}.{fmt}", buffer.getvalue())
+    _show_in_notebook(fig)
     return written
+
+
+def _show_in_notebook(fig: Figure) -> None:
+    """In a Jupyter kernel, show the saved figure inline once, where it is saved (the executed
+    notebooks then hold every figure they publish), and close it so the end of the cell does not
+    show it a second time. Elsewhere nothing happens."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)

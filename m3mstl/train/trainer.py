@@ -416,6 +416,8 @@ class Trainer:
     def _finish(self, model) -> None:
         from m3mstl.predict import predict_split
 
+        if self.progress:
+            relay_progress(f"[{self.config.model}] trained; predicting the validation and test splits")
         final = self._load_state()
         model.load_state_dict(final["model"])
         _save_torch_atomic(model.state_dict(), self.run_dir / "model.pt")
