@@ -91,19 +91,21 @@ def missing_run_message(model: str, profile: str, data_dir: Path, run_dir: Path,
         f"Not trained yet: {what}, profile {profile!r}, seed {seed}"
         + (f", overrides {overrides}" if overrides else "") + f", on {_relative(data_dir)}",
         f"(run folder {_relative(run_dir)}). Nothing was trained: TRAIN and FORCE are False in the parameters cell.",
-        "To produce it, either",
-        "  - set TRAIN = True in the parameters cell and run the notebook again, or",
+        "To produce it, any of:",
+        "  - set TRAIN = True in the parameters cell and run the notebook again;",
         f"  - in a terminal at the repository root: .venv/bin/{train_command(model, profile, data_dir, seed=seed, overrides=overrides, until_stage=until_stage)}",
-        "  - or run the whole reproduction: make reproduce" + ("" if profile == "default" else f" PROFILE={profile}"),
+        "  - the whole reproduction: make reproduce" + ("" if profile == "default" else f" PROFILE={profile}"),
     ]
     measured = measured_minutes(profile, notebooks) if notebooks else None
     if measured is not None:
         minutes, manifest = measured
-        lines.append(f"Expected time: notebooks {'-'.join(dict.fromkeys([notebooks[0], notebooks[-1]]))}, which "
-                     f"train it, took {minutes:.1f} min in the reproduction recorded in {_relative(manifest)} "
-                     f"(profile {profile!r}, on that machine).")
+        span = "-".join(dict.fromkeys([notebooks[0], notebooks[-1]]))
+        which = f"notebooks {span}, which train" if len(notebooks) > 1 else f"notebook {span}, which trains"
+        lines.append(f"Expected time: {which} it, took {minutes:.1f} min in all in the "
+                     f"reproduction recorded in {_relative(manifest)} (profile {profile!r}, on that machine).")
     else:
         lines.append(f"Expected time: no reproduction of profile {profile!r} is recorded here; the quick profile "
                      "trains in about a minute, the default profile's runs take 10-25 min each on 2 CPU cores.")
-    lines.append("The executed copy of this notebook, with its outputs, is published in executed/.")
+    lines.append("To read the results without training: the executed notebooks in executed/ (m3mstl reproduce "
+                 "publishes them).")
     return "\n".join(lines)
