@@ -129,6 +129,7 @@ def savefig(
         raise ReportError(f"unsupported figure format(s) {sorted(unknown)}; use {sorted(_METADATA)}")
     out_dir = Path(paths.FIGURES_DIR if out_dir is None else out_dir)
     written: dict[str, Path] = {}
+    png: bytes | None = None
     for fmt in formats:
         file_metadata = dict(_METADATA[fmt])
         if metadata and fmt in metadata:
@@ -136,14 +137,17 @@ def savefig(
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=PNG_DPI, metadata=file_metadata, bbox_inches="tight", pad_inches=0.02)
         written[fmt] = write_bytes_atomic(out_dir / f"{name}.{fmt}", buffer.getvalue())
-    _show_in_notebook(fig)
+        if fmt == "png":
+            png = buffer.getvalue()
+    _show_in_notebook(fig, png)
     return written
 
 
-def _show_in_notebook(fig: Figure) -> None:
-    """In a Jupyter kernel, show the saved figure inline once, where it is saved (the executed
-    notebooks then hold every figure they publish), and close it so the end of the cell does not
-    show it a second time. Elsewhere nothing happens."""
+def _show_in_notebook(fig: Figure, png: bytes | None) -> None:
+    """In a Jupyter kernel, show the saved figure inline once, where it is saved: the PNG just
+    written when there is one (so the executed notebooks hold exactly the published figures; a
+    figure built without pyplot would not show otherwise), and close it so the end of the cell
+    does not show it a second time. Elsewhere nothing happens."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -151,7 +155,7 @@ def _show_in_notebook(fig: Figure) -> None:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "kernel"):
         return
-    from IPython.display import display
+    from IPython.display import Image, display
 
-    display(fig)
+    display(Image(data=png) if png is not None else fig)
     plt.close(fig)
