@@ -74,6 +74,10 @@ def test_every_source_notebook_has_a_parameters_cell_and_no_outputs():
         for name in ("PROFILE", "SEED", "DATA_DIR", "DEVICE", "FORCE", "INTERACTIVE", "TRAIN"):
             assert f"{name} =" in tagged[0].source, f"{path.name}: parameters cell lacks {name}"
         assert all(not c.get("outputs") for c in book.cells if c.cell_type == "code"), f"{path.name} has outputs"
+        code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
+        if "train(" in code:  # opening it must not start training unless the reader asks
+            assert "allow_training(TRAIN or FORCE)" in code.split("train(", 1)[0], \
+                f"{path.name}: call experiments.allow_training(TRAIN or FORCE) before the first train()"
         assert reproduce.promised_outputs(path), f"{path.name} promises no table or figure"
 
 
@@ -220,3 +224,20 @@ def test_progress_written_by_another_process_reaches_the_terminal(tmp_path):
     assert stream.getvalue() == "[4/12] [m3mstl] stage 3/3 joint epoch 2/7 step 5/9: 31.0 img/s\n"
     assert progress.ENV_VAR not in os.environ
     assert progress.report("nobody listens") is False
+
+
+@pytest.mark.slow
+def test_a_training_notebook_opened_without_runs_explains_instead_of_training(tmp_path, tiny_dataset_dir,
+                                                                              monkeypatch):
+    """Notebook 05 as a reader would run it (TRAIN and FORCE False) in a fresh output root."""
+    import papermill
+
+    monkeypatch.setenv("M3MSTL_OUTPUT_ROOT", str(tmp_path / "root"))  # the kernel inherits it
+    notebook = next(nb for nb in reproduce.list_notebooks() if nb.name.startswith("05_"))
+    with pytest.raises(papermill.PapermillExecutionError) as refused:
+        papermill.execute_notebook(str(notebook), str(tmp_path / notebook.name), kernel_name="python3",
+                                   progress_bar=False, parameters=dict(PROFILE="quick", DATA_DIR=str(tiny_dataset_dir),
+                                                                       DEVICE="cpu", INTERACTIVE=False))
+    assert refused.value.ename == "RunNotTrained"
+    assert "Not trained yet: baseline" in refused.value.evalue and "m3mstl train --model baseline" in refused.value.evalue
+    assert not (tmp_path / "root" / "runs").exists(), "nothing may be trained or even started"

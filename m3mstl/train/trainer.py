@@ -277,6 +277,9 @@ class Trainer:
             # checkpoint closed the previous stage: that is what an uninterrupted run sees.
             _set_rng_state(state["rng"])
             model.set_stage(stage_cfg.name)
+        if self.progress:  # relayed only: says what trains before the first in-epoch line
+            relay_progress(f"[{self.config.model}] stage {stage_index + 1}/{len(self.config.stages)} {stage_cfg.name}: "
+                           f"from epoch {stage_state['epoch'] + 1} of {stage_cfg.epochs}, {self.run_dir.name}")
         while stage_state["epoch"] < stage_cfg.epochs and not stage_state["done"]:
             epoch = stage_state["epoch"]
             t0 = time.perf_counter()
