@@ -139,7 +139,8 @@ def clean_executed_notebook(raw: str) -> str:
             cell.id = "injected-parameters"
         cell.source = _relative_text(cell.source, replacements)
         if cell.cell_type == "code":
-            cell.outputs = [_clean_output(o, replacements) for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+            kept = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+            cell.outputs = [_clean_output(o, replacements) for o in kept]
     return nbformat.writes(book) + "\n"
 
 
@@ -148,7 +149,8 @@ def publish_executed(notebook_names: list[str], raw_dir: Path, *, remove_others:
     `remove_others`: a complete run also removes copies of notebooks it did not run."""
     published: dict[str, str] = {}
     for name in notebook_names:
-        path = write_bytes_atomic(paths.EXECUTED_DIR / name, clean_executed_notebook((raw_dir / name).read_text()).encode())
+        cleaned = clean_executed_notebook((raw_dir / name).read_text())
+        path = write_bytes_atomic(paths.EXECUTED_DIR / name, cleaned.encode())
         published[path.relative_to(paths.OUTPUT_ROOT).as_posix()] = sha256(path)
     if remove_others:
         for stale in paths.EXECUTED_DIR.glob("*.ipynb"):

@@ -239,5 +239,6 @@ def test_a_training_notebook_opened_without_runs_explains_instead_of_training(tm
                                    progress_bar=False, parameters=dict(PROFILE="quick", DATA_DIR=str(tiny_dataset_dir),
                                                                        DEVICE="cpu", INTERACTIVE=False))
     assert refused.value.ename == "RunNotTrained"
-    assert "Not trained yet: baseline" in refused.value.evalue and "m3mstl train --model baseline" in refused.value.evalue
+    message = refused.value.evalue
+    assert "Not trained yet: baseline" in message and "m3mstl train --model baseline" in message
     assert not (tmp_path / "root" / "runs").exists(), "nothing may be trained or even started"

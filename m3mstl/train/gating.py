@@ -87,13 +87,14 @@ def missing_run_message(model: str, profile: str, data_dir: Path, run_dir: Path,
                         overrides: dict[str, Any] | None, until_stage: str | None) -> str:
     notebooks = PRODUCING_NOTEBOOKS.get((model, bool(overrides)), ())
     what = f"{model}" + (f" up to stage {until_stage}" if until_stage else "")
+    command = train_command(model, profile, data_dir, seed=seed, overrides=overrides, until_stage=until_stage)
     lines = [
         f"Not trained yet: {what}, profile {profile!r}, seed {seed}"
         + (f", overrides {overrides}" if overrides else "") + f", on {_relative(data_dir)}",
         f"(run folder {_relative(run_dir)}). Nothing was trained: TRAIN and FORCE are False in the parameters cell.",
         "To produce it, any of:",
         "  - set TRAIN = True in the parameters cell and run the notebook again;",
-        f"  - in a terminal at the repository root: .venv/bin/{train_command(model, profile, data_dir, seed=seed, overrides=overrides, until_stage=until_stage)}",
+        f"  - in a terminal at the repository root: .venv/bin/{command}",
         "  - the whole reproduction: make reproduce" + ("" if profile == "default" else f" PROFILE={profile}"),
     ]
     measured = measured_minutes(profile, notebooks) if notebooks else None
