@@ -8,9 +8,20 @@ DEPS_HASH := $(shell $(PYTHON) -c "import hashlib;print(hashlib.sha1(open('pypro
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 PROFILE ?= default
 
-.PHONY: install test test-fast reproduce lab benchmarks clean
+.PHONY: install browser test test-fast reproduce lab benchmarks clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Debian's Chromium for the browser test of the widgets (Playwright drives it; it downloads no
+# browser). Installed when missing and this runs as root with apt-get; otherwise the test skips
+# and says why.
+browser:
+	@command -v chromium > /dev/null 2>&1 || command -v chromium-browser > /dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null) || \
+	      echo "note: could not install chromium: the browser test will be skipped"; \
+	  else echo "note: no chromium and no root apt-get to install it: the browser test will be skipped"; fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +32,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -17,6 +17,7 @@ from m3mstl import stats
 from m3mstl.data.embedded import resolve_data_dir  # noqa: F401  (notebooks call experiments.resolve_data_dir)
 from m3mstl.metrics import PAPER_NORMALISER, occlusion_correct
 from m3mstl.predict import load_predictions
+from m3mstl.train.gating import allow_training  # noqa: F401  (called by every notebook's setup cell)
 
 # Reported in the M3MSTL paper's abstract (TFD68 test split); NME as a fraction, inter-ocular.
 PAPER_RESULTS = {

@@ -5,12 +5,18 @@ A notebook promises its outputs in its own metadata (``metadata.m3mstl.outputs``
 relative to the output root, normally the repository), next to the code that writes them. After a run,
 `reproduction.json` (beside `figures/` and `tables/`) records the profile, git commit, environment, each notebook's
 duration and every output with its SHA-256.
+
+When every notebook has run, their executed copies go to `executed/` (beside `figures/`), cleaned of
+what changes from run to run (timings, widget ids, papermill's timestamps, absolute paths), so a
+reader sees every result without running anything and two runs of one commit write the same bytes.
+While a notebook runs, its training progress is relayed to the terminal (`m3mstl.progress`).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +26,8 @@ from typing import Any
 from m3mstl import paths
 from m3mstl.config import PROFILES, REPRODUCE_PROFILES
 from m3mstl.data.embedded import ensure_synthetic_data
-from m3mstl.fileio import write_json_atomic
+from m3mstl.fileio import write_bytes_atomic, write_json_atomic
+from m3mstl.progress import ProgressRelay
 from m3mstl.runs import data_fingerprint, environment_info
 
 
@@ -87,6 +94,75 @@ def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path) -> f
     except Exception as err:  # papermill raises PapermillExecutionError with cell details
         raise NotebookFailed(_failure_message(notebook, err)) from err
     return time.perf_counter() - t0
+
+
+# -- executed copies ---------------------------------------------------------------------
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _path_replacements() -> list[tuple[str, str]]:
+    """Absolute roots of this checkout, longest first, and what they become (repository-relative)."""
+    roots = sorted({str(paths.OUTPUT_ROOT), str(paths.REPO_ROOT)}, key=len, reverse=True)
+    return [pair for root in roots for pair in ((root + os.sep, ""), (root, "."))]
+
+
+def _relative_text(value: Any, replacements: list[tuple[str, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _relative_text(v, replacements) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative_text(v, replacements) for v in value]
+    if isinstance(value, str):
+        for old, new in replacements:
+            value = value.replace(old, new)
+    return value
+
+
+def _clean_output(output: dict[str, Any], replacements: list[tuple[str, str]]) -> dict[str, Any]:
+    if output.get("output_type") == "stream":
+        output["text"] = _relative_text(output["text"], replacements)
+    for mime, value in output.get("data", {}).items():
+        if mime.startswith("text/") or mime.endswith("json") or mime.endswith("+xml"):
+            output["data"][mime] = _relative_text(value, replacements)
+    return output
+
+
+def clean_executed_notebook(raw: str) -> str:
+    """An executed notebook without what differs between two runs of the same commit: cell and
+    notebook timings, papermill's timestamps and paths, widget models and their views (random
+    ids; under papermill the views are progress bars), the random id of the injected parameters
+    cell, and this checkout's absolute paths (made repository-relative)."""
+    import nbformat
+
+    book = nbformat.reads(raw, as_version=4)
+    replacements = _path_replacements()
+    book.metadata.pop("widgets", None)
+    parameters = book.metadata.get("papermill", {}).get("parameters", {})
+    book.metadata["papermill"] = {"parameters": _relative_text(dict(parameters), replacements)}
+    for cell in book.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+        cell.source = _relative_text(cell.source, replacements)
+        if cell.cell_type == "code":
+            kept = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+            cell.outputs = [_clean_output(o, replacements) for o in kept]
+    return nbformat.writes(book) + "\n"
+
+
+def publish_executed(notebook_names: list[str], raw_dir: Path, *, remove_others: bool) -> dict[str, str]:
+    """Write the cleaned executed copies into `executed/`; returns {repository-relative path: SHA-256}.
+    `remove_others`: a complete run also removes copies of notebooks it did not run."""
+    published: dict[str, str] = {}
+    for name in notebook_names:
+        cleaned = clean_executed_notebook((raw_dir / name).read_text())
+        path = write_bytes_atomic(paths.EXECUTED_DIR / name, cleaned.encode())
+        published[path.relative_to(paths.OUTPUT_ROOT).as_posix()] = sha256(path)
+    if remove_others:
+        for stale in paths.EXECUTED_DIR.glob("*.ipynb"):
+            if stale.name not in notebook_names:
+                stale.unlink()
+    return published
 
 
 def check_outputs(notebook: Path, started: float) -> list[str]:
@@ -165,7 +241,8 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
     t_all = time.perf_counter()
     # The code and environment as they are when the run starts (the commit the numbers come from).
     environment = environment_info(device)
-    data_dir = Path(data_dir) if data_dir else ensure_synthetic_data(profile)
+    given_data = bool(data_dir)
+    data_dir = Path(data_dir) if given_data else ensure_synthetic_data(profile)
     check_dataset(data_dir)  # every check of `m3mstl validate` (cached by fingerprint), before compute
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
     notebooks = notebooks_for_profile(profile, notebooks_dir)
@@ -173,16 +250,21 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         notebooks = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
         if not notebooks:
             raise ValueError(f"--only {only} matches no notebook")
-    parameters = dict(PROFILE=profile, SEED=seed, DATA_DIR=str(data_dir), DEVICE=device, FORCE=force,
-                      INTERACTIVE=False)
+    # TRAIN: the reproduction trains what is missing (a reader opening a notebook does not by default).
+    # DATA_DIR None names the profile's embedded dataset without writing this machine's path into the notebooks.
+    parameters = dict(PROFILE=profile, SEED=seed, DATA_DIR=str(data_dir) if given_data else None, DEVICE=device,
+                      FORCE=force, INTERACTIVE=False, TRAIN=True)
     results: list[NotebookResult] = []
     for i, notebook in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {notebook.name} ...", flush=True)
         started = time.time()
-        seconds = run_notebook(notebook, parameters, out_dir)
+        # Training progress in the kernel goes to this file; the relay prints it here as it comes.
+        with ProgressRelay(paths.BUILD_DIR / "progress" / f"{notebook.stem}.log", prefix=f"[{i}/{len(notebooks)}]   "):
+            seconds = run_notebook(notebook, parameters, out_dir)
         outputs = check_outputs(notebook, started)
         results.append(NotebookResult(notebook.stem, round(seconds, 1), outputs))
         print(f"[{i}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
+    executed = publish_executed([nb.name for nb in notebooks], out_dir, remove_others=not only)
     manifest = {
         "profile": profile,
         "seed": seed,
@@ -193,7 +275,8 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         "notebooks": [
             {"name": r.name, "seconds": r.seconds,
              "outputs": {o: sha256(paths.OUTPUT_ROOT / o) for o in r.outputs},
-             "runs": runs_behind(r.outputs)}
+             "runs": runs_behind(r.outputs),
+             "executed": {rel: digest for rel, digest in executed.items() if Path(rel).stem == r.name}}
             for r in results
         ],
     }

@@ -50,7 +50,7 @@ def is_complete(run_dir: Path) -> bool:
 
 
 # Committed files that `m3mstl reproduce` regenerates (paths relative to the repository root).
-GENERATED_PATHS: tuple[str, ...] = ("figures", "tables", "reproduction.json")
+GENERATED_PATHS: tuple[str, ...] = ("figures", "tables", "executed", "reproduction.json")
 
 
 def git_commit() -> str:

@@ -72,3 +72,11 @@ def test_gallery_saves_one_figure_per_scenario(explorer, tmp_path):
     assert [sorted(w) for w in written] == [["pdf", "png"], ["pdf", "png"]]
     assert (tmp_path / "explorer_mask.png").stat().st_size > 0
     assert explorer.state["occluders"] == ["mask"]
+
+
+def test_summary_line_counts_what_the_view_shows(explorer):
+    explorer.threshold.value = 0.0
+    text = explorer.summary.value
+    assert "calls occluded: <b class='m3-called'>68</b>/68" in text
+    assert f"occluded in truth: <b class='m3-true'>{int(explorer.state['gt_occluded'].sum())}</b>/68" in text
+    explorer.threshold.value = 0.5

@@ -71,3 +71,27 @@ def test_no_stray_tables_or_figures_beside_the_published_ones(manifest):
     # The generator's contact sheet is made by `m3mstl synth`, not by a notebook.
     stray = on_disk - published - {"figures/synth_contact_sheet.png"}
     assert not stray, f"tables/figures no notebook of the published run wrote: {sorted(stray)}"
+
+
+def _executed_in_manifest(manifest: dict) -> dict[str, str]:
+    return {name: digest for notebook in manifest["notebooks"]
+            for name, digest in notebook.get("executed", {}).items()}
+
+
+def test_published_executed_notebooks_are_exactly_what_the_run_wrote(manifest):
+    executed = _executed_in_manifest(manifest)
+    mismatched = [name for name, digest in executed.items()
+                  if not (paths.REPO_ROOT / name).is_file() or sha256(paths.REPO_ROOT / name) != digest]
+    assert not mismatched, f"executed notebooks missing or changed since the reproduction: {mismatched}"
+    folder = paths.REPO_ROOT / "executed"
+    on_disk = {f"executed/{p.name}" for p in folder.iterdir()} if folder.is_dir() else set()
+    stray = on_disk - set(executed)
+    assert not stray, f"files in executed/ that the published run did not write: {sorted(stray)}"
+
+
+@pytest.mark.xfail(strict=True, reason="the committed manifest predates executed notebooks: the next complete "
+                                       "reproduction (make reproduce) publishes them; then remove this marker")
+def test_every_notebook_has_its_executed_copy_in_the_published_set(manifest):
+    executed = _executed_in_manifest(manifest)
+    expected = {f"executed/{p.name}" for p in paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")}
+    assert set(executed) == expected, f"missing executed copies: {sorted(expected - set(executed))}"

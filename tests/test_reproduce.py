@@ -21,7 +21,8 @@ def _write_notebook(folder: Path, name: str, cells: list[str], outputs: list[str
     book = new_notebook()
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     book.metadata["m3mstl"] = {"outputs": outputs or []}
-    params = new_code_cell("PROFILE = 'quick'\nSEED = 0\nDATA_DIR = None\nDEVICE = 'cpu'\nFORCE = False\nINTERACTIVE = True")
+    params = new_code_cell("PROFILE = 'quick'\nSEED = 0\nDATA_DIR = None\nDEVICE = 'cpu'\nFORCE = False\nINTERACTIVE = True\n"
+                           "TRAIN = False")
     params.metadata["tags"] = ["parameters"]
     book.cells = [params] + [new_code_cell(c) for c in cells]
     path = folder / f"{name}.ipynb"
@@ -98,9 +99,13 @@ def test_every_source_notebook_has_a_parameters_cell_and_no_outputs():
         book = nbformat.read(path, as_version=4)
         tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
-        for name in ("PROFILE", "SEED", "DATA_DIR", "DEVICE", "FORCE", "INTERACTIVE"):
+        for name in ("PROFILE", "SEED", "DATA_DIR", "DEVICE", "FORCE", "INTERACTIVE", "TRAIN"):
             assert f"{name} =" in tagged[0].source, f"{path.name}: parameters cell lacks {name}"
         assert all(not c.get("outputs") for c in book.cells if c.cell_type == "code"), f"{path.name} has outputs"
+        code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
+        if "train(" in code:  # opening it must not start training unless the reader asks
+            assert "allow_training(TRAIN or FORCE)" in code.split("train(", 1)[0], \
+                f"{path.name}: call experiments.allow_training(TRAIN or FORCE) before the first train()"
         assert reproduce.promised_outputs(path), f"{path.name} promises no table or figure"
 
 
@@ -175,13 +180,11 @@ def _notebooks_that_record_metrics(notebooks: list[Path]) -> set[str]:
 
 @pytest.mark.notebooks
 @pytest.mark.timeout(3600)
-def test_quick_profile_runs_every_notebook(tmp_path):
-    """The whole sequence on the quick profile, writing into a scratch output root so the
-    committed figures and tables are untouched; its recorded metrics match the pinned ones."""
-    env = {**os.environ, "M3MSTL_OUTPUT_ROOT": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "m3mstl.cli", "reproduce", "--profile", "quick", "--device", "cpu"],
-                          env=env, capture_output=True, text=True, timeout=3500)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+def test_quick_profile_runs_every_notebook(quick_reproduction):
+    """The whole sequence on the quick profile (the session's `quick_reproduction`, written into
+    a scratch output root so the committed figures and tables are untouched); its recorded
+    metrics match the pinned ones."""
+    tmp_path = quick_reproduction
     manifest = json.loads((tmp_path / "reproduction.json").read_text())
     notebooks = reproduce.notebooks_for_profile("quick")
     assert [n["name"] for n in manifest["notebooks"]] == [nb.stem for nb in notebooks]
@@ -223,6 +226,51 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+@pytest.mark.notebooks
+@pytest.mark.timeout(3600)
+def test_executed_copies_are_published_with_inline_figures_and_nothing_volatile(quick_reproduction):
+    manifest = json.loads((quick_reproduction / "reproduction.json").read_text())
+    listed = {rel: digest for nb in manifest["notebooks"] for rel, digest in nb["executed"].items()}
+    assert set(listed) == {f"executed/{nb.name}" for nb in reproduce.notebooks_for_profile("quick")}
+    assert {p.name for p in (quick_reproduction / "executed").iterdir()} == {Path(rel).name for rel in listed}
+    for notebook in reproduce.notebooks_for_profile("quick"):
+        path = quick_reproduction / "executed" / notebook.name
+        assert reproduce.sha256(path) == listed[f"executed/{notebook.name}"], notebook.name
+        text = path.read_text()
+        book = nbformat.read(path, as_version=4)
+        outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+        assert outputs, f"{notebook.name}: executed copy has no outputs"
+        figures = [rel for rel in reproduce.promised_outputs(notebook) if rel.endswith(".png")]
+        inline = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert len(inline) >= len(figures), f"{notebook.name}: {len(inline)} inline figures for {len(figures)} saved"
+        for volatile in (str(quick_reproduction), str(paths.REPO_ROOT), "start_time", "iopub.", "widget-state",
+                         "widget-view", "it/s", "img/s"):
+            assert volatile not in text, f"{notebook.name}: executed copy holds {volatile!r}"
+        assert all(not o.get("name") == "stderr" or "Warning" in "".join(o.get("text", "")) for o in outputs), \
+            f"{notebook.name}: unexpected stderr in the executed copy"
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(3600)
+def test_a_second_run_rewrites_the_executed_notebooks_byte_for_byte(quick_reproduction):
+    """Run again (finished runs reused, so no training output either way) the training notebooks,
+    the figure-heavy evaluation and the widget explorer: same bytes as the first run wrote."""
+    again = ["02", "05", "06", "10"]
+    names = [nb.name for nb in reproduce.list_notebooks() if nb.name[:2] in again]
+    first = {name: (quick_reproduction / "executed" / name).read_bytes() for name in names}
+    manifest = quick_reproduction / "reproduction.json"
+    complete_manifest = manifest.read_bytes()  # the partial run below rewrites it; other tests read it
+    env = {**os.environ, "M3MSTL_OUTPUT_ROOT": str(quick_reproduction)}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "m3mstl.cli", "reproduce", "--profile", "quick", "--device",
+                               "cpu", "--only", *again], env=env, capture_output=True, text=True, timeout=1800)
+    finally:
+        manifest.write_bytes(complete_manifest)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    for name in names:
+        assert (quick_reproduction / "executed" / name).read_bytes() == first[name], f"{name} differs between runs"
+
+
 def test_regenerated_outputs_do_not_mark_the_code_dirty(tmp_path, monkeypatch):
     from m3mstl import runs
 
@@ -244,33 +292,65 @@ def test_regenerated_outputs_do_not_mark_the_code_dirty(tmp_path, monkeypatch):
     assert runs.git_commit() == clean + "-dirty"
 
 
-def test_profile_notebooks_and_manifests(notebook_dir, tmp_path, tiny_dataset_dir, monkeypatch):
-    """A notebook that names its profiles runs only in those: the extended profile's studies stay
-    out of the default reproduction (and its manifest), and write their own manifest."""
-    core = _write_notebook(notebook_dir, "01_core", ["x = 1"])
-    study = _write_notebook(notebook_dir, "02_study", ["y = 2"])
-    book = json.loads(study.read_text())
-    book["metadata"]["m3mstl"]["profiles"] = ["extended", "quick-study"]
-    study.write_text(json.dumps(book))
-    assert reproduce.notebooks_for_profile("default", notebook_dir) == [core]
-    assert reproduce.notebooks_for_profile("extended", notebook_dir) == [study]
-    assert reproduce.manifest_path("default") == paths.MANIFEST_PATH
-    assert reproduce.manifest_path("extended").name == "reproduction-extended.json"
-    monkeypatch.setattr(paths, "MANIFEST_PATH", tmp_path / "reproduction.json")
-    written = reproduce.reproduce("extended", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir,
-                                  out_dir=tmp_path / "out")
-    assert written == tmp_path / "reproduction-extended.json"
-    assert [n["name"] for n in json.loads(written.read_text())["notebooks"]] == ["02_study"]
-    assert not (tmp_path / "reproduction.json").exists()
+def test_cleaning_an_executed_notebook_removes_what_changes_between_runs():
+    from nbformat.v4 import new_output
+
+    book = new_notebook()
+    book.metadata["papermill"] = {"start_time": "2026-01-01T00:00:00", "duration": 3.2,
+                                  "input_path": str(paths.REPO_ROOT / "notebooks" / "x.ipynb"),
+                                  "parameters": {"DATA_DIR": str(paths.OUTPUT_ROOT / "data" / "synth-quick")}}
+    book.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"ab12": {}}}}
+    injected = new_code_cell(f"DATA_DIR = \"{paths.OUTPUT_ROOT / 'data'}\"")
+    injected.metadata["tags"] = ["injected-parameters"]
+    work = new_code_cell("train()")
+    work.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:01Z"}
+    work.metadata["papermill"] = {"duration": 1.0}
+    work.outputs = [
+        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "ab12"},
+                                         "text/plain": "epoch 1/1: 10%|# | 3.1 it/s"}),
+        new_output("stream", name="stdout", text=f"run: {paths.OUTPUT_ROOT / 'runs' / 'm3mstl' / 'abc'}\n"),
+        new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}),
+    ]
+    book.cells = [injected, work]
+    cleaned = reproduce.clean_executed_notebook(nbformat.writes(book))
+    assert cleaned == reproduce.clean_executed_notebook(cleaned), "cleaning must be idempotent"
+    result = nbformat.reads(cleaned, as_version=4)
+    assert result.metadata["papermill"] == {"parameters": {"DATA_DIR": "data/synth-quick"}}
+    assert "widgets" not in result.metadata
+    assert result.cells[0].id == "injected-parameters" and result.cells[0].source == 'DATA_DIR = "data"'
+    assert set(result.cells[1].metadata) == set()
+    assert [o.get("name") or next(iter(o.data)) for o in result.cells[1].outputs] == ["stdout", "image/png"]
+    assert result.cells[1].outputs[0].text == "run: runs/m3mstl/abc\n"
 
 
-def test_manifest_names_the_runs_behind_each_table(tmp_path, monkeypatch):
-    run = tmp_path / "runs" / "m3mstl" / "abc123"
-    run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"seed": 2}))
-    (run / "history.jsonl").write_text('{"seconds": 1.5}\n{"seconds": 2.0}\n')
-    (tmp_path / "tables").mkdir()
-    (tmp_path / "tables" / "t.md").write_text("Table: x\n\n| a |\n|---|\n| 1 |\n\nRuns: m3mstl/abc123, gone/zzz\n")
-    monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
-    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
-    assert reproduce.runs_behind(["tables/t.md", "tables/t.csv"]) == {"m3mstl/abc123": {"seed": 2, "train_seconds": 3.5}}
+def test_progress_written_by_another_process_reaches_the_terminal(tmp_path):
+    import io
+
+    from m3mstl import progress
+
+    stream = io.StringIO()
+    script = "from m3mstl import progress; progress.report('[m3mstl] stage 3/3 joint epoch 2/7 step 5/9: 31.0 img/s')"
+    with progress.ProgressRelay(tmp_path / "progress.log", prefix="[4/12] ", stream=stream, poll_seconds=0.05):
+        assert os.environ[progress.ENV_VAR] == str(tmp_path / "progress.log")
+        subprocess.run([sys.executable, "-c", script], check=True, env=os.environ.copy())
+    assert stream.getvalue() == "[4/12] [m3mstl] stage 3/3 joint epoch 2/7 step 5/9: 31.0 img/s\n"
+    assert progress.ENV_VAR not in os.environ
+    assert progress.report("nobody listens") is False
+
+
+@pytest.mark.slow
+def test_a_training_notebook_opened_without_runs_explains_instead_of_training(tmp_path, tiny_dataset_dir,
+                                                                              monkeypatch):
+    """Notebook 05 as a reader would run it (TRAIN and FORCE False) in a fresh output root."""
+    import papermill
+
+    monkeypatch.setenv("M3MSTL_OUTPUT_ROOT", str(tmp_path / "root"))  # the kernel inherits it
+    notebook = next(nb for nb in reproduce.list_notebooks() if nb.name.startswith("05_"))
+    with pytest.raises(papermill.PapermillExecutionError) as refused:
+        papermill.execute_notebook(str(notebook), str(tmp_path / notebook.name), kernel_name="python3",
+                                   progress_bar=False, parameters=dict(PROFILE="quick", DATA_DIR=str(tiny_dataset_dir),
+                                                                       DEVICE="cpu", INTERACTIVE=False))
+    assert refused.value.ename == "RunNotTrained"
+    message = refused.value.evalue
+    assert "Not trained yet: baseline" in message and "m3mstl train --model baseline" in message
+    assert not (tmp_path / "root" / "runs").exists(), "nothing may be trained or even started"

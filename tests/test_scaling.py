@@ -64,7 +64,7 @@ def test_scaling_notebook_runs_on_the_quick_grid(tmp_path):
     env = {**os.environ, "M3MSTL_OUTPUT_ROOT": str(tmp_path)}
     code = ("from pathlib import Path; from m3mstl import reproduce, paths; "
             "reproduce.run_notebook(paths.NOTEBOOKS_DIR / '12_scaling_study.ipynb', "
-            "dict(PROFILE='quick', SEED=0, DEVICE='cpu', INTERACTIVE=False), Path(paths.BUILD_DIR) / 'notebooks')")
+            "dict(PROFILE='quick', SEED=0, DEVICE='cpu', INTERACTIVE=False, TRAIN=True), Path(paths.BUILD_DIR) / 'notebooks')")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1700)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     for rel in reproduce.promised_outputs(NOTEBOOK):

@@ -194,3 +194,48 @@ def test_trainer_builds_the_model_in_the_configured_memory_format(data_dir, tmp_
     assert conv_weights
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     assert all(w.is_contiguous(memory_format=fmt) for w in conv_weights)
+
+
+@pytest.fixture
+def training_refused():
+    """Training not allowed, as in a notebook opened with TRAIN = FORCE = False."""
+    from m3mstl.train import gating
+
+    gating.allow_training(False)
+    yield
+    gating.allow_training(True)
+
+
+def test_refused_training_still_reuses_a_finished_run(data_dir, finished_run, training_refused):
+    from m3mstl.train.trainer import train
+
+    runs_root = finished_run.parent.parent
+    assert train("m3mstl", "quick", data_dir, overrides=OVERRIDES, runs_root=runs_root, progress=False) == finished_run
+    assert train("m3mstl", "quick", data_dir, overrides=OVERRIDES, runs_root=runs_root, progress=False,
+                 until_stage="heads") == finished_run
+
+
+def test_refused_training_names_the_command_that_trains_exactly_the_missing_run(data_dir, finished_run,
+                                                                                training_refused):
+    import argparse
+    import shlex
+
+    from m3mstl.train import gating, trainer
+
+    runs_root = finished_run.parent.parent
+    overrides = {"stages": ["heads", "joint"], "model_options.occlusion_uses_temperature": False}
+    with pytest.raises(gating.RunNotTrained) as refused:
+        trainer.train("m3mstl", "quick", data_dir, overrides=overrides, runs_root=runs_root, progress=False)
+    message = str(refused.value)
+    assert "TRAIN = True" in message and "Expected time" in message
+    command = next(line for line in message.splitlines() if "m3mstl train" in line)
+    words = shlex.split(command.split(".venv/bin/", 1)[1])
+    parser = argparse.ArgumentParser()
+    trainer.configure_parser(parser)
+    args = parser.parse_args(words[2:])
+    parsed = dict(item.split("=", 1) for item in args.overrides)
+    config = make_config(args.model, args.profile, seed=args.seed, overrides=parsed)
+    requested = Trainer(make_config("m3mstl", "quick", overrides=overrides), data_dir, runs_root=runs_root)
+    from_command = Trainer(config, data_dir, runs_root=runs_root)
+    assert from_command.run_dir == requested.run_dir
+    assert not requested.run_dir.exists(), "a refused run must not leave a folder behind"

@@ -46,7 +46,7 @@ def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
     print(f"generating SynthTFD68 for profile {profile!r} in {out_dir} ({settings})", flush=True)
     t0 = time.perf_counter()
     generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
-                     size=settings["size"], seed=settings["seed"], workers=workers)
+                     size=settings["size"], seed=settings["seed"], workers=workers, progress=True)
     write_json_atomic(marker, settings)
     print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
     return out_dir

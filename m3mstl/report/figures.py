@@ -120,8 +120,8 @@ def savefig(
 ) -> dict[str, Path]:
     """Write fig as <out_dir>/<name>.png (150 dpi) and .pdf; returns {"png": path, "pdf": path}.
 
-    Each file is rendered to memory, then written atomically. The figure stays open (a
-    notebook still displays it); close it yourself in loops.
+    Each file is rendered to memory, then written atomically. In a Jupyter kernel the figure is
+    shown inline here and closed; elsewhere it stays open (close it yourself in loops).
     """
     check_output_name(name)
     unknown = set(formats) - set(_METADATA)
@@ -129,6 +129,7 @@ def savefig(
         raise ReportError(f"unsupported figure format(s) {sorted(unknown)}; use {sorted(_METADATA)}")
     out_dir = Path(paths.FIGURES_DIR if out_dir is None else out_dir)
     written: dict[str, Path] = {}
+    png: bytes | None = None
     for fmt in formats:
         file_metadata = dict(_METADATA[fmt])
         if metadata and fmt in metadata:
@@ -136,4 +137,25 @@ def savefig(
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=PNG_DPI, metadata=file_metadata, bbox_inches="tight", pad_inches=0.02)
         written[fmt] = write_bytes_atomic(out_dir / f"{name}.{fmt}", buffer.getvalue())
+        if fmt == "png":
+            png = buffer.getvalue()
+    _show_in_notebook(fig, png)
     return written
+
+
+def _show_in_notebook(fig: Figure, png: bytes | None) -> None:
+    """In a Jupyter kernel, show the saved figure inline once, where it is saved: the PNG just
+    written when there is one (so the executed notebooks hold exactly the published figures; a
+    figure built without pyplot would not show otherwise), and close it so the end of the cell
+    does not show it a second time. Elsewhere nothing happens."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    from IPython.display import Image, display
+
+    display(Image(data=png) if png is not None else fig)
+    plt.close(fig)

@@ -44,8 +44,11 @@ from m3mstl.runs import (
     load_checkpoint,
     run_dir_for,
 )
+from m3mstl.progress import format_duration, relay_path, report as relay_progress
+from m3mstl.train import gating
 
 STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
+RELAY_SECONDS = 10.0  # how often a relayed progress line is written during an epoch
 
 
 class TrainingInterrupted(RuntimeError):
@@ -252,7 +255,7 @@ class Trainer:
         state = self._load_state()
         if state is not None and not resume:
             raise RunError(self.run_dir, "holds an unfinished run; pass resume=True (--resume) to "
-                               f"continue it or force=True (--force) to start again")
+                               "continue it or force=True (--force) to start again")
         self._write_run_header()
         stage_names = [s.name for s in self.config.stages]
         last = stage_names.index(until_stage) if until_stage else len(stage_names) - 1
@@ -268,6 +271,19 @@ class Trainer:
         if last == len(stage_names) - 1:
             self._finish(model)
         return self.run_dir
+
+    def would_train(self, *, until_stage: str | None = None, force: bool = False) -> bool:
+        """Whether `fit` with these arguments would train (rather than return a finished run)."""
+        if force or not is_complete(self.run_dir):
+            if force or until_stage is None:
+                return True
+            names = [s.name for s in self.config.stages]
+            state = self._load_state()
+            if state is None or until_stage not in names:  # fit names an unknown stage itself
+                return True
+            target = names.index(until_stage)
+            return not (state["stage_index"] > target or (state["stage_index"] == target and state["stage_done"]))
+        return False
 
     # -- pieces ------------------------------------------------------------------------
     def _build_model(self) -> torch.nn.Module:
@@ -329,6 +345,9 @@ class Trainer:
             # checkpoint closed the previous stage: that is what an uninterrupted run sees.
             _set_rng_state(state["rng"])
             model.set_stage(stage_cfg.name)
+        if self.progress:  # relayed only: says what trains before the first in-epoch line
+            relay_progress(f"[{self.config.model}] stage {stage_index + 1}/{len(self.config.stages)} {stage_cfg.name}: "
+                           f"from epoch {stage_state['epoch'] + 1} of {stage_cfg.epochs}, {self.run_dir.name}")
         while stage_state["epoch"] < stage_cfg.epochs and not stage_state["done"]:
             epoch = stage_state["epoch"]
             t0 = time.perf_counter()
@@ -356,8 +375,11 @@ class Trainer:
                 model.load_state_dict(best)
             self._checkpoint(model, optimizer, scheduler, stage_index, stage_state, history, finished, scaler)
             if self.progress:
-                tqdm.write(f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}: "
-                           f"train {train_loss:.4f} val {val['val_loss']:.4f} val NME {val['val_nme']:.4f}")
+                summary = (f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}: "
+                           f"train {train_loss:.4f} val {val['val_loss']:.4f} val NME {val['val_nme']:.4f} "
+                           f"({time.perf_counter() - t0:.0f} s)")
+                if not relay_progress(summary):  # relayed to the reproduction's terminal, or shown here
+                    tqdm.write(summary)
 
     def _train_epoch(self, model, optimizer, scaler, stage_cfg, stage_index: int, epoch: int) -> float:
         if self._train_loader is None:
@@ -369,9 +391,14 @@ class Trainer:
         autocast_dtype = AUTOCAST_DTYPES.get(self.precision)
         total, count = 0.0, 0
         iterator = iter(loader)
-        bar = tqdm(range(steps), desc=f"{stage_cfg.name} {epoch + 1}/{stage_cfg.epochs}", leave=False,
-                   disable=not self.progress)
-        for step in bar:
+        # A bar in a terminal or JupyterLab (tqdm.auto); under `m3mstl reproduce` progress lines go to
+        # its terminal instead, so the executed notebook stores no timings.
+        relay = self.progress and relay_path() is not None
+        bar = tqdm(total=steps * self.config.data.batch_size, unit="img", leave=False,
+                   desc=f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}",
+                   disable=not self.progress or relay)
+        started = last_report = time.perf_counter()
+        for step in range(steps):
             try:
                 batch = next(iterator)
             except StopIteration:  # steps_per_epoch longer than one pass: start another pass
@@ -396,10 +423,27 @@ class Trainer:
             scaler.update()
             total += float(loss.detach()) * len(batch["image"])
             count += len(batch["image"])
-            bar.set_postfix(loss=f"{total / count:.4f}")
+            bar.update(len(batch["image"]))
+            bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+            if relay and (time.perf_counter() - last_report >= RELAY_SECONDS or step + 1 == steps):
+                last_report = time.perf_counter()
+                self._report_progress(stage_cfg, epoch, step + 1, steps, count, last_report - started,
+                                      total / count)
             if self.step_hook is not None:
                 self.step_hook(stage_cfg.name, epoch, step)
+        bar.close()
         return total / max(1, count)
+
+    def _report_progress(self, stage_cfg: StageConfig, epoch: int, done: int, steps: int, images: int,
+                         seconds: float, loss: float) -> None:
+        """One relayed line: what trains, how far, how fast, and the stage's time left (training steps)."""
+        rate = images / max(seconds, 1e-9)
+        steps_left = steps - done + (stage_cfg.epochs - epoch - 1) * steps
+        left = steps_left * seconds / max(done, 1)
+        stage_number = [s.name for s in self.config.stages].index(stage_cfg.name) + 1
+        relay_progress(f"[{self.config.model}] stage {stage_number}/{len(self.config.stages)} {stage_cfg.name} "
+                       f"epoch {epoch + 1}/{stage_cfg.epochs} step {done}/{steps}: {rate:.1f} img/s, "
+                       f"loss {loss:.4f}, stage time left ~{format_duration(left)}")
 
     @torch.no_grad()
     def validate(self, model, stage: str) -> dict[str, float]:
@@ -453,6 +497,8 @@ class Trainer:
     def _finish(self, model) -> None:
         from m3mstl.predict import predict_split
 
+        if self.progress:
+            relay_progress(f"[{self.config.model}] trained; predicting the validation and test splits")
         final = self._load_state()
         model.load_state_dict(final["model"])
         _save_torch_atomic(model.state_dict(), self.run_dir / "model.pt")
@@ -474,6 +520,9 @@ def train(model: str, profile: str, data_dir: str | os.PathLike, *, seed: int = 
     A finished run with the same config and data is reused unless `force`."""
     config = make_config(model, profile, seed=seed, overrides=overrides)
     trainer = Trainer(config, data_dir, device=device, progress=progress, runs_root=runs_root)
+    if not gating.training_allowed() and trainer.would_train(until_stage=until_stage, force=force):
+        raise gating.RunNotTrained(gating.missing_run_message(
+            model, profile, Path(data_dir), trainer.run_dir, seed=seed, overrides=overrides, until_stage=until_stage))
     return trainer.fit(until_stage=until_stage, resume=resume, force=force)
 
 

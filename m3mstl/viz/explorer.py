@@ -66,12 +66,15 @@ class OcclusionExplorer:
         self.threshold = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description="threshold")
         self.palette = widgets.Dropdown(options=PALETTES, value="gray", description="palette")
         self.output = widgets.Output()
+        # The view's counts as text (also for screen readers and the browser test), beside the figure.
+        self.summary = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
         for control in [self.sample, self.run, self.threshold, self.palette, *self.toggles.values()]:
             control.observe(self._on_change, names="value")
         self.widget = widgets.VBox([
             widgets.HBox([self.sample, self.run]),
             widgets.HBox(list(self.toggles.values())),
             widgets.HBox([self.threshold, self.palette]),
+            self.summary,
             self.output,
         ])
         self._base_spec = None
@@ -129,8 +132,19 @@ class OcclusionExplorer:
             points = face.landmarks
         state["temperature_at_landmarks"] = np.array([temperature_at(face.temperature_c, x, y) for x, y in points])
         self.state = state
+        self.summary.value = self.summary_text()
         self._redraw()
         return state
+
+    def summary_text(self) -> str:
+        """One line: occluders, landmarks occluded in truth, and those the model calls occluded."""
+        s = self.state
+        text = (f"occluders: {', '.join(s['occluders']) or 'none'} | occluded in truth: "
+                f"<b class='m3-true'>{int(s['gt_occluded'].sum())}</b>/68")
+        if "pred_occluded" in s:
+            text += (f" | {s['run']} calls occluded: <b class='m3-called'>{int(s['pred_occluded'].sum())}</b>/68 "
+                     f"at threshold {s['threshold']:.2f}")
+        return f"<span class='m3-summary'>{text} | palette {s['palette']}</span>"
 
     def _on_change(self, change: dict[str, Any]) -> None:
         if not self._holding:

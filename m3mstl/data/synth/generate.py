@@ -168,9 +168,10 @@ def _generate_into(build: Path, root: Path, priors: dict[str, Any], *, subjects:
 def _run_tasks(tasks: list[tuple[int, int]], state: dict[str, Any], workers: int, progress: bool):
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm  # a widget in JupyterLab, text in a terminal
 
-        bar = tqdm(total=len(tasks), unit="face", desc="synth")
+        # In a log rather than a terminal, a line every 10 s instead of a redraw every 0.1 s.
+        bar = tqdm(total=len(tasks), unit="face", desc="synth", mininterval=0.1 if sys.stderr.isatty() else 10)
     try:
         if workers == 1:
             _init_worker(state)
