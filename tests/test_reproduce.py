@@ -122,18 +122,32 @@ def _numbers(value):
             yield from _numbers(v)
 
 
-# Pinned quick-profile values. CPU training is deterministic on one CPU type; another type
-# (AMD EPYC AVX2 here, CI may have an Intel Xeon with AVX-512/AMX) sums in another order and
-# differs in the last bits, which a few training steps carry into the metrics at about 1e-5
-# relative. The tolerance |actual - expected| <= ABS + REL * |expected| allows that, and one
-# of the 816 test landmarks flipping its occlusion call (0.0012 in accuracy), but fails when a
-# change really moves a number.
+# Pinned quick-profile values. CPU training is deterministic on one CPU type only: another type
+# (the published run's AMD EPYC with AVX2, this file's CPU, an Intel Xeon with AVX-512/AMX) picks
+# other kernels and sums in another order, and a few epochs carry that rounding into the metrics
+# (issue 12 measured ROC-AUC 0.935 vs 0.938 and mean NME 0.117 vs 0.122 for the same default run
+# on two CPU types). So the file records the CPU it was made on (model name and torch's kernel
+# family), and the comparison is
+#   - tight on that CPU type, |actual - expected| <= 2e-4 + 2e-3 |expected|: one of the 816 test
+#     landmarks flipping its occlusion call (0.0012 in accuracy) passes, a real change fails;
+#   - loose on any other, <= 0.03 + 0.10 |expected|: only a gross change (a metric collapsing,
+#     a count changing, a key appearing or vanishing) fails, rounding drift does not.
 #
-# When a change is *meant* to move them, regenerate the file (one command, ~3 min on quiet cores):
+# When a change is *meant* to move them, regenerate the file (one command, ~4 min on quiet cores):
 #     M3MSTL_UPDATE_EXPECTED=1 .venv/bin/python -m pytest -m notebooks tests/test_reproduce.py
 # and commit tests/expected/quick_profile_metrics.json with the change that moved them.
 EXPECTED_QUICK_METRICS = Path(__file__).parent / "expected" / "quick_profile_metrics.json"
-REL_TOLERANCE, ABS_TOLERANCE = 2e-3, 2e-4
+SAME_CPU_TOLERANCE = (2e-4, 2e-3)    # (absolute, relative)
+OTHER_CPU_TOLERANCE = (0.03, 0.10)
+
+
+def cpu_type() -> dict[str, str]:
+    """What decides CPU rounding here: the CPU model and torch's kernel family (AVX2, AVX512, ...)."""
+    import torch
+
+    from m3mstl.runs import cpu_info
+
+    return {"model": cpu_info()["model"], "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def _flatten(value, prefix=""):
@@ -147,8 +161,9 @@ def _flatten(value, prefix=""):
         yield prefix.rstrip("/"), value
 
 
-def metric_differences(actual: dict, expected: dict) -> list[str]:
-    """Every recorded metric that is missing, new, or off by more than the tolerance."""
+def metric_differences(actual: dict, expected: dict, tolerance: tuple[float, float] = SAME_CPU_TOLERANCE) -> list[str]:
+    """Every recorded metric that is missing, new, or off by more than the (absolute, relative) tolerance."""
+    abs_tolerance, rel_tolerance = tolerance
     flat_actual, flat_expected = dict(_flatten(actual)), dict(_flatten(expected))
     problems = [f"{key}: not recorded any more" for key in sorted(set(flat_expected) - set(flat_actual))]
     problems += [f"{key}: recorded but not pinned" for key in sorted(set(flat_actual) - set(flat_expected))]
@@ -156,7 +171,7 @@ def metric_differences(actual: dict, expected: dict) -> list[str]:
         got, want = flat_actual[key], flat_expected[key]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (got, want))
         if numeric and not (math.isnan(got) and math.isnan(want)):
-            if not abs(got - want) <= ABS_TOLERANCE + REL_TOLERANCE * abs(want):
+            if not abs(got - want) <= abs_tolerance + rel_tolerance * abs(want):
                 problems.append(f"{key}: {got!r}, pinned {want!r}")
         elif not numeric and got != want:
             problems.append(f"{key}: {got!r}, pinned {want!r}")
@@ -172,10 +187,19 @@ def test_the_pinned_value_comparison_tolerates_rounding_and_catches_moves():
     assert metric_differences(moved, pinned) == ["04/roc_auc: 0.6234, pinned 0.61234"]
     assert metric_differences({"04": {**pinned["04"], "n_images": 13}}, pinned) == ["04/n_images: 13, pinned 12"]
     assert "04/new: recorded but not pinned" in metric_differences({"04": {**pinned["04"], "new": 1.0}}, pinned)
+    # Another CPU type: rounding drift of a few per cent passes, a collapsed metric does not.
+    drift = {"04": {**pinned["04"], "roc_auc": 0.6234, "nme_mean": 0.4321 * 1.06}}
+    assert metric_differences(drift, pinned, OTHER_CPU_TOLERANCE) == []
+    collapsed = {"04": {**pinned["04"], "roc_auc": 0.5, "nme_mean": 0.9}}
+    assert len(metric_differences(collapsed, pinned, OTHER_CPU_TOLERANCE)) == 2
 
 
-def _notebooks_that_record_metrics(notebooks: list[Path]) -> set[str]:
-    return {nb.stem for nb in notebooks if "record_metrics(" in nb.read_text()}
+def _recorded_metric_names(notebooks: list[Path]) -> set[str]:
+    """The names the notebooks pass to `experiments.record_metrics("NAME", ...)`."""
+    import re
+
+    call = re.compile(r"record_metrics\(\s*\\?[\"']([^\"'\\]+)")
+    return {name for nb in notebooks for name in call.findall(nb.read_text())}
 
 
 @pytest.mark.notebooks
@@ -192,7 +216,7 @@ def test_quick_profile_runs_every_notebook(quick_reproduction):
         for rel in reproduce.promised_outputs(notebook):
             assert (tmp_path / rel).stat().st_size > 0, rel
     recorded = sorted((tmp_path / "build" / "metrics").glob("*.json"))
-    assert {path.stem for path in recorded} == _notebooks_that_record_metrics(notebooks)
+    assert {path.stem for path in recorded} == _recorded_metric_names(notebooks)
     for path in recorded:
         values = list(_numbers(json.loads(path.read_text())))
         assert values, f"{path.name} records no metric"
@@ -205,25 +229,15 @@ def test_quick_profile_runs_every_notebook(quick_reproduction):
         environment = environment_info("cpu")
         write_json_atomic(EXPECTED_QUICK_METRICS, {
             "_recorded_with": {key: environment.get(key) for key in ("git_commit", "platform", "machine", "python")}
-            | {"torch": environment["packages"]["torch"], "cpu": _cpu_model()},
+            | {"torch": environment["packages"]["torch"], "cpu_type": cpu_type()},
             "metrics": actual})
         pytest.skip(f"rewrote {EXPECTED_QUICK_METRICS.name}: review and commit it")
-    pinned = json.loads(EXPECTED_QUICK_METRICS.read_text())["metrics"]
-    problems = metric_differences(actual, pinned)
-    assert not problems, ("quick-profile metrics moved (regenerate only if the change is meant to move them, "
-                          "see this file):\n" + "\n".join(problems))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
+    expected = json.loads(EXPECTED_QUICK_METRICS.read_text())
+    same_cpu = expected["_recorded_with"].get("cpu_type") == cpu_type()
+    problems = metric_differences(actual, expected["metrics"], SAME_CPU_TOLERANCE if same_cpu else OTHER_CPU_TOLERANCE)
+    where = "this CPU type (tight tolerance)" if same_cpu else f"another CPU type than {expected['_recorded_with'].get('cpu_type')} (loose tolerance)"
+    assert not problems, (f"quick-profile metrics moved on {where} (regenerate only if the change is meant to "
+                          "move them, see this file):\n" + "\n".join(problems))
 
 
 @pytest.mark.notebooks
