@@ -722,6 +722,16 @@ def seed_subject_interval(per_seed_differences: Sequence[float], subject_replica
     )
 
 
+def _paired_seed_matrices(values_a, values_b, subjects: Sequence[Any], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' (seeds, images) matrices of per-image values, checked to match and be finite."""
+    a, b = _per_seed_matrix(values_a, "values_a"), _per_seed_matrix(values_b, "values_b")
+    if a.shape != b.shape or a.shape[1] != len(subjects):
+        raise StatsInputError(f"values_a {a.shape} and values_b {b.shape} must both be (seeds, {len(subjects)} images)")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise StatsInputError(f"{metric}: NaN or infinite per-image values")
+    return a, b
+
+
 def _per_seed_matrix(values: Sequence[Any], name: str) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if array.ndim < 2:
@@ -739,11 +749,7 @@ def seed_subject_mean_difference(values_a: Sequence[Sequence[float]], values_b: 
     (seed pairs are matched by position; unmatched seeds are no less valid: the seed part of
     the variance is then simply var(a) + var(b) over seeds). subjects: (N,) subject per image.
     """
-    a, b = _per_seed_matrix(values_a, "values_a"), _per_seed_matrix(values_b, "values_b")
-    if a.shape != b.shape or a.shape[1] != len(subjects):
-        raise StatsInputError(f"values_a {a.shape} and values_b {b.shape} must both be (seeds, {len(subjects)} images)")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise StatsInputError(f"{metric}: NaN or infinite per-image values")
+    a, b = _paired_seed_matrices(values_a, values_b, subjects, metric)
     counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
     n_clusters = counts.shape[1]
     images_per_cluster = np.bincount(cluster_index, minlength=n_clusters).astype(float)
@@ -833,11 +839,7 @@ def seed_subject_median_difference(values_a: Sequence[Sequence[float]], values_b
                                    df_method: str = "satterthwaite") -> SeedAwareInterval:
     """Seed-aware interval for median(a) - median(b) of per-image values (e.g. median NME):
     each seed's difference of medians on the test set, with subject-bootstrap replicates of it."""
-    a, b = _per_seed_matrix(values_a, "values_a"), _per_seed_matrix(values_b, "values_b")
-    if a.shape != b.shape or a.shape[1] != len(subjects):
-        raise StatsInputError(f"values_a {a.shape} and values_b {b.shape} must both be (seeds, {len(subjects)} images)")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise StatsInputError(f"{metric}: NaN or infinite per-image values")
+    a, b = _paired_seed_matrices(values_a, values_b, subjects, metric)
     counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
     estimates = np.median(a, axis=1) - np.median(b, axis=1)
     replicates = np.stack([weighted_median_replicates(ra, cluster_index, counts)

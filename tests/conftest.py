@@ -2,6 +2,8 @@
 so benchmarks and examples use it too; tests import it from here or from there."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,26 @@ from m3mstl.data.toy import (  # noqa: F401  (re-exported for the tests)
     draw_thermal_face,
     make_tiny_dataset,
 )
+
+
+@contextmanager
+def outputs_redirected_to(root: Path) -> Iterator[Path]:
+    """Everything the package writes in this process (runs, caches, data, figures, tables, the
+    manifest) goes under `root` while the block runs; torch uses one thread, and M3MSTL_DEBUG is
+    unset so the commands print their one-line errors rather than tracebacks."""
+    import torch
+
+    from m3mstl import paths
+
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paths, "OUTPUT_ROOT", root)
+        for name, sub in (("DATA_DIR", "data"), ("RUNS_DIR", "runs"), ("BUILD_DIR", "build"),
+                          ("FIGURES_DIR", "figures"), ("TABLES_DIR", "tables")):
+            patch.setattr(paths, name, root / sub)
+        patch.setattr(paths, "MANIFEST_PATH", root / "reproduction.json")
+        patch.delenv("M3MSTL_DEBUG", raising=False)
+        yield root
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_tiny_dataset
+from conftest import make_tiny_dataset, outputs_redirected_to
 
 pytestmark = pytest.mark.slow
 
@@ -190,19 +190,7 @@ def mutation_for(case: int) -> tuple[str, np.random.Generator]:
 # ---------------------------------------------------------------------------------- harness
 @pytest.fixture(scope="module")
 def output_root(tmp_path_factory) -> Path:
-    import torch
-
-    from m3mstl import paths
-
-    root = tmp_path_factory.mktemp("fuzz-output")
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(paths, "OUTPUT_ROOT", root)
-        for name, sub in (("DATA_DIR", "data"), ("RUNS_DIR", "runs"), ("BUILD_DIR", "build"),
-                          ("FIGURES_DIR", "figures"), ("TABLES_DIR", "tables")):
-            patch.setattr(paths, name, root / sub)
-        patch.setattr(paths, "MANIFEST_PATH", root / "reproduction.json")
-        patch.delenv("M3MSTL_DEBUG", raising=False)
+    with outputs_redirected_to(tmp_path_factory.mktemp("fuzz-output")) as root:
         yield root
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_tiny_dataset
+from conftest import make_tiny_dataset, outputs_redirected_to
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +39,7 @@ ONE_STEP = ["--model", "baseline", "--profile", "quick", "--device", "cpu",
 @pytest.fixture(scope="module")
 def output_root(tmp_path_factory) -> Path:
     """Everything the commands write (runs, caches) goes here, in-process and in subprocesses."""
-    import torch
-
-    from m3mstl import paths
-
-    root = tmp_path_factory.mktemp("output-root")
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(paths, "OUTPUT_ROOT", root)
-        for name, sub in (("DATA_DIR", "data"), ("RUNS_DIR", "runs"), ("BUILD_DIR", "build"),
-                          ("FIGURES_DIR", "figures"), ("TABLES_DIR", "tables")):
-            patch.setattr(paths, name, root / sub)
-        patch.setattr(paths, "MANIFEST_PATH", root / "reproduction.json")
-        patch.delenv("M3MSTL_DEBUG", raising=False)
+    with outputs_redirected_to(tmp_path_factory.mktemp("output-root")) as root:
         yield root
 
 
