@@ -1,8 +1,9 @@
-"""Figures that notebooks 02 and 11 draw, as tested functions."""
+"""Figures that notebooks 02, 07, 09 and 11 draw, as tested functions."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 from m3mstl.viz import plots
@@ -41,4 +42,51 @@ def test_pose_scatter_plots_each_angle_against_its_truth_with_the_diagonal():
         diagonal = ax.lines[0].get_xydata()
         assert diagonal[1, 0] == pytest.approx(np.abs(gt[:, i]).max()) and (diagonal[:, 0] == diagonal[:, 1]).all()
         assert ax.get_xlabel() == f"true {name} (deg)" and ax.get_ylabel() == f"predicted {name} (deg)"
+    plt.close(fig)
+
+
+def _ablation_table():
+    return pd.DataFrame({"variant": ["full M3MSTL", "no stage 1", "MLP tokens"],
+                         "roc_auc": [0.91, 0.80, 0.88], "nme_median": [0.041, 0.052, 0.047]})
+
+
+def test_ablation_bars_draw_auc_and_nme_per_variant_with_names_on_the_left_only():
+    table = _ablation_table()
+    fig = plots.ablation_bars(table)
+    ax_auc, ax_nme = fig.axes
+    assert [p.get_width() for p in ax_auc.patches] == pytest.approx(table["roc_auc"].tolist())
+    assert [p.get_width() for p in ax_nme.patches] == pytest.approx(table["nme_median"].tolist())
+    assert [t.get_text() for t in ax_auc.get_yticklabels()] == table["variant"].tolist()
+    assert all(t.get_text() == "" for t in ax_nme.get_yticklabels())
+    assert ax_auc.get_xlim() == pytest.approx((0.80 - 0.05, 1.0))  # starts below the weakest variant
+    assert (ax_auc.get_xlabel(), ax_nme.get_xlabel()) == ("occlusion ROC-AUC", "median NME (inter-ocular)")
+    plt.close(fig)
+
+
+def test_ablation_bars_never_start_the_auc_axis_below_zero():
+    table = _ablation_table().assign(roc_auc=[0.02, 0.5, 0.6])
+    fig = plots.ablation_bars(table)
+    assert fig.axes[0].get_xlim()[0] == 0.0
+    plt.close(fig)
+
+
+def test_canthus_error_by_occluder_boxes_each_reading_per_occluder_without_missing_readings():
+    per_image = pd.DataFrame({"occluder_type": ["none", "none", "glasses", "glasses", "glasses"],
+                              "naive_error_c": [-0.2, -0.4, -1.0, -1.2, -0.8],
+                              "skip_occluded_error_c": [-0.1, np.nan, -0.3, np.nan, -0.2],
+                              "true_c": [36.0] * 5})  # not an error column: ignored
+    fig = plots.canthus_error_by_occluder(per_image)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["naive", "skip_occluded"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "glasses"]
+    assert ax.get_ylabel() == "error (deg C)" and ax.get_title() == "canthus reading error by occluder"
+    assert any(list(line.get_ydata()) == [0, 0] for line in ax.get_lines())  # the zero-error reference
+    plt.close(fig)
+
+
+def test_canthus_error_by_occluder_says_when_there_is_no_ground_truth():
+    fig = plots.canthus_error_by_occluder(None)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["no ground truth"]
+    assert ax.get_title() == "canthus reading error by occluder"
     plt.close(fig)
