@@ -1,4 +1,4 @@
-"""Figures that notebooks 02, 07, 09 and 11 draw, as tested functions."""
+"""Figures that notebooks 01, 02, 07, 09 and 11 draw, as tested functions."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -90,3 +90,43 @@ def test_canthus_error_by_occluder_says_when_there_is_no_ground_truth():
     assert [t.get_text() for t in ax.texts] == ["no ground truth"]
     assert ax.get_title() == "canthus reading error by occluder"
     plt.close(fig)
+
+
+def _per_landmark(with_causes: bool) -> pd.DataFrame:
+    table = pd.DataFrame({"landmark": range(68), "occlusion_rate": np.linspace(0.0, 0.5, 68)})
+    if with_causes:
+        table["rate_glasses"] = np.where(np.arange(68) < 34, np.nan, 0.1)  # absent at half the points
+        table["rate_mask"] = 0.2
+    return table
+
+
+def test_occlusion_per_landmark_stacks_the_causes_and_treats_an_absent_cause_as_zero():
+    fig = plots.occlusion_per_landmark(_per_landmark(with_causes=True))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["glasses", "mask"]
+    glasses, mask = ax.containers
+    assert [bar.get_y() for bar in mask] == pytest.approx([0.0] * 34 + [0.1] * 34)  # stacked on glasses
+    assert [bar.get_height() for bar in mask] == pytest.approx([0.2] * 68)
+    assert len(glasses) == 68
+    plt.close(fig)
+
+
+def test_occlusion_per_landmark_draws_the_overall_rate_without_causes():
+    table = _per_landmark(with_causes=False)
+    fig = plots.occlusion_per_landmark(table)
+    (bars,) = fig.axes[0].containers
+    assert [bar.get_height() for bar in bars] == pytest.approx(table["occlusion_rate"].tolist())
+    plt.close(fig)
+
+
+def test_pose_coverage_heatmap_shows_the_counts_or_says_there_are_no_poses():
+    coverage = pd.DataFrame([[1, 2, 0], [3, 0, 5]], index=["[-10, 0)", "[0, 10)"],
+                            columns=["[-15, 0)", "[0, 15)", "[15, 30)"])
+    fig = plots.pose_coverage_heatmap(coverage)
+    np.testing.assert_array_equal(np.asarray(fig.axes[0].collections[0].get_array()).ravel(),
+                                  coverage.to_numpy().ravel())
+    assert fig.axes[0].get_title() == "head-pose coverage (degrees)"
+    plt.close(fig)
+    empty = plots.pose_coverage_heatmap(pd.DataFrame())
+    assert [t.get_text() for t in empty.axes[0].texts] == ["no head-pose labels in this dataset"]
+    plt.close(empty)

@@ -175,3 +175,29 @@ def canthus_error_by_occluder(per_image: pd.DataFrame | None) -> plt.Figure:
         ax.text(0.5, 0.5, "no ground truth", ha="center")
     ax.set_title("canthus reading error by occluder")
     return fig
+
+
+def occlusion_per_landmark(per_landmark: pd.DataFrame) -> plt.Figure:
+    """Notebook 01's occluded share of each landmark (`explore.occlusion_rate_per_landmark`),
+    stacked by cause (its `rate_<cause>` columns) when the dataset records causes, else one bar."""
+    fig, ax = subplots(width="double", aspect=0.3)
+    cause_columns = [c for c in per_landmark.columns if c.startswith("rate_")]
+    bottom = 0
+    for column in cause_columns or ["occlusion_rate"]:
+        ax.bar(per_landmark["landmark"], per_landmark[column], bottom=bottom, label=column.replace("rate_", ""))
+        bottom = bottom + per_landmark[column].fillna(0)  # a cause absent at a landmark stacks as 0
+    ax.set(xlabel="landmark (iBUG index)", ylabel="occluded share", title="occlusion rate per landmark, by cause")
+    ax.legend(fontsize=6, ncol=4)
+    return fig
+
+
+def pose_coverage_heatmap(coverage: pd.DataFrame) -> plt.Figure:
+    """Notebook 01's image counts per (pitch, yaw) bin (`explore.pose_coverage`) as a heat map;
+    an empty table (a dataset without head-pose labels) draws a panel that says so."""
+    fig, ax = subplots(aspect=0.8)
+    if not coverage.empty:
+        sns.heatmap(coverage, cmap="viridis", ax=ax, cbar_kws={"label": "images"})
+        ax.set(title="head-pose coverage (degrees)")
+    else:
+        ax.text(0.5, 0.5, "no head-pose labels in this dataset", ha="center")
+    return fig
