@@ -70,6 +70,7 @@ def test_a_partial_reproduction_leaves_the_published_manifest_alone(notebook_dir
     monkeypatch.setattr(paths, "MANIFEST_PATH", tmp_path / "reproduction.json")
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
     monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "EXECUTED_DIR", tmp_path / "executed")  # not the repository's executed/
     _write_notebook(notebook_dir, "01_first", ["x = 1"])
     _write_notebook(notebook_dir, "02_second", ["y = 2"])
     written = reproduce.reproduce("quick", data_dir=tiny_dataset_dir, only=["02"], notebooks_dir=notebook_dir,
