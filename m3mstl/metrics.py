@@ -118,9 +118,23 @@ def normaliser_distance(
     Only labelled points enter it. A distance that is zero or undefined (e.g. an eye corner
     unlabelled for "inter_ocular") raises MetricsInputError naming the image.
     """
+    _, gt, labelled, _ = _check_landmark_inputs(None, gt, labelled)
+    distance = _unchecked_normaliser_distance(gt, labelled, normaliser)
+    bad = ~np.isfinite(distance) | (distance <= 0)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        problem = "undefined (NaN: its points are unlabelled)" if np.isnan(distance[index]) else "zero"
+        raise MetricsInputError(
+            f"{_image_name(index, image_ids)}: the {normaliser} normaliser distance is {problem}"
+            f" ({int(bad.sum())} image(s) affected)"
+        )
+    return distance
+
+
+def _unchecked_normaliser_distance(gt: np.ndarray, labelled: np.ndarray, normaliser: str) -> np.ndarray:
+    """`normaliser_distance` of checked inputs, NaN or zero where it is undefined instead of an error."""
     if normaliser not in NORMALISERS:
         raise MetricsInputError(f"unknown normaliser {normaliser!r}; choose one of {NORMALISERS}")
-    _, gt, labelled, _ = _check_landmark_inputs(None, gt, labelled)
     masked = np.where(labelled[..., None], gt, np.nan)  # unlabelled points become NaN
     if normaliser == "inter_ocular":
         a, b = OUTER_EYE_CORNERS
@@ -135,14 +149,6 @@ def normaliser_distance(
             width = np.nanmax(masked[..., 0], axis=1) - np.nanmin(masked[..., 0], axis=1)
             height = np.nanmax(masked[..., 1], axis=1) - np.nanmin(masked[..., 1], axis=1)
         distance = np.sqrt(width * height) if normaliser == "box" else np.hypot(width, height)
-    bad = ~np.isfinite(distance) | (distance <= 0)
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        problem = "undefined (NaN: its points are unlabelled)" if np.isnan(distance[index]) else "zero"
-        raise MetricsInputError(
-            f"{_image_name(index, image_ids)}: the {normaliser} normaliser distance is {problem}"
-            f" ({int(bad.sum())} image(s) affected)"
-        )
     return distance
 
 
@@ -188,6 +194,27 @@ def per_image_nme(
     if subset is not None:
         mask = mask & np.asarray(subset, dtype=bool)
     return _masked_row_mean(np.nan_to_num(errors), mask)
+
+
+def progress_nme(pred: np.ndarray, gt: np.ndarray, labelled: np.ndarray,
+                 normaliser: str = PAPER_NORMALISER) -> float:
+    """Mean of `per_image_nme` for watching training (the trainer's validation NME).
+
+    A progress figure must not stop a run, so where `per_image_nme` raises it is lenient: images
+    whose normaliser is undefined or zero (e.g. an unlabelled eye corner) are left out, a
+    non-finite prediction at a labelled point gives NaN, and NaN when no image is left.
+    """
+    pred = np.asarray(pred, dtype=float)
+    _, gt, labelled, _ = _check_landmark_inputs(None, gt, labelled)
+    if pred.shape != gt.shape:
+        raise MetricsInputError(f"pred has shape {pred.shape} but gt has shape {gt.shape}")
+    if not np.isfinite(pred[labelled]).all():
+        return float("nan")
+    distance = _unchecked_normaliser_distance(gt, labelled, normaliser)
+    defined = np.isfinite(distance) & (distance > 0)
+    if not defined.any():
+        return float("nan")
+    return float(per_image_nme(pred[defined], gt[defined], labelled[defined], normaliser).mean())
 
 
 # --------------------------------------------------------------------------- CED

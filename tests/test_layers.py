@@ -4,7 +4,7 @@ A module may import from its own layer and the layers below it, never from a lay
 and the modules form no import cycle. Imports inside functions count too: a lazy import
 upward still ties the lower layer to the higher one.
 
-    core       paths, fileio, landmarks, pose, metrics, stats, losses, device, errors
+    core       paths, fileio, landmarks, pose, metrics, stats, losses, device, errors, progress
     data       m3mstl.data (readers, splits, the torch dataset, the SynthTFD68 generator and
                the embedded dataset of each profile), detect (face boxes from temperature arrays)
     models     m3mstl.models (architectures, the model registry, the curriculum interface)
@@ -34,7 +34,7 @@ PACKAGE_DIR = paths.REPO_ROOT / "m3mstl"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("m3mstl", "m3mstl.paths", "m3mstl.fileio", "m3mstl.landmarks", "m3mstl.pose", "m3mstl.metrics",
-              "m3mstl.stats", "m3mstl.losses", "m3mstl.device", "m3mstl.errors")),
+              "m3mstl.stats", "m3mstl.losses", "m3mstl.device", "m3mstl.errors", "m3mstl.progress")),
     ("data", ("m3mstl.data", "m3mstl.detect")),
     ("models", ("m3mstl.models",)),
     ("config", ("m3mstl.config",)),

@@ -318,3 +318,23 @@ def test_scalar_summary_is_a_table_row() -> None:
     assert "per_image_nme" not in row and "ced" not in row
     assert set(row) >= {"normaliser", "nme_mean", "auc@0.08", "failure_rate@0.10"}
     assert isinstance(pd.DataFrame([row]), pd.DataFrame)
+
+
+def test_progress_nme_is_the_mean_per_image_nme_and_lenient_where_that_raises():
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(10, 90, (5, 68, 2))
+    pred = gt + rng.normal(0, 2, gt.shape)
+    labelled = rng.random((5, 68)) > 0.1
+    labelled[:, list(metrics.OUTER_EYE_CORNERS)] = True
+    assert metrics.progress_nme(pred, gt, labelled) == pytest.approx(metrics.per_image_nme(pred, gt, labelled, "inter_ocular").mean())
+    # An unlabelled eye corner makes per_image_nme raise; the progress figure leaves that image out.
+    labelled[0, metrics.OUTER_EYE_CORNERS[0]] = False
+    with pytest.raises(MetricsInputError):
+        metrics.per_image_nme(pred, gt, labelled, "inter_ocular")
+    assert metrics.progress_nme(pred, gt, labelled) == pytest.approx(
+        metrics.per_image_nme(pred[1:], gt[1:], labelled[1:], "inter_ocular").mean())
+    # A diverged prediction is reported as NaN, not as an error; nothing usable gives NaN.
+    pred[2, 5] = np.nan
+    labelled[2, 5] = True
+    assert np.isnan(metrics.progress_nme(pred, gt, labelled))
+    assert np.isnan(metrics.progress_nme(gt, gt, np.zeros((5, 68), dtype=bool)))

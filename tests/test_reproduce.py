@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,7 @@ def test_a_partial_reproduction_leaves_the_published_manifest_alone(notebook_dir
     monkeypatch.setattr(paths, "MANIFEST_PATH", tmp_path / "reproduction.json")
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
     monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "EXECUTED_DIR", tmp_path / "executed")  # not the repository's executed/
     _write_notebook(notebook_dir, "01_first", ["x = 1"])
     _write_notebook(notebook_dir, "02_second", ["y = 2"])
     written = reproduce.reproduce("quick", data_dir=tiny_dataset_dir, only=["02"], notebooks_dir=notebook_dir,
@@ -103,9 +105,10 @@ def test_every_source_notebook_has_a_parameters_cell_and_no_outputs():
             assert f"{name} =" in tagged[0].source, f"{path.name}: parameters cell lacks {name}"
         assert all(not c.get("outputs") for c in book.cells if c.cell_type == "code"), f"{path.name} has outputs"
         code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
-        if "train(" in code:  # opening it must not start training unless the reader asks
-            assert "allow_training(TRAIN or FORCE)" in code.split("train(", 1)[0], \
-                f"{path.name}: call experiments.allow_training(TRAIN or FORCE) before the first train()"
+        first_training = re.search(r"\btrain(_model)?\(", code)  # m3mstl.train_model or the trainer's train
+        if first_training:  # opening it must not start training unless the reader asks
+            assert "allow_training(TRAIN or FORCE)" in code[:first_training.start()], \
+                f"{path.name}: call experiments.allow_training(TRAIN or FORCE) before the first train_model()"
         assert reproduce.promised_outputs(path), f"{path.name} promises no table or figure"
 
 

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import make_tiny_dataset
 from m3mstl.config import make_config
 from m3mstl.evaluate import evaluate_run
+from m3mstl.landmarks import OUTER_EYE_CORNERS
 from m3mstl.predict import load_predictions
 from m3mstl.runs import read_history
 from m3mstl.train.trainer import Trainer, TrainingInterrupted, cosine_learning_rate
@@ -239,3 +240,30 @@ def test_refused_training_names_the_command_that_trains_exactly_the_missing_run(
     from_command = Trainer(config, data_dir, runs_root=runs_root)
     assert from_command.run_dir == requested.run_dir
     assert not requested.run_dir.exists(), "a refused run must not leave a folder behind"
+
+
+def test_validation_nme_is_the_old_torch_inter_ocular_nme_within_float_rounding(data_dir, tmp_path):
+    """val_nme now comes from m3mstl.metrics; it must equal what the trainer's former torch
+    formula gave on the same predictions, and leave val_loss (early stopping) alone."""
+    trainer = Trainer(make_config("baseline", "quick"), data_dir, runs_root=tmp_path, progress=False)
+    model = trainer._build_model()
+    seen = []
+    validation_step = model.validation_step
+
+    def recording_step(batch, stage):
+        loss, pred = validation_step(batch, stage)
+        seen.append((batch, pred, float(loss)))
+        return loss, pred
+
+    model.validation_step = recording_step
+    val = trainer.validate(model, trainer.config.stages[-1].name)
+    old_nmes = []
+    for batch, pred, _ in seen:  # the former formula, kept here as the reference
+        gt = batch["landmarks"]
+        iod = (gt[:, OUTER_EYE_CORNERS[0]] - gt[:, OUTER_EYE_CORNERS[1]]).norm(dim=-1).clamp_min(1e-6)
+        mask = batch["labelled"].float()
+        old_nmes.append(((pred - gt).norm(dim=-1) * mask).sum(1) / mask.sum(1).clamp_min(1) / iod)
+    assert len(seen) >= 1 and sum(len(b["image"]) for b, _, _ in seen) >= 2
+    assert val["val_nme"] == pytest.approx(float(torch.cat(old_nmes).mean()), rel=1e-6)
+    count = sum(len(b["image"]) for b, _, _ in seen)
+    assert val["val_loss"] == pytest.approx(sum(loss * len(b["image"]) for b, _, loss in seen) / count, rel=1e-12)

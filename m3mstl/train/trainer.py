@@ -31,7 +31,7 @@ from m3mstl.data.errors import DatasetError
 from m3mstl.device import resolve_device, to_device
 from m3mstl.errors import ConfigError, RunError, UsageError
 from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
-from m3mstl.landmarks import OUTER_EYE_CORNERS
+from m3mstl.metrics import progress_nme
 from m3mstl.models import create_model, list_models
 from m3mstl.models.registry import get_family
 from m3mstl.runs import (
@@ -448,11 +448,10 @@ class Trainer:
     @torch.no_grad()
     def validate(self, model, stage: str) -> dict[str, float]:
         """Validation loss of the stage (drives early stopping) and mean landmark NME
-        normalised by the inter-ocular distance (36-45) in crop coordinates (progress only).
+        normalised by the inter-ocular distance in crop coordinates (progress only).
 
-        Torch on the validation batches, on the device, for speed; the metric of record is
-        `m3mstl.metrics.per_image_nme` on the stored predictions (the same definition, but a
-        zero or undefined normaliser there is an error, here it is clamped)."""
+        The NME is `m3mstl.metrics.progress_nme`, the evaluation's `per_image_nme` averaged,
+        on the gathered validation predictions (68 points per image: small next to the pass)."""
         from m3mstl.data.dataset import make_loader
 
         model.eval()
@@ -463,19 +462,18 @@ class Trainer:
         # The run's workers, not kept alive: validation is a short pass once per epoch.
         options = {**self.loader_options, "persistent_workers": False}
         loader = make_loader(val_set, self.config.data.eval_batch_size, shuffle=False, seed=0, **options)
-        losses, nmes, count = 0.0, [], 0
+        losses, count = 0.0, 0
+        gathered: dict[str, list[np.ndarray]] = {"pred": [], "gt": [], "labelled": []}
         for batch in loader:
             batch = to_device(batch, self.device)
             loss, pred = model.validation_step(batch, stage)
             losses += float(loss) * len(batch["image"])
             count += len(batch["image"])
-            gt = batch["landmarks"]
-            iod = (gt[:, OUTER_EYE_CORNERS[0]] - gt[:, OUTER_EYE_CORNERS[1]]).norm(dim=-1).clamp_min(1e-6)
-            err = (pred - gt).norm(dim=-1)
-            mask = batch["labelled"].float()
-            nmes.append(((err * mask).sum(1) / mask.sum(1).clamp_min(1) / iod).cpu())
+            for key, value in (("pred", pred.float()), ("gt", batch["landmarks"]), ("labelled", batch["labelled"])):
+                gathered[key].append(value.detach().cpu().numpy())
         model.train()
-        return {"val_loss": losses / max(1, count), "val_nme": float(torch.cat(nmes).mean())}
+        pred, gt, labelled = (np.concatenate(gathered[key]) for key in ("pred", "gt", "labelled"))
+        return {"val_loss": losses / max(1, count), "val_nme": progress_nme(pred, gt, labelled)}
 
     def _checkpoint(self, model, optimizer, scheduler, stage_index, stage_state, history, stage_done,
                     scaler=None) -> None:

@@ -7,6 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from m3mstl.experiments import RunResult
@@ -141,4 +142,62 @@ def pose_scatter(gt_pose: np.ndarray, pred_pose: np.ndarray) -> plt.Figure:
         lim = max(abs(gt_pose[:, i]).max(), 1.0)
         ax.plot([-lim, lim], [-lim, lim], ":", color="grey")
         ax.set(xlabel=f"true {name} (deg)", ylabel=f"predicted {name} (deg)")
+    return fig
+
+
+def ablation_bars(table: pd.DataFrame) -> plt.Figure:
+    """Notebook 07's ablation table (one row per variant: variant, roc_auc, nme_median) as two
+    bar panels sharing the variant order; the ROC-AUC axis starts just below the weakest variant
+    so that small differences stay visible."""
+    fig, (ax_auc, ax_nme) = subplots(1, 2, width="double", aspect=0.45)
+    sns.barplot(data=table, y="variant", x="roc_auc", ax=ax_auc, color="C0")
+    sns.barplot(data=table, y="variant", x="nme_median", ax=ax_nme, color="C1")
+    ax_auc.set(xlabel="occlusion ROC-AUC", ylabel="", xlim=(max(0.0, table["roc_auc"].min() - 0.05), 1.0))
+    ax_nme.set(xlabel="median NME (inter-ocular)", ylabel="")
+    ax_nme.set_yticklabels([])  # the left panel names the variants
+    return fig
+
+
+def canthus_error_by_occluder(per_image: pd.DataFrame | None) -> plt.Figure:
+    """Notebook 09's canthus reading errors (deg C) by occluder type, one box per reading method
+    (the `<method>_error_c` columns of `thermometry.read_canthus_temperatures`); None, for a
+    dataset without ground-truth skin temperature, draws a panel that says so."""
+    fig, ax = subplots(width="double", aspect=0.4)
+    if per_image is not None:
+        error_columns = [c for c in per_image.columns if c.endswith("_error_c")]
+        long = per_image.melt(id_vars=["occluder_type"], value_vars=error_columns,
+                              var_name="reading", value_name="error (deg C)").dropna()
+        long["reading"] = long["reading"].str.replace("_error_c", "")
+        sns.boxplot(data=long, x="occluder_type", y="error (deg C)", hue="reading", ax=ax, fliersize=1)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.tick_params(axis="x", rotation=30)
+    else:
+        ax.text(0.5, 0.5, "no ground truth", ha="center")
+    ax.set_title("canthus reading error by occluder")
+    return fig
+
+
+def occlusion_per_landmark(per_landmark: pd.DataFrame) -> plt.Figure:
+    """Notebook 01's occluded share of each landmark (`explore.occlusion_rate_per_landmark`),
+    stacked by cause (its `rate_<cause>` columns) when the dataset records causes, else one bar."""
+    fig, ax = subplots(width="double", aspect=0.3)
+    cause_columns = [c for c in per_landmark.columns if c.startswith("rate_")]
+    bottom = 0
+    for column in cause_columns or ["occlusion_rate"]:
+        ax.bar(per_landmark["landmark"], per_landmark[column], bottom=bottom, label=column.replace("rate_", ""))
+        bottom = bottom + per_landmark[column].fillna(0)  # a cause absent at a landmark stacks as 0
+    ax.set(xlabel="landmark (iBUG index)", ylabel="occluded share", title="occlusion rate per landmark, by cause")
+    ax.legend(fontsize=6, ncol=4)
+    return fig
+
+
+def pose_coverage_heatmap(coverage: pd.DataFrame) -> plt.Figure:
+    """Notebook 01's image counts per (pitch, yaw) bin (`explore.pose_coverage`) as a heat map;
+    an empty table (a dataset without head-pose labels) draws a panel that says so."""
+    fig, ax = subplots(aspect=0.8)
+    if not coverage.empty:
+        sns.heatmap(coverage, cmap="viridis", ax=ax, cbar_kws={"label": "images"})
+        ax.set(title="head-pose coverage (degrees)")
+    else:
+        ax.text(0.5, 0.5, "no head-pose labels in this dataset", ha="center")
     return fig
