@@ -201,7 +201,10 @@ def test_interrupted_synth_leaves_the_old_dataset_byte_identical(output_root, tm
     env.pop("M3MSTL_DEBUG", None)
     process = subprocess.Popen([sys.executable, "-m", "m3mstl.cli", "synth", str(out), "--subjects", "20",
                                 "--per-subject", "20", "--size", "96", "--seed", "1", "--quiet"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               # A child inherits an ignored SIGINT, and Python then never raises
+                               # KeyboardInterrupt: earlier tests in this process may have ignored it.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
