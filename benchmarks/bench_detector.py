@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from m3mstl.data.synth.generate import generate_dataset
     from m3mstl.detect import evaluate_detector, summarise_detection
     from m3mstl.metrics import occluder_group, single_occluder_groups
-    from m3mstl.thermometry import landmark_error_study
+    from m3mstl.thermometry import landmark_error_study, practice_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     print(detection.to_string(index=False))
     records = dataset.records
     maps = [load_temperature(r) for r in records]
+    practice = practice_options(records)  # the hottest canthus skin as truth, the camera's known offset
     groups = list(single_occluder_groups(np.array([occluder_group([o["type"] for o in r.extras.get("occluders", [])])
                                                    for r in records])))
     common = dict(temperature_maps=maps, true_landmarks=np.stack([r.landmarks for r in records]),
                   occluded_gt=np.stack([r.visibility == 1 for r in records]),
-                  canthus_truth_c=np.array([r.extras["canthus_skin_max_c"] for r in records]), occluder_types=groups)
-    offsets = np.array([r.extras["camera"]["offset_error_c"] for r in records])
+                  canthus_truth_c=practice["canthus_truth_c"], occluder_types=groups)
+    offsets = practice["offset_c"]
     blocks = []
     for label, offset in (("blackbody-corrected", offsets), ("uncorrected", None)):
         study = landmark_error_study(**common, offset_c=offset)

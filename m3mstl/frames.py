@@ -71,9 +71,11 @@ def _page_count(path: Path) -> int:
 
 
 def read_frame(frame: Frame) -> np.ndarray:
-    """A frame as float32 in [0, 1] (8-bit /255, 16-bit /65535, colour -> grey); DatasetError if unreadable."""
+    """A frame (or one page of a multi-page TIFF) as float32 in [0, 1], decoded as training decodes
+    its images (`m3mstl.data.coco.decode_pil_image`); DatasetError if unreadable."""
     from PIL import Image, UnidentifiedImageError
 
+    from m3mstl.data.coco import decode_pil_image, image_to_unit_range
     from m3mstl.data.errors import DatasetError
     from m3mstl.predict import _read_image
 
@@ -83,9 +85,7 @@ def read_frame(frame: Frame) -> np.ndarray:
         with Image.open(frame.path) as image:
             image.seek(frame.page)
             image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return np.asarray(image, dtype=np.float32) / 65535.0
-            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+            return image_to_unit_range(decode_pil_image(image))
     except (UnidentifiedImageError, OSError, EOFError) as err:
         raise DatasetError(frame.path, f"cannot read page {frame.page}: {err}") from None
 
@@ -220,7 +220,8 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from m3mstl.data.coco import load_image, load_temperature, read_dataset
+    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature, read_dataset
+    from m3mstl.landmarks import OUTER_EYE_CORNERS
     from m3mstl.detect import match_detections
     from m3mstl.metrics import occluder_group
     from m3mstl.predict import predict_arrays
@@ -230,11 +231,10 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     records = read_dataset(frames_root).records[:limit]
     rows = []
     for record in tqdm(records, desc="pipeline", disable=not progress):
-        image = load_image(record)
-        image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
+        image = image_to_unit_range(load_image(record))
         temperature = load_temperature(record)
         true_points = record.landmarks
-        norm = float(np.linalg.norm(true_points[36] - true_points[45]))
+        norm = float(np.linalg.norm(true_points[OUTER_EYE_CORNERS[0]] - true_points[OUTER_EYE_CORNERS[1]]))
 
         def nme(box):
             points = predict_arrays(model, config, image, temperature, box, device)["landmarks"]

@@ -36,7 +36,15 @@ from m3mstl import paths
 from m3mstl.config import RunConfig, apply_override, base_profile, make_config
 from m3mstl.errors import UnknownOptionError
 from m3mstl.fileio import atomic_path, write_json_atomic
-from m3mstl.runs import data_fingerprint, environment_info, is_complete, load_json, run_dir_for
+from m3mstl.runs import (
+    RunLock,
+    check_recorded_fingerprint,
+    data_fingerprint,
+    environment_info,
+    is_complete,
+    load_json,
+    run_dir_for,
+)
 
 PEER_MODEL = "dlib_shape_predictor"
 #: dlib's point value for a part that is not present (OBJECT_PART_NOT_PRESENT): unlabelled landmarks.
@@ -165,18 +173,10 @@ def predict_landmarks(predictor, config: RunConfig, records) -> np.ndarray:
 
 def split_records(config: RunConfig, data_dir: Path):
     from m3mstl.data.coco import read_dataset
-    from m3mstl.data.splits import split_indices, subject_split
+    from m3mstl.data.splits import run_split_indices
 
     dataset = read_dataset(data_dir)
-    subjects = subject_split(dataset.subjects, fractions=config.data.split_fractions,
-                             seed=config.data.split_seed, force_test=config.data.force_test)
-    splits = split_indices(dataset, subjects)
-    if config.data.max_train_images is not None:  # the same cap as the deep models' prepare_data
-        splits["train"] = splits["train"][: config.data.max_train_images]
-    for name, idx in splits.items():
-        if len(idx) == 0:
-            raise ValueError(f"the {name} split of {data_dir} is empty: the dataset has too few subjects "
-                             f"({len(dataset.subjects)}) for fractions {config.data.split_fractions}")
+    splits = run_split_indices(dataset, config.data, data_dir)  # the deep models' split and cap
     return {name: [dataset.records[i] for i in idx] for name, idx in splits.items()}
 
 
@@ -204,7 +204,6 @@ def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: 
     interrupted during training is retrained from the start (dlib cannot resume a training,
     which takes minutes, not hours).
     """
-    import dlib
 
     data_dir = Path(data_dir)
     if not (data_dir / "annotations.json").is_file():
@@ -212,9 +211,18 @@ def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: 
     config = peer_config(profile, seed=seed, overrides=overrides)
     fingerprint = data_fingerprint(data_dir)
     run_dir = run_dir_for(config, fingerprint, runs_root or paths.RUNS_DIR)
+    if not force:
+        check_recorded_fingerprint(run_dir, fingerprint)  # never reuse a run made on other data
     if is_complete(run_dir) and not force:
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):  # a second process training the same peer run is refused
+        return _train_peer_locked(run_dir, config, data_dir, fingerprint, force)
+
+
+def _train_peer_locked(run_dir: Path, config: RunConfig, data_dir: Path, fingerprint: str, force: bool) -> Path:
+    import dlib
+
     (run_dir / "complete.json").unlink(missing_ok=True)
     if force:
         (run_dir / "training.json").unlink(missing_ok=True)

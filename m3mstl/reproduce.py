@@ -243,7 +243,8 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
     environment = environment_info(device)
     given_data = bool(data_dir)
     data_dir = Path(data_dir) if given_data else ensure_synthetic_data(profile)
-    check_dataset(data_dir)  # every check of `m3mstl validate` (cached by fingerprint), before compute
+    fingerprint = data_fingerprint(data_dir)  # once: the checks and the manifest name the same data
+    check_dataset(data_dir, fingerprint)  # every check of `m3mstl validate` (cached by fingerprint), before compute
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
     notebooks = notebooks_for_profile(profile, notebooks_dir)
     if only:
@@ -269,7 +270,7 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         "profile": profile,
         "seed": seed,
         "data_dir": portable_data_path(data_dir),
-        "data_fingerprint": data_fingerprint(data_dir),
+        "data_fingerprint": fingerprint,
         "environment": environment,
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "notebooks": [

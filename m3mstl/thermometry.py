@@ -39,11 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m3mstl.landmarks import INNER_CANTHI, NUM_LANDMARKS
+from m3mstl.landmarks import INNER_CANTHI, NUM_LANDMARKS, OUTER_EYE_CORNERS
 from m3mstl.metrics import occluder_group
 
 METHODS: tuple[str, ...] = ("single_pixel", "naive", "skip_occluded", "oracle")
-OUTER_EYE_CORNERS = (36, 45)
 COMBINE_RULES: tuple[str, ...] = ("mean", "max")
 
 
@@ -205,21 +204,19 @@ def read_canthus_temperatures(
             "left_prob": float(occlusion_prob[i, canthi[1]]),
             "window_px": int(window),
         }
-        value = _combine(pixels, np.ones(2, dtype=bool), combine)
-        row.update({"single_pixel_c": value, "single_pixel_error_c": value - truth,
-                    "single_pixel_canthi_used": int(np.isfinite(pixels).sum()),
-                    "single_pixel_abstained": bool(np.isnan(value))})
-        usable = {
-            "naive": np.ones(2, dtype=bool),
-            "skip_occluded": occlusion_prob[i, canthi] < threshold,
+        every = np.ones(2, dtype=bool)
+        methods = {  # method: (canthus readings, which canthi it may use)
+            "single_pixel": (pixels, every),
+            "naive": (readings, every),
+            "skip_occluded": (readings, occlusion_prob[i, canthi] < threshold),
         }
         if occluded_gt is not None:
-            usable["oracle"] = ~occluded_gt[i, canthi]
-        for method, use in usable.items():
-            value = _combine(readings, use, combine)
+            methods["oracle"] = (readings, ~occluded_gt[i, canthi])
+        for method, (values, use) in methods.items():
+            value = _combine(values, use, combine)
             row[f"{method}_c"] = value
             row[f"{method}_error_c"] = value - truth
-            row[f"{method}_canthi_used"] = int(np.sum(use & np.isfinite(readings)))
+            row[f"{method}_canthi_used"] = int(np.sum(use & np.isfinite(values)))
             row[f"{method}_abstained"] = bool(np.isnan(value))
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -283,6 +280,9 @@ def summarise_readings(per_image: pd.DataFrame, *, overall_label: str = "all") -
     return table
 
 
+PRACTICE_WINDOW_FRACTION = 0.15   # window side / outer-eye-corner distance (docs/thermometry.md)
+
+
 def landmark_error_study(
     temperature_maps: Sequence[np.ndarray],
     true_landmarks: np.ndarray,
@@ -291,7 +291,7 @@ def landmark_error_study(
     occluder_types: Sequence[str | Sequence[str]],
     *,
     noise_fractions: Sequence[float] = (0.0, 0.02, 0.05),
-    window_fraction: float = 0.15,
+    window_fraction: float = PRACTICE_WINDOW_FRACTION,
     offset_c: np.ndarray | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -312,9 +312,6 @@ def landmark_error_study(
         summary.insert(0, "noise_fraction", float(fraction))
         blocks.append(summary[summary["method"] != "oracle"])
     return pd.concat(blocks, ignore_index=True)
-
-
-PRACTICE_WINDOW_FRACTION = 0.15   # window side / outer-eye-corner distance (docs/thermometry.md)
 
 
 def practice_options(records: Sequence[Any], window_fraction: float = PRACTICE_WINDOW_FRACTION) -> dict[str, Any]:

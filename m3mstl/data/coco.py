@@ -881,7 +881,12 @@ def read_image_file(path: Path) -> np.ndarray:
 
     Colour files (a colour-mapped thermal view) are converted to luminance.
     """
-    image = _open_image(path, "image")
+    return decode_pil_image(_open_image(path, "image"))
+
+
+def decode_pil_image(image: Image.Image) -> np.ndarray:
+    """An opened (and loaded) image or TIFF page as `read_image_file` returns it: the one place
+    that decides what a pixel value means, for single files and multi-page sequences alike."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image).astype(np.float32)
         array /= 65535.0 if array.max(initial=0) <= 65535 else array.max()

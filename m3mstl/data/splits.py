@@ -93,3 +93,22 @@ def split_indices(dataset: FaceDataset, split: dict[str, list[str]]) -> dict[str
     if unassigned:
         raise ValueError(f"{dataset.root}: subjects {sorted(unassigned)} are in no split")
     return {name: np.asarray(members, dtype=np.int64) for name, members in indices.items()}
+
+
+def run_split_indices(dataset: FaceDataset, data, data_dir) -> dict[str, np.ndarray]:
+    """The record indices of each split a run trains and is scored on, from its `DataConfig`
+    (`data`): the subject split, then the training cap (a cheaper run on part of the training
+    split only). Every model family, the classical peer included, splits through here, so they
+    all see the same images. DatasetError naming `data_dir` when a split comes out empty."""
+    from m3mstl.data.errors import DatasetError
+
+    subjects = subject_split(dataset.subjects, fractions=data.split_fractions, seed=data.split_seed,
+                             force_test=data.force_test)
+    splits = split_indices(dataset, subjects)
+    if data.max_train_images is not None:
+        splits["train"] = splits["train"][: data.max_train_images]
+    for name, idx in splits.items():
+        if len(idx) == 0:
+            raise DatasetError(data_dir, f"the {name} split is empty: the dataset has too few subjects "
+                                         f"({len(dataset.subjects)}) for fractions {data.split_fractions}")
+    return splits

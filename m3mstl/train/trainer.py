@@ -77,19 +77,11 @@ def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
     """Read the dataset, split it by subject, and build the cached torch datasets."""
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.dataset import AugmentConfig, ThermalFaceDataset
-    from m3mstl.data.splits import split_indices, subject_split
+    from m3mstl.data.splits import run_split_indices
 
     dataset = read_dataset(data_dir)
     fingerprint = data_fingerprint(data_dir)
-    subjects = subject_split(dataset.subjects, fractions=config.data.split_fractions,
-                             seed=config.data.split_seed, force_test=config.data.force_test)
-    splits = split_indices(dataset, subjects)
-    if config.data.max_train_images is not None:  # a cheaper run on part of the training split only
-        splits["train"] = splits["train"][: config.data.max_train_images]
-    for name, idx in splits.items():
-        if len(idx) == 0:
-            raise DatasetError(data_dir, f"the {name} split is empty: the dataset has too few subjects "
-                             f"({len(dataset.subjects)}) for fractions {config.data.split_fractions}")
+    splits = run_split_indices(dataset, config.data, data_dir)
     cache_dir = paths.BUILD_DIR / "cache"
     common = dict(input_size=config.data.input_size, margin_px=config.data.margin_px,
                   square_crop=config.data.square_crop, cache_dir=cache_dir, seed=config.seed)
