@@ -31,13 +31,16 @@ from m3mstl.fileio import write_json_atomic
 from m3mstl.runs import load_config, load_json, read_history
 
 
+PAPER_VARIANT = "paper stage-1 radius"
+
+
 @dataclass(frozen=True)
 class ScalePoint:
     """One point of the grid: both models at this input size with this trunk."""
 
     input_size: int
     backbone: str
-    variant: str = "paper stage-1 radius"
+    variant: str = "paper stage-1 radius"  # PAPER_VARIANT
     m3mstl_overrides: dict[str, Any] = field(default_factory=dict)  # M3MSTL only (e.g. a stage-1 option)
 
     def overrides(self, model: str) -> dict[str, Any]:
@@ -46,21 +49,24 @@ class ScalePoint:
 
     @property
     def label(self) -> str:
-        return f"{self.input_size} px {self.backbone}" + ("" if not self.m3mstl_overrides else f", {self.variant}")
+        return f"{self.input_size} px {self.backbone}" + ("" if self.variant == PAPER_VARIANT else f", {self.variant}")
 
 
 # The extended profile's grid. ResNet-18 carries the ladder (about 2.3x cheaper than ResNet-50 per
-# image), with ResNet-50 at 64 px (the default profile's published model: seed 0 is reused) and
-# at 128 px; at 64 px, M3MSTL also with the stage-1 disks floored at 2 px (half the decoder's
-# stride), where the paper's radius (0.75 px) gives stage 1 nothing to learn.
+# image), with ResNet-50 at 64 and 128 px. Each M3MSTL point names its stage-1 disks explicitly,
+# because the profiles differ: the ladder keeps the paper's radius (3 px at 256, 0.75 px at 64),
+# and at 64 px M3MSTL also trains with the disks floored at 2 px (half the decoder's stride), the
+# default profile's setting: that point *is* the default profile's model (same run ids, reused).
+PAPER_RADIUS = {"model_options.disk_min_radius_px": None}
+FLOOR_2PX = {"model_options.disk_min_radius_px": 2.0}
 SCALING_GRIDS: dict[str, list[ScalePoint]] = {
     "extended": [
-        ScalePoint(64, "resnet18"),
-        ScalePoint(96, "resnet18"),
-        ScalePoint(128, "resnet18"),
-        ScalePoint(64, "resnet18", "stage-1 disks >= 2 px", {"model_options.disk_min_radius_px": 2.0}),
-        ScalePoint(64, "resnet50"),
-        ScalePoint(128, "resnet50"),
+        ScalePoint(64, "resnet18", "paper stage-1 radius", PAPER_RADIUS),
+        ScalePoint(96, "resnet18", "paper stage-1 radius", PAPER_RADIUS),
+        ScalePoint(128, "resnet18", "paper stage-1 radius", PAPER_RADIUS),
+        ScalePoint(64, "resnet18", "stage-1 disks >= 2 px", FLOOR_2PX),
+        ScalePoint(64, "resnet50", "paper stage-1 radius", PAPER_RADIUS),
+        ScalePoint(128, "resnet50", "paper stage-1 radius", PAPER_RADIUS),
     ],
     # Tests: two tiny points, two seeds (the fewest that give a seed variance).
     "quick": [ScalePoint(48, "resnet18"), ScalePoint(64, "resnet18")],

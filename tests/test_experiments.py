@@ -102,7 +102,7 @@ def _seeded_runs(rng, name: str, n_seeds: int, shift: float, sharpness: float, v
 
 
 def test_profile_seeds_and_tables_over_seeds():
-    assert experiments.profile_seeds("default", 0) == [0]
+    assert experiments.profile_seeds("default", 0) == [0, 1, 2]
     assert experiments.profile_seeds("extended", 5) == [5, 6, 7]
     assert len(experiments.profile_seeds("quick")) >= 2  # the tests exercise the seed-aware path
     rng = np.random.default_rng(1)
@@ -132,3 +132,51 @@ def test_profile_seeds_and_tables_over_seeds():
     assert differences["variance"].iloc[0] == "training seeds and test subjects"
     one_seed = experiments.differences_over_seeds({"full": m3[:1], "variant": base[:1]}, "full", n_resamples=200)
     assert one_seed["variance"].iloc[0].startswith("test subjects only")
+
+
+@pytest.mark.parametrize("profile", [*PROFILES, "extended"])
+def test_ablation_rows_name_real_variants_and_keep_the_full_model(profile):
+    """Each profile's rows are variants of ABLATIONS, the full model among them, so every
+    table has its reference row (a typo in ABLATION_ROWS would otherwise train nothing)."""
+    variants = experiments.ablation_variants(profile)
+    assert "full M3MSTL" in variants
+    assert set(variants) <= set(experiments.ABLATIONS)
+    assert variants["full M3MSTL"] == {}
+
+
+def test_default_ablations_share_the_main_comparisons_model_and_budget():
+    """The default profile's full-M3MSTL ablation row is the main comparison's model itself (same
+    config, so the same run id), and a variant changes only its own ingredient: issue 12 asks the
+    ablation schedule to stay close to the full default model's."""
+    assert make_config("m3mstl", "default", overrides=experiments.ablation_overrides("default", "m3mstl", {})) \
+        == make_config("m3mstl", "default")
+    variant = experiments.ABLATIONS["ViT occlusion head without temperature"]
+    config = make_config("m3mstl", "default", overrides=experiments.ablation_overrides("default", "m3mstl", variant))
+    assert [s.epochs for s in config.stages] == [s.epochs for s in make_config("m3mstl", "default").stages]
+    assert config.data.max_train_images is None
+
+
+def test_main_claims_rest_on_three_seeds_outside_quick():
+    for profile in ("default", "extended"):
+        assert len(experiments.profile_seeds(profile, 0, "main")) >= 3
+        assert len(experiments.profile_seeds(profile, 0, "ablation")) >= 3
+
+
+def _breakdown_run(name: str, nme: float, auc: float) -> experiments.RunResult:
+    landmarks = [{"occluder": o, "n_images": 5, "nme_mean": nme, "nme_median": nme} for o in ("none", "mask")]
+    occlusion = [{"occluder": o, "class_prior_occluded": 0.2, "accuracy": 0.9, "roc_auc": auc,
+                  "average_precision": 0.8} for o in ("none", "mask")]
+    metrics = {"by_occluder": {"landmarks": landmarks, "occlusion": occlusion}}
+    return experiments.RunResult(name, Path("."), metrics, pd.DataFrame(), {})
+
+
+def test_breakdown_over_seeds_averages_each_group_over_seeds():
+    table = experiments.breakdown_over_seeds(
+        {"m3mstl": [_breakdown_run("m3mstl", 0.10, 0.90), _breakdown_run("m3mstl", 0.20, 0.80)],
+         "peer": [_breakdown_run("peer", 0.05, 0.5)]}, "occluder")
+    m3 = table[table.model == "m3mstl"].set_index("occluder")
+    assert m3.loc["mask", "nme_median"] == pytest.approx(0.15)
+    assert m3.loc["mask", "roc_auc"] == pytest.approx(0.85)
+    assert m3.loc["mask", "nme_median_sd"] == pytest.approx(np.std([0.1, 0.2], ddof=1))
+    assert m3.loc["none", "n_images"] == 5 and m3.loc["none", "n_seeds"] == 2
+    assert np.isnan(table[table.model == "peer"]["nme_median_sd"]).all()  # one seed: no spread

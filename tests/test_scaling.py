@@ -44,12 +44,32 @@ def test_every_grid_point_makes_valid_configs_with_equal_schedules(profile):
                                                                                      "model_options.backbone"})
 
 
+def _resolved_hash(config):
+    from m3mstl.train.trainer import resolve_model_options
+
+    config.model_options = resolve_model_options(config.model, config.model_options)
+    return config.config_hash()
+
+
 def test_extended_grid_reuses_the_default_profiles_runs():
-    """At 64 px with ResNet-50 the study's configs are the default profile's: same run id."""
-    point = next(p for p in scaling.scaling_grid("extended") if (p.input_size, p.backbone) == (64, "resnet50"))
+    """The 64 px ResNet-18 point with floored stage-1 disks is the default profile's model: the
+    same resolved config (so the same run id) for M3MSTL and the baseline."""
+    point = next(p for p in scaling.scaling_grid("extended")
+                 if (p.input_size, p.backbone, p.variant) == (64, "resnet18", "stage-1 disks >= 2 px"))
     for model in ("m3mstl", "baseline"):
         study = make_config(model, "extended", overrides=point.overrides(model))
-        assert study.config_hash() == make_config(model, "default").config_hash()
+        assert _resolved_hash(study) == _resolved_hash(make_config(model, "default"))
+
+
+def test_paper_radius_points_really_use_the_paper_radius():
+    """The default profile floors the disks; the ladder's paper-radius points must undo that."""
+    from m3mstl.train.trainer import resolve_model_options
+
+    for point in scaling.scaling_grid("extended"):
+        options = resolve_model_options("m3mstl", make_config("m3mstl", "extended",
+                                                              overrides=point.overrides("m3mstl")).model_options)
+        expected = 2.0 if point.variant == "stage-1 disks >= 2 px" else None
+        assert options.get("disk_min_radius_px") == expected, point.label
 
 
 def test_the_study_runs_only_in_the_extended_profile():

@@ -457,7 +457,10 @@ def _stage(name: str, epochs: int, settings: Mapping[str, Any], **extra: Any) ->
 
 def m3mstl_curriculum(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     pretrain, heads, joint = settings["epochs"]
-    return {"backbone": settings["backbone"]}, [
+    options: dict[str, Any] = {"backbone": settings["backbone"]}
+    if settings.get("stage1_min_disk_px") is not None:  # see m3mstl.config: a profile's stage-1 floor
+        options["disk_min_radius_px"] = settings["stage1_min_disk_px"]
+    return options, [
         _stage("mask_pretrain", pretrain, settings, plateau_scheduler=True),
         _stage("heads", heads, settings),
         _stage("joint", joint, settings, cosine_decay=settings["cosine"]),
