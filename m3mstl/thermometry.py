@@ -385,7 +385,11 @@ def choose_reading(train_records: Sequence[Any], val_records: Sequence[Any], val
     best = windows.loc[windows["val_mae_c"].idxmin()]
     lens = np.array([any(o.get("type") in LENS_OCCLUDERS for o in r.extras.get("occluders", [])) for r in val_records])
     prob = np.asarray(val_occlusion_prob, dtype=float)[:, list(INNER_CANTHI)]
-    threshold, thresholds = choose_threshold(prob, lens, val_bare)
+    try:
+        threshold, thresholds = choose_threshold(prob, lens, val_bare)
+    except ThermometryInputError:   # a small validation split without lens (or bare) faces: keep 0.5
+        threshold, thresholds = 0.5, pd.DataFrame([{"threshold": 0.5, "lens_abstention": float("nan"),
+                                                     "bare_abstention": float("nan")}])
     settings = {"window_fraction": float(best["window_fraction"]), "calibration_c": float(best["calibration_c"]),
                 "threshold": threshold, "combine": combine}
     thresholds.insert(0, "choice", "threshold")
