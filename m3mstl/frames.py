@@ -270,16 +270,21 @@ def training_frame_boxes(data_dir: Path, image_ids: Sequence[str], *, detector: 
     from tqdm.auto import tqdm
 
     from m3mstl.data.synth.generate import spec_for
+    from m3mstl.data.synth.priors import load_priors
     from m3mstl.data.synth.renderer import render
     from m3mstl.detect import match_detections
 
     info = json.loads((Path(data_dir) / "annotations.json").read_text())["info"]
     if info.get("generator") != "SynthTFD68":
         raise ValueError(f"{data_dir}: training_frame_boxes needs a SynthTFD68 dataset")
+    # The shipped priors when the dataset recorded them: equal after the JSON round trip, yet the
+    # recorded copy (lists for tuples) does not draw every face identically (hands differ).
+    priors = load_priors(None)
+    priors = priors if priors == info["priors"] else info["priors"]
     rows = []
     for image_id in tqdm(list(image_ids), desc="frames", disable=not progress):
         _, subject, index, _ = str(image_id).split("_")
-        spec = spec_for(int(info["seed"]), int(subject), int(index), int(info["subjects"]), info["priors"])
+        spec = spec_for(int(info["seed"]), int(subject), int(index), int(info["subjects"]), priors)
         face = render(spec, int(info["size"]), full_frame=True)
         if face.head_bbox is None:
             continue
