@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl.detect import Detection, DetectorConfig, detect_faces, detect_faces_view
+from m3mstl.detect import Detection, DetectorConfig, HeadBoxMapping, detect_faces, detect_faces_view
 from m3mstl.fileio import atomic_path, json_safe
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -212,11 +212,14 @@ def write_rows(rows: list[dict[str, Any]], out_path: Path | None, fmt: str) -> s
 
 # -- the whole pipeline on generated frames --------------------------------------------------------
 def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | None = None,
-                 limit: int | None = None, device: str = "cpu", progress: bool = False):
+                 limit: int | None = None, device: str = "cpu", progress: bool = False,
+                 mapping: HeadBoxMapping | None = None):
     """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box
     (the landmark extent, as in training) and with the detector's best box (IoU-matched to the
-    true head box). Returns a DataFrame: image_id, occluder_type, nme_true_box, nme_detector_box
-    (NaN when no face was detected), iou."""
+    true head box), as the detector gives it and, with `mapping` (`detect.fit_head_box_mapping`
+    on a training split), mapped to the landmark-extent box the model was trained on.
+    Returns a DataFrame: image_id, occluder_type, nme_true_box, nme_detector_box (NaN when no
+    face was detected), nme_mapped_box (with `mapping`), iou."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -241,11 +244,53 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
             return float(np.linalg.norm(points - true_points, axis=1).mean() / norm)
 
         (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
-        rows.append({"image_id": record.image_id,
-                     "occluder_type": occluder_group([o.get("type", "unknown") for o in
-                                                      record.extras.get("occluders", [])]),
-                     "nme_true_box": nme(tuple(record.bbox)),
-                     "nme_detector_box": nme(match.box) if match is not None else float("nan"), "iou": value})
+        row = {"image_id": record.image_id,
+               "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
+               "nme_true_box": nme(tuple(record.bbox)),
+               "nme_detector_box": nme(match.box) if match is not None else float("nan"), "iou": value}
+        if mapping is not None:
+            row["nme_mapped_box"] = nme(mapping.apply(match.box)) if match is not None else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def training_frame_boxes(data_dir: Path, image_ids: Sequence[str], *, detector: DetectorConfig | None = None,
+                         progress: bool = False):
+    """Head, landmark and detector boxes of a SynthTFD68 dataset's faces rendered as WHOLE frames.
+
+    Each image id (thermal_<subject>_<index>_<expression>) is re-rendered from its spec (the
+    dataset's seed, subject count and priors, read from its annotations) with `full_frame=True`:
+    the same face, pose and camera, uncut. Its crop cannot serve, since the crop cuts the head.
+    Returns a DataFrame: image_id, head_box, landmark_box, detected_box (None when the detector
+    found nothing matching), iou; feed head_box (or detected_box) and landmark_box to
+    `detect.fit_head_box_mapping`."""
+    import json
+
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from m3mstl.data.synth.generate import spec_for
+    from m3mstl.data.synth.priors import load_priors
+    from m3mstl.data.synth.renderer import render
+    from m3mstl.detect import match_detections
+
+    info = json.loads((Path(data_dir) / "annotations.json").read_text())["info"]
+    if info.get("generator") != "SynthTFD68":
+        raise ValueError(f"{data_dir}: training_frame_boxes needs a SynthTFD68 dataset")
+    # The shipped priors when the dataset recorded them: equal after the JSON round trip, yet the
+    # recorded copy (lists for tuples) does not draw every face identically (hands differ).
+    priors = load_priors(None)
+    priors = priors if priors == info["priors"] else info["priors"]
+    rows = []
+    for image_id in tqdm(list(image_ids), desc="frames", disable=not progress):
+        _, subject, index, _ = str(image_id).split("_")
+        spec = spec_for(int(info["seed"]), int(subject), int(index), int(info["subjects"]), priors)
+        face = render(spec, int(info["size"]), full_frame=True)
+        if face.head_bbox is None:
+            continue
+        (value, match), = match_detections([tuple(face.head_bbox)], detect_faces(face.temperature_c, detector))
+        rows.append({"image_id": str(image_id), "head_box": list(face.head_bbox), "landmark_box": list(face.bbox),
+                     "detected_box": None if match is None else list(match.box), "iou": value})
     return pd.DataFrame(rows)
 
 

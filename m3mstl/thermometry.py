@@ -42,7 +42,7 @@ import pandas as pd
 from m3mstl.landmarks import INNER_CANTHI, NUM_LANDMARKS, OUTER_EYE_CORNERS
 from m3mstl.metrics import occluder_group
 
-METHODS: tuple[str, ...] = ("single_pixel", "naive", "skip_occluded", "oracle")
+METHODS: tuple[str, ...] = ("single_pixel", "naive", "skip_occluded", "calibrated", "oracle")
 COMBINE_RULES: tuple[str, ...] = ("mean", "max")
 
 
@@ -154,6 +154,7 @@ def read_canthus_temperatures(
     window_fraction: float | None = None,
     canthus_truth_c: np.ndarray | None = None,
     offset_c: np.ndarray | None = None,
+    calibration_c: float | None = None,
 ) -> pd.DataFrame:
     """Per-image inner-canthus readings, naive and skipping occluded canthi, against the truth.
 
@@ -165,7 +166,8 @@ def read_canthus_temperatures(
 
     Columns: image_id, occluder_type, true_c, right_c, left_c (window maxima at the predicted
     canthi 39 and 42), right_prob, left_prob, then per method M: M_c, M_error_c (reading -
-    truth), M_canthi_used, M_abstained.
+    truth), M_canthi_used, M_abstained. With `calibration_c` (a site calibration from the training
+    split, `fit_calibration`), method "calibrated" is skip_occluded + calibration_c.
     """
     if combine not in COMBINE_RULES:
         raise ThermometryInputError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
@@ -210,6 +212,8 @@ def read_canthus_temperatures(
             "naive": (readings, every),
             "skip_occluded": (readings, occlusion_prob[i, canthi] < threshold),
         }
+        if calibration_c is not None:
+            methods["calibrated"] = (readings + float(calibration_c), occlusion_prob[i, canthi] < threshold)
         if occluded_gt is not None:
             methods["oracle"] = (readings, ~occluded_gt[i, canthi])
         for method, (values, use) in methods.items():
@@ -223,7 +227,8 @@ def read_canthus_temperatures(
     table.attrs["settings"] = {"threshold": float(threshold), "window_px": int(window_px), "combine": combine,
                                "window_fraction": window_fraction,
                                "truth": "hottest canthus skin" if canthus_truth_c is not None else "skin at landmark",
-                               "offset_removed": offset_c is not None}
+                               "offset_removed": offset_c is not None,
+                               "calibration_c": None if calibration_c is None else float(calibration_c)}
     return table
 
 
@@ -281,6 +286,114 @@ def summarise_readings(per_image: pd.DataFrame, *, overall_label: str = "all") -
 
 
 PRACTICE_WINDOW_FRACTION = 0.15   # window side / outer-eye-corner distance (docs/thermometry.md)
+WINDOW_FRACTIONS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3)   # the choices `choose_reading` weighs
+THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
+LENS_OCCLUDERS: tuple[str, ...] = ("glasses", "sunglasses")
+
+
+def canthus_window_readings(temperature_maps: Sequence[np.ndarray], landmarks: np.ndarray, window_fraction: float,
+                            offset_c: np.ndarray | None = None) -> np.ndarray:
+    """(N, 2) window maxima at canthi 39 and 42 of (N, 68, 2) landmarks, window sized from each face,
+    each map's known camera offset (N,) removed when given."""
+    landmarks = np.asarray(landmarks, dtype=float)
+    offsets = np.zeros(len(temperature_maps)) if offset_c is None else np.asarray(offset_c, dtype=float)
+    out = np.full((len(temperature_maps), 2), np.nan)
+    for i, temperature_map in enumerate(temperature_maps):
+        side = face_scaled_window(landmarks[i], window_fraction)
+        for j, k in enumerate(INNER_CANTHI):
+            out[i, j] = window_max(np.asarray(temperature_map, dtype=float), landmarks[i, k], side) - offsets[i]
+    return out
+
+
+def fit_calibration(readings: np.ndarray, canthus_truth_c: np.ndarray, combine: str = "max") -> float:
+    """The site calibration: mean of (truth - reading) over faces, both (N, 2) per canthus combined
+    by `combine`; rows with a non-finite value are skipped. What a screening site does with a
+    reference thermometer on a calibration group: here the TRAINING split at its true landmarks,
+    bare canthi only (the caller selects them). ThermometryInputError when no row is usable."""
+    if combine not in COMBINE_RULES:
+        raise ThermometryInputError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+    readings, truth = np.asarray(readings, dtype=float), np.asarray(canthus_truth_c, dtype=float)
+    if readings.shape != truth.shape or readings.ndim != 2 or readings.shape[1] != 2:
+        raise ThermometryInputError(f"readings and truth must both be (N, 2), got {readings.shape} and {truth.shape}")
+    reduce = np.mean if combine == "mean" else np.max
+    difference = reduce(truth, axis=1) - reduce(readings, axis=1)
+    difference = difference[np.isfinite(difference)]
+    if difference.size == 0:
+        raise ThermometryInputError("fit_calibration: no face with finite readings and truth")
+    return float(difference.mean())
+
+
+def choose_threshold(canthus_prob: np.ndarray, lens: np.ndarray, bare: np.ndarray,
+                     thresholds: Sequence[float] = THRESHOLDS) -> tuple[float, pd.DataFrame]:
+    """The abstention threshold, chosen on VALIDATION: a face abstains when the model calls both
+    canthi occluded (probability >= threshold); the choice maximises (abstention on faces behind
+    glasses or sunglasses, `lens`) - (abstention on faces whose canthi are both bare, `bare`),
+    ties to the higher threshold. canthus_prob (N, 2); lens, bare (N,) bool. Returns the threshold
+    and the table it was chosen from (threshold, lens_abstention, bare_abstention)."""
+    prob = np.asarray(canthus_prob, dtype=float)
+    lens, bare = np.asarray(lens, dtype=bool), np.asarray(bare, dtype=bool)
+    if not lens.any() or not bare.any():
+        raise ThermometryInputError("choose_threshold needs faces behind lenses and faces with bare canthi")
+    rows = []
+    for threshold in thresholds:
+        abstains = (prob >= threshold).all(axis=1)
+        rows.append({"threshold": float(threshold), "lens_abstention": float(abstains[lens].mean()),
+                     "bare_abstention": float(abstains[bare].mean())})
+    table = pd.DataFrame(rows)
+    score = (table["lens_abstention"] - table["bare_abstention"]).round(12)
+    best = table[score == score.max()]["threshold"].max()
+    return float(best), table
+
+
+def _records_truth(records: Sequence[Any]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    from m3mstl.data.coco import load_temperature
+
+    maps = [load_temperature(r) for r in records]
+    truth = np.array([r.extras["canthus_skin_max_c"] for r in records], dtype=float)
+    offsets = np.array([r.extras.get("camera", {}).get("offset_error_c", 0.0) for r in records], dtype=float)
+    bare = np.array([not (np.asarray(r.visibility)[list(INNER_CANTHI)] == 1).any() for r in records])
+    return maps, truth, offsets, bare
+
+
+def choose_reading(train_records: Sequence[Any], val_records: Sequence[Any], val_landmarks: np.ndarray,
+                   val_occlusion_prob: np.ndarray, *, combine: str = "max",
+                   fractions: Sequence[float] = WINDOW_FRACTIONS) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Settings of the practice reading, never from the test split (docs/thermometry.md):
+
+    - for each window fraction, the site calibration `fit_calibration` on the TRAINING split at its
+      true landmarks (faces with both canthi bare, camera offset removed);
+    - the window fraction with the lowest calibrated MAE on VALIDATION faces with bare canthi, read
+      at the model's predicted landmarks;
+    - the abstention threshold by `choose_threshold` on validation.
+
+    Records carry `canthus_skin_max_c` (SynthTFD68). Returns (settings, validation table: one row
+    per fraction with calibration_c, val_mae_c, val_bias_c, and the threshold table's rows)."""
+    train_maps, train_truth, train_offsets, train_bare = _records_truth(train_records)
+    val_maps, val_truth, val_offsets, val_bare = _records_truth(val_records)
+    train_points = np.stack([r.landmarks for r in train_records])
+    reduce = np.mean if combine == "mean" else np.max
+    rows = []
+    for fraction in fractions:
+        train_read = canthus_window_readings(train_maps, train_points, fraction, train_offsets)
+        calibration = fit_calibration(train_read[train_bare], train_truth[train_bare], combine)
+        val_read = canthus_window_readings(val_maps, val_landmarks, fraction, val_offsets)
+        error = reduce(val_read[val_bare], axis=1) + calibration - reduce(val_truth[val_bare], axis=1)
+        rows.append({"choice": "window_fraction", "window_fraction": float(fraction), "calibration_c": calibration,
+                     "val_mae_c": float(np.nanmean(np.abs(error))), "val_bias_c": float(np.nanmean(error)),
+                     "val_uncalibrated_mae_c": float(np.nanmean(np.abs(error - calibration)))})
+    windows = pd.DataFrame(rows)
+    best = windows.loc[windows["val_mae_c"].idxmin()]
+    lens = np.array([any(o.get("type") in LENS_OCCLUDERS for o in r.extras.get("occluders", [])) for r in val_records])
+    prob = np.asarray(val_occlusion_prob, dtype=float)[:, list(INNER_CANTHI)]
+    try:
+        threshold, thresholds = choose_threshold(prob, lens, val_bare)
+    except ThermometryInputError:   # a small validation split without lens (or bare) faces: keep 0.5
+        threshold, thresholds = 0.5, pd.DataFrame([{"threshold": 0.5, "lens_abstention": float("nan"),
+                                                     "bare_abstention": float("nan")}])
+    settings = {"window_fraction": float(best["window_fraction"]), "calibration_c": float(best["calibration_c"]),
+                "threshold": threshold, "combine": combine}
+    thresholds.insert(0, "choice", "threshold")
+    return settings, pd.concat([windows, thresholds], ignore_index=True)
 
 
 def landmark_error_study(
@@ -314,15 +427,22 @@ def landmark_error_study(
     return pd.concat(blocks, ignore_index=True)
 
 
-def practice_options(records: Sequence[Any], window_fraction: float = PRACTICE_WINDOW_FRACTION) -> dict[str, Any]:
+def practice_options(records: Sequence[Any], window_fraction: float = PRACTICE_WINDOW_FRACTION,
+                     settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments of `read_canthus_temperatures` that read as practice does, from dataset
     records: a face-sized window, the hottest canthus skin as truth and the camera's known offset
-    removed. Empty (the plain reading) when the records do not carry `canthus_skin_max_c`."""
+    removed; with `settings` from `choose_reading`, its window, threshold, combine rule and site
+    calibration. Empty (the plain reading) when the records do not carry `canthus_skin_max_c`."""
     if not records or not all("canthus_skin_max_c" in r.extras for r in records):
         return {}
+    if settings is not None:
+        window_fraction = settings["window_fraction"]
     offsets = [r.extras.get("camera", {}).get("offset_error_c") for r in records]
     options: dict[str, Any] = {"window_fraction": window_fraction,
                                "canthus_truth_c": np.array([r.extras["canthus_skin_max_c"] for r in records])}
     if all(o is not None for o in offsets):
         options["offset_c"] = np.array(offsets, dtype=float)
+    if settings is not None:
+        options.update(threshold=settings["threshold"], combine=settings["combine"],
+                       calibration_c=settings["calibration_c"])
     return options

@@ -134,3 +134,39 @@ def test_predict_frames_rows_overlays_and_unreadable_files(frame_and_crop, tmp_p
                                 progress=False))
     assert boxed[0]["box"] == [10, 10, 50, 60] and boxed[0]["score"] == 1.0
     assert isinstance(Detection(1, 2, 3, 4, 0.5).as_dict(), dict)
+
+
+def test_head_box_mapping_recovers_a_known_relation_and_ignores_bad_rows():
+    from m3mstl.detect import HeadBoxMapping, fit_head_box_mapping
+
+    rng = np.random.default_rng(0)
+    head = np.column_stack([rng.uniform(0, 100, 50), rng.uniform(0, 100, 50), rng.uniform(40, 90, 50),
+                            rng.uniform(50, 110, 50)])
+    true = HeadBoxMapping(0.1, 0.3, 0.65, 0.7)
+    land = np.array([true.apply(b) for b in head])
+    land[:5] += 40.0                                   # a few odd faces: the median ignores them
+    bad = np.array([[np.nan, 0, 10, 10], [0, 0, 0, 10]])
+    fitted = fit_head_box_mapping(np.vstack([head, bad]), np.vstack([land, [[0, 0, 5, 5]] * 2]))
+    assert (fitted.dx, fitted.dy, fitted.sw, fitted.sh) == pytest.approx((0.1, 0.3, 0.65, 0.7), abs=0.02)
+    assert HeadBoxMapping().apply((1, 2, 3, 4)) == (1.0, 2.0, 3.0, 4.0)
+    assert true.apply((10, 20, 100, 200)) == pytest.approx((20.0, 80.0, 65.0, 140.0))
+    with pytest.raises(ValueError, match="head boxes"):
+        fit_head_box_mapping(head, land[:3])
+    with pytest.raises(ValueError, match="no pair"):
+        fit_head_box_mapping(bad, [[0, 0, 5, 5]] * 2)
+
+
+def test_training_frame_boxes_render_the_same_face_uncut(tmp_path):
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.frames import training_frame_boxes
+
+    root = generate_dataset(tmp_path / "crops", subjects=2, per_subject=2, size=64, seed=3).parent
+    ids = [r.image_id for r in read_dataset(root).records][:2]
+    boxes = training_frame_boxes(root, ids)
+    assert boxes["image_id"].tolist() == ids
+    for image_id, head, landmark_box in zip(ids, boxes["head_box"], boxes["landmark_box"]):
+        _, subject, index, _ = image_id.split("_")
+        frame = render(spec_for(3, int(subject), int(index), 2, load_priors(None)), 64, full_frame=True)
+        assert head == list(frame.head_bbox) and landmark_box == pytest.approx(list(frame.bbox))
+        # Uncut, the head box holds the landmark extent's top (the forehead lies above the brows).
+        assert head[1] < landmark_box[1]

@@ -264,3 +264,88 @@ def test_practice_options_need_the_canthus_reference():
     options = practice_options([full, full])
     assert options["canthus_truth_c"].shape == (2, 2) and options["offset_c"].tolist() == [-0.4, -0.4]
     assert options["window_fraction"] > 0
+
+
+def test_site_calibration_removes_a_known_cold_bias_and_is_what_the_calibrated_method_adds():
+    # Readings 0.4 C cold on one canthus, 0.2 C cold on the other: combined by max the reading is
+    # the warmer canthus, and the calibration is the mean gap to the (max) truth.
+    truth = np.array([[35.0, 35.5], [36.0, 35.0], [34.0, 34.2]])
+    readings = truth - np.array([0.4, 0.2])
+    assert thermometry.fit_calibration(readings, truth, "max") == pytest.approx(
+        np.mean(truth.max(1) - readings.max(1)))
+    assert thermometry.fit_calibration(readings, truth, "mean") == pytest.approx(0.3)
+    with_nan = np.vstack([readings, [np.nan, np.nan]])
+    assert thermometry.fit_calibration(with_nan, np.vstack([truth, [35.0, 35.0]]), "mean") == pytest.approx(0.3)
+    with pytest.raises(ThermometryInputError):
+        thermometry.fit_calibration(readings[:, :1], truth[:, :1])
+    with pytest.raises(ThermometryInputError, match="no face"):
+        thermometry.fit_calibration(np.full((2, 2), np.nan), np.ones((2, 2)))
+
+    # A map that reads 0.6 C cold everywhere: the calibrated reading is right, skip_occluded is not,
+    # and an abstaining face stays abstained (no calibration turns no reading into one).
+    case = scenario()
+    maps = [m - 0.6 for m in case["temperature_maps"]]
+    table = thermometry.read_canthus_temperatures(
+        maps, case["landmarks"], case["occlusion_prob"], case["skin_temperature_c"], case["occluder_types"],
+        image_ids=case["image_ids"], window_px=5, calibration_c=0.6).set_index("image_id")
+    assert table.loc["bare", "skip_occluded_error_c"] == pytest.approx(-0.6)
+    assert table.loc["bare", "calibrated_error_c"] == pytest.approx(0.0)
+    assert table.loc["one_lens", "calibrated_c"] == pytest.approx(CANTHUS_C)
+    assert bool(table.loc["sunglasses", "calibrated_abstained"])
+    assert table.attrs["settings"]["calibration_c"] == 0.6
+    summary = thermometry.summarise_readings(table.reset_index())
+    assert "calibrated" in set(summary["method"])
+    plain = thermometry.read_canthus_temperatures(
+        maps, case["landmarks"], case["occlusion_prob"], case["skin_temperature_c"], case["occluder_types"])
+    assert "calibrated_c" not in plain.columns
+
+
+def test_threshold_choice_trades_lens_abstention_against_bare_faces():
+    # Lens faces: both canthi at 0.9 and 0.35; bare faces: 0.02 and one at 0.4 on both canthi.
+    prob = np.array([[0.9, 0.95], [0.35, 0.4], [0.02, 0.03], [0.4, 0.45], [0.01, 0.02], [0.02, 0.01]])
+    lens = np.array([True, True, False, False, False, False])
+    bare = ~lens
+    threshold, table = thermometry.choose_threshold(prob, lens, bare, thresholds=(0.2, 0.3, 0.35, 0.5, 0.8))
+    # Up to 0.35 every lens face abstains and one bare face of four (1.0 - 0.25 = 0.75); at 0.5 and
+    # 0.8 only the first lens face does (0.5 - 0): the highest threshold scoring 0.75 wins.
+    by = table.set_index("threshold")
+    assert by.loc[0.3, "lens_abstention"] == 1.0 and by.loc[0.3, "bare_abstention"] == 0.25
+    assert by.loc[0.5, "lens_abstention"] == 0.5 and by.loc[0.5, "bare_abstention"] == 0.0
+    assert threshold == 0.35
+    threshold, _ = thermometry.choose_threshold(prob, lens, bare, thresholds=(0.5, 0.8))
+    assert threshold == 0.8   # a tie (0.5 each) goes to the higher threshold: fewer bare faces lost
+    with pytest.raises(ThermometryInputError):
+        thermometry.choose_threshold(prob, np.zeros(6, bool), bare)
+
+
+def test_choose_reading_calibrates_on_train_and_applies_the_settings(tiny_dataset, monkeypatch):
+    # Records whose maps read 0.5 C under the truth at every pixel near the canthi: the calibration
+    # found on "train" is 0.5 whatever the window, and the calibrated validation error is zero.
+    from types import SimpleNamespace
+
+    def record(hot: float, lens: bool) -> SimpleNamespace:
+        landmarks = predicted_landmarks(0.0)
+        landmarks[36], landmarks[45] = [5.0, 15.0], [35.0, 15.0]   # outer eye corners 30 px apart
+        occluders = [{"type": "glasses"}] if lens else []
+        visibility = np.full(68, 2)
+        if lens:
+            visibility[list(INNER_CANTHI)] = 1
+        return SimpleNamespace(landmarks=landmarks, visibility=visibility, map=np.full((40, 40), hot - 0.5),
+                               extras={"canthus_skin_max_c": [hot, hot], "camera": {"offset_error_c": 0.0},
+                                       "occluders": occluders})
+
+    monkeypatch.setattr("m3mstl.data.coco.load_temperature", lambda r: r.map)
+    train = [record(35.0 + 0.1 * k, False) for k in range(4)]
+    val = [record(35.5, False), record(36.0, False), record(35.0, True)]
+    prob = np.full((3, 68), 0.02)
+    prob[2, list(INNER_CANTHI)] = 0.7
+    settings, table = thermometry.choose_reading(train, val, np.stack([r.landmarks for r in val]), prob,
+                                                 fractions=(0.1, 0.3))
+    assert settings["calibration_c"] == pytest.approx(0.5)
+    assert settings["combine"] == "max" and 0.05 <= settings["threshold"] <= 0.7
+    windows = table[table["choice"] == "window_fraction"]
+    assert windows["val_mae_c"].tolist() == pytest.approx([0.0, 0.0])
+    assert windows["val_uncalibrated_mae_c"].tolist() == pytest.approx([0.5, 0.5])
+    options = thermometry.practice_options(val, settings=settings)
+    assert options["calibration_c"] == settings["calibration_c"] and options["threshold"] == settings["threshold"]
+    assert options["window_fraction"] == settings["window_fraction"]

@@ -1,0 +1,67 @@
+"""End-to-end landmark error on whole frames: the detector's box against the true box, same model.
+
+    python -m benchmarks.bench_pipeline --run RUN_DIR [--frames 160] [--seed 216] [--fit-faces 300]
+
+Generates `--frames` full frames (`m3mstl synth --full-frame`, 10 per subject, a seed the default
+data does not use) under build/pipeline unless they exist, then runs the finished run RUN_DIR on each
+frame three ways (m3mstl.frames.pipeline_nme): with the true landmark-extent box (as in training),
+with the detector's head box as it is, and with that box mapped to a landmark-extent box by
+m3mstl.detect.fit_head_box_mapping, fitted on `--fit-faces` faces of the default data's TRAINING
+split re-rendered as whole frames (m3mstl.frames.training_frame_boxes), from the detector's boxes
+on them. Prints median and mean NME (outer-eye-corner normalised) of each and the ratio of medians
+to the true-box median; writes the per-frame table as CSV next to the frames. Issue 16 asks the
+ratio to be at most 1.10. Model inference only, no training.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def main(argv: list[str] | None = None) -> int:
+    from m3mstl import paths
+    from m3mstl.config import make_config
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.splits import run_split_indices
+    from m3mstl.data.synth.generate import generate_dataset
+    from m3mstl.detect import fit_head_box_mapping
+    from m3mstl.frames import pipeline_nme, training_frame_boxes
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=None, help="a finished run folder (default: none, skip)")
+    parser.add_argument("--frames", type=int, default=160)
+    parser.add_argument("--seed", type=int, default=216)
+    parser.add_argument("--fit-faces", type=int, default=300)
+    parser.add_argument("--data", type=Path, default=paths.default_synth_dir("default"))
+    parser.add_argument("--out", type=Path, default=paths.BUILD_DIR / "pipeline")
+    args = parser.parse_args(argv)
+    if args.run is None or not (args.run / "complete.json").is_file() or not (args.data / "annotations.json").is_file():
+        print("bench_pipeline needs --run, a finished run folder, and the default data (--data): skipped")
+        return 0
+    root = args.out / f"frames-{args.frames}-seed{args.seed}"
+    if not (root / "annotations.json").is_file():
+        generate_dataset(root, subjects=max(args.frames // 10, 1), per_subject=min(10, args.frames), size=128,
+                         seed=args.seed, full_frame=True, progress=True)
+    dataset = read_dataset(args.data)
+    train = run_split_indices(dataset, make_config("m3mstl", "default").data, args.data)["train"]
+    chosen = np.random.default_rng(0).choice(train, size=min(args.fit_faces, len(train)), replace=False)
+    boxes = training_frame_boxes(args.data, [dataset.records[i].image_id for i in chosen], progress=True)
+    found = boxes["detected_box"].notna()
+    mapping = fit_head_box_mapping(np.stack(boxes["detected_box"][found].tolist()),
+                                   np.stack(boxes["landmark_box"][found].tolist()))
+    print(f"mapping from {int(found.sum())} training faces rendered whole: {mapping}")
+    table = pipeline_nme(args.run, root, mapping=mapping, progress=True)
+    table.to_csv(root / "pipeline_nme.csv", index=False)
+    columns = ["nme_true_box", "nme_detector_box", "nme_mapped_box"]
+    summary = pd.DataFrame({"median": table[columns].median(), "mean": table[columns].mean()})
+    summary["median_ratio_to_true_box"] = summary["median"] / summary.loc["nme_true_box", "median"]
+    print(f"{len(table)} frames, {int(table['nme_detector_box'].isna().sum())} without a matched detection")
+    print(summary.round(4).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
