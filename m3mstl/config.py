@@ -8,7 +8,7 @@ finished run instead of retraining.
 
 Profiles (see README):
 - quick:   tests and CI; every step runs, numbers are not meaningful.
-- default: the README's `make reproduce` on 2 CPU cores (ResNet-50 at 64x64 input).
+- default: the README's `make reproduce` on 2 CPU cores (ResNet-18 at 64x64 input, three seeds).
 - paper:   the authors' settings (256x256, Adam 1e-4, batch 8, 15/25/25 epochs,
            early stopping 6), for a GPU.
 """

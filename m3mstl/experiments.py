@@ -199,7 +199,9 @@ def breakdown_over_seeds(results_by_name: dict[str, list[RunResult]], key: str) 
         frame["n_images"] = grouped["n_images"].first().to_numpy().astype(int)
         for metric in ("nme_median", "roc_auc"):
             frame[f"{metric}_sd"] = grouped[metric].std(ddof=1).to_numpy() if len(runs) > 1 else np.nan
-        frames.append(frame.assign(model=name, n_seeds=len(runs)))
+        frame.insert(1, "model", name)
+        frame.insert(2, "n_seeds", len(runs))
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

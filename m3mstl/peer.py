@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl import paths
+from m3mstl import paths, progress
 from m3mstl.config import RunConfig, apply_override, base_profile, make_config
 from m3mstl.errors import UnknownOptionError
 from m3mstl.fileio import atomic_path, write_json_atomic
@@ -99,7 +99,7 @@ def peer_config(profile: str = "default", *, seed: int = 0, overrides: dict[str,
     return config
 
 
-def _training_options(options: dict[str, Any], seed: int):
+def _training_options(options: dict[str, Any], seed: int, verbose: bool = False):
     import dlib
 
     unknown = set(options) - set(DEFAULT_OPTIONS)
@@ -109,7 +109,7 @@ def _training_options(options: dict[str, Any], seed: int):
     for name, value in options.items():
         setattr(trainer_options, name, value)
     trainer_options.random_seed = str(seed)
-    trainer_options.be_verbose = False
+    trainer_options.be_verbose = verbose
     return trainer_options
 
 
@@ -157,7 +157,18 @@ def train_predictor(config: RunConfig, records):
 
     images = [dlib_image(r) for r in records]
     detections = [[_detection(r, box)] for r, box in zip(records, _boxes(config, records))]
-    return dlib.train_shape_predictor(images, detections, _training_options(config.model_options, config.seed))
+    # dlib trains in one C++ call that shows no bar. Inside `m3mstl reproduce` (progress relayed)
+    # dlib's own verbose log - each cascade level with its time left - goes to the reproduction's
+    # terminal through the kernel's stdout; the relay gets a line before and after.
+    relayed = progress.relay_path() is not None
+    oversampling = config.model_options.get("oversampling_amount", DEFAULT_OPTIONS.get("oversampling_amount"))
+    progress.report(f"[peer] training dlib's shape predictor on {len(records)} faces (oversampling "
+                    f"{oversampling}); dlib's own progress follows")
+    started = time.perf_counter()
+    predictor = dlib.train_shape_predictor(images, detections,
+                                           _training_options(config.model_options, config.seed, verbose=relayed))
+    progress.report(f"[peer] trained in {progress.format_duration(time.perf_counter() - started)}")
+    return predictor
 
 
 def predict_landmarks(predictor, config: RunConfig, records) -> np.ndarray:

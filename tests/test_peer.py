@@ -143,3 +143,16 @@ def test_dlib_rectangle_matches_the_continuous_box():
     rect = peer.dlib_rectangle((10.0, 20.0, 30.0, 30.0))
     assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (10, 20, 39, 49)
     assert rect.width() == 30 and rect.height() == 30
+
+
+def test_peer_training_reports_progress_when_a_reproduction_relays_it(data_dir, tmp_path, monkeypatch, capfd):
+    """dlib shows no bar: inside `m3mstl reproduce` the relay gets a line before and after
+    training, and dlib's own verbose log (cascade levels) reaches the process's stdout."""
+    relay = tmp_path / "progress.log"
+    monkeypatch.setenv("M3MSTL_PROGRESS_FILE", str(relay))
+    peer.train_peer("quick", data_dir, overrides={**ONE_CORE, "model_options.cascade_depth": 2},
+                    runs_root=tmp_path / "runs")
+    lines = relay.read_text().splitlines()
+    assert lines[0].startswith("[peer] training dlib's shape predictor on ") and "oversampling 20" in lines[0]
+    assert lines[-1].startswith("[peer] trained in ")
+    assert "cascade" in capfd.readouterr().out.lower()  # dlib's verbose log, written by C++ to fd 1
