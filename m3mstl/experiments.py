@@ -300,11 +300,13 @@ SEED_METRICS = ("occlusion_accuracy", "roc_auc", "average_precision", "nme_mean"
 
 
 def summary_over_seeds(results_by_name: dict[str, list[RunResult]], *, label: str = "model") -> pd.DataFrame:
-    """One row per name. With one seed each, exactly the `summary_row`s; with several, each
-    metric is the mean over seeds followed by `<metric>_sd` (sample sd over seeds), plus n_seeds."""
+    """One row per name, with n_seeds. With one seed each, the `summary_row`s; with several, each
+    metric is the mean over seeds followed by `<metric>_sd` (sample sd over seeds)."""
     if all(len(runs) == 1 for runs in results_by_name.values()):
-        return pd.DataFrame([summary_row(runs[0]) for runs in results_by_name.values()]).rename(
+        table = pd.DataFrame([summary_row(runs[0]) for runs in results_by_name.values()]).rename(
             columns={"model": label})
+        table.insert(1, "n_seeds", 1)  # the same columns whatever the profile's seed count
+        return table
     rows = []
     for name, runs in results_by_name.items():
         per_seed = pd.DataFrame([summary_row(r) for r in runs])
@@ -324,7 +326,9 @@ def summary_over_seeds(results_by_name: dict[str, list[RunResult]], *, label: st
 def main_results_over_seeds(results_by_name: dict[str, list[RunResult]]) -> pd.DataFrame:
     """The main table: ours (mean and sd over seeds when there are several) beside the paper's."""
     if all(len(runs) == 1 for runs in results_by_name.values()):
-        return main_results_table([runs[0] for runs in results_by_name.values()])
+        table = main_results_table([runs[0] for runs in results_by_name.values()])
+        table.insert(2, "n_seeds", np.where(table["source"].str.startswith("ours"), 1, np.nan))
+        return table
     rows = []
     for row in summary_over_seeds(results_by_name).to_dict("records"):
         rows.append({"source": "ours (SynthTFD68 test, mean and sd over seeds)", **row})

@@ -111,7 +111,11 @@ def test_profile_seeds_and_tables_over_seeds():
     m3 = _seeded_runs(rng, "m3mstl", 3, 0.0, 0.2, visibility, subjects)
     base = _seeded_runs(rng, "baseline", 3, 0.02, 0.4, visibility, subjects)
     single = experiments.main_results_over_seeds({"m3mstl": m3[:1], "baseline": base[:1]})
-    assert single.equals(experiments.main_results_table([m3[0], base[0]]))  # one seed: the table as before
+    # One seed: the single-run table, with the same n_seeds column as several seeds give.
+    assert single.drop(columns="n_seeds").equals(experiments.main_results_table([m3[0], base[0]]))
+    assert single.set_index("source")["n_seeds"].filter(like="ours").eq(1).all()
+    ablation = experiments.summary_over_seeds({"full": m3[:1], "variant": base[:1]}, label="variant")
+    assert list(ablation.columns[:2]) == ["variant", "n_seeds"] and ablation["n_seeds"].eq(1).all()
     table = experiments.main_results_over_seeds({"m3mstl": m3, "baseline": base})
     ours = table[table["source"].str.startswith("ours")].set_index("model")
     assert ours.loc["m3mstl", "n_seeds"] == 3
