@@ -224,9 +224,8 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature, read_dataset
-    from m3mstl.landmarks import OUTER_EYE_CORNERS
     from m3mstl.detect import match_detections
-    from m3mstl.metrics import occluder_group
+    from m3mstl.metrics import occluder_group, per_image_nme
     from m3mstl.predict import predict_arrays
     from m3mstl.runs import load_config, load_model
 
@@ -237,11 +236,11 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
         image = image_to_unit_range(load_image(record))
         temperature = load_temperature(record)
         true_points = record.landmarks
-        norm = float(np.linalg.norm(true_points[OUTER_EYE_CORNERS[0]] - true_points[OUTER_EYE_CORNERS[1]]))
 
-        def nme(box):
+        def nme(box):  # the evaluation's own inter-ocular NME over the labelled landmarks
             points = predict_arrays(model, config, image, temperature, box, device)["landmarks"]
-            return float(np.linalg.norm(points - true_points, axis=1).mean() / norm)
+            return float(per_image_nme(points[None], true_points[None], np.asarray(record.labelled)[None],
+                                       normaliser="inter_ocular")[0])
 
         (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
         row = {"image_id": record.image_id,

@@ -161,9 +161,8 @@ def train_predictor(config: RunConfig, records):
     # dlib's own verbose log - each cascade level with its time left - goes to the reproduction's
     # terminal through the kernel's stdout; the relay gets a line before and after.
     relayed = progress.relay_path() is not None
-    oversampling = config.model_options.get("oversampling_amount", DEFAULT_OPTIONS.get("oversampling_amount"))
     progress.report(f"[peer] training dlib's shape predictor on {len(records)} faces (oversampling "
-                    f"{oversampling}); dlib's own progress follows")
+                    f"{config.model_options['oversampling_amount']}); dlib's own progress follows")
     started = time.perf_counter()
     predictor = dlib.train_shape_predictor(images, detections,
                                            _training_options(config.model_options, config.seed, verbose=relayed))

@@ -40,7 +40,7 @@ class ScalePoint:
 
     input_size: int
     backbone: str
-    variant: str = "paper stage-1 radius"  # PAPER_VARIANT
+    variant: str = PAPER_VARIANT
     m3mstl_overrides: dict[str, Any] = field(default_factory=dict)  # M3MSTL only (e.g. a stage-1 option)
 
     def overrides(self, model: str) -> dict[str, Any]:

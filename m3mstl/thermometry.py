@@ -76,6 +76,11 @@ def window_max(temperature_map: np.ndarray, point_xy: Sequence[float], window_px
     return float(np.nanmax(window))
 
 
+def canthus_maxima(temperature_map: np.ndarray, points: np.ndarray, window_px: int) -> np.ndarray:
+    """(2,) window maxima of one map at the inner canthi (39, 42) of its (68, 2) points."""
+    return np.array([window_max(temperature_map, points[k], window_px) for k in INNER_CANTHI])
+
+
 def face_scaled_window(landmarks: np.ndarray, fraction: float) -> int:
     """An odd window side in pixels: `fraction` of the outer-eye-corner distance of (68, 2) landmarks."""
     if fraction <= 0:
@@ -191,8 +196,8 @@ def read_canthus_temperatures(
     for i, temperature_map in enumerate(temperature_maps):
         temperature_map = np.asarray(temperature_map, dtype=float) - offsets[i]
         window = window_px if window_fraction is None else face_scaled_window(landmarks[i], window_fraction)
-        readings = np.array([window_max(temperature_map, landmarks[i, k], window) for k in canthi])
-        pixels = np.array([window_max(temperature_map, landmarks[i, k], 1) for k in canthi])
+        readings = canthus_maxima(temperature_map, landmarks[i], window)
+        pixels = canthus_maxima(temperature_map, landmarks[i], 1)
         true_canthi = skin_temperature_c[i, canthi] if canthus_truth_c is None else canthus_truth_c[i]
         truth = _combine(true_canthi, np.ones(2, dtype=bool), combine)
         label = occluder_types[i]
@@ -297,12 +302,9 @@ def canthus_window_readings(temperature_maps: Sequence[np.ndarray], landmarks: n
     each map's known camera offset (N,) removed when given."""
     landmarks = np.asarray(landmarks, dtype=float)
     offsets = np.zeros(len(temperature_maps)) if offset_c is None else np.asarray(offset_c, dtype=float)
-    out = np.full((len(temperature_maps), 2), np.nan)
-    for i, temperature_map in enumerate(temperature_maps):
-        side = face_scaled_window(landmarks[i], window_fraction)
-        for j, k in enumerate(INNER_CANTHI):
-            out[i, j] = window_max(np.asarray(temperature_map, dtype=float), landmarks[i, k], side) - offsets[i]
-    return out
+    return np.stack([canthus_maxima(np.asarray(temperature_map, dtype=float) - offsets[i], landmarks[i],
+                                    face_scaled_window(landmarks[i], window_fraction))
+                     for i, temperature_map in enumerate(temperature_maps)]).reshape(-1, 2)
 
 
 def fit_calibration(readings: np.ndarray, canthus_truth_c: np.ndarray, combine: str = "max") -> float:
