@@ -3,7 +3,8 @@
     config.json        the resolved RunConfig
     environment.json   package versions, device, git commit, data fingerprint, start time
     state.json         curriculum progress (stage, epoch, best validation loss, ...)
-    checkpoints/       last.pt (resume point), best-<stage>.pt
+    checkpoints/       last.pt (resume point), best-<stage>.pt; once complete only best-mask_pretrain.pt stays
+    model.pt           the final weights
     history.jsonl      one line per epoch: stage, epoch, train/val losses, val NME, lr, seconds
     predictions_<split>.npz   landmarks, occlusion probabilities, ground truth, image ids
     metrics_<split>.json      metrics computed from those predictions

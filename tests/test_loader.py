@@ -164,6 +164,15 @@ def test_mixed_precision_trains_and_is_recorded(data_dir, tmp_path, monkeypatch,
         return built
 
     monkeypatch.setattr(Trainer, "_build_model", build_spied_model)
+    scalers_checkpointed = []
+    checkpoint = Trainer._checkpoint
+
+    def spied_checkpoint(self, *args, **kwargs):
+        checkpoint(self, *args, **kwargs)  # the resume state is deleted once the run completes
+        scalers_checkpointed.append(torch.load(self.run_dir / "checkpoints" / "last.pt", map_location="cpu",
+                                               weights_only=False)["scaler"])
+
+    monkeypatch.setattr(Trainer, "_checkpoint", spied_checkpoint)
     trainer = Trainer(config, data_dir, device="cpu", runs_root=tmp_path, progress=False)
     run_dir = trainer.fit()
     expected = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -173,8 +182,8 @@ def test_mixed_precision_trains_and_is_recorded(data_dir, tmp_path, monkeypatch,
     assert environment["loader"]["num_workers"] == 0
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in history)
-    scaler = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["scaler"]
-    assert (scaler is not None) == (precision == "fp16")
+    assert scalers_checkpointed and all((scaler is not None) == (precision == "fp16")
+                                        for scaler in scalers_checkpointed)
 
 
 @pytest.mark.slow

@@ -74,6 +74,17 @@ def test_finished_run_is_reused_not_retrained(data_dir, finished_run):
     assert (finished_run / "model.pt").stat().st_mtime_ns == before
 
 
+def test_a_finished_run_keeps_its_model_and_stage1_decoder_but_not_its_resume_state(data_dir, finished_run):
+    assert sorted(p.name for p in (finished_run / "checkpoints").iterdir()) == ["best-mask_pretrain.pt"]
+    assert (finished_run / "model.pt").is_file()
+    # A run finished before the rule keeps its resume state until it is next reused.
+    stale = finished_run / "checkpoints" / "last.pt"
+    stale.write_bytes(b"resume state of an older run")
+    config = make_config("m3mstl", "quick", overrides=OVERRIDES)
+    Trainer(config, data_dir, runs_root=finished_run.parent.parent, progress=False).fit()
+    assert not stale.exists()
+
+
 def test_run_record_holds_config_environment_and_history(finished_run):
     config = json.loads((finished_run / "config.json").read_text())
     env = json.loads((finished_run / "environment.json").read_text())

@@ -240,6 +240,7 @@ class Trainer:
                     entry.unlink()
         check_recorded_fingerprint(self.run_dir, self.fingerprint)
         if is_complete(self.run_dir):
+            discard_resume_state(self.run_dir)  # runs finished before this rule existed
             return self.run_dir
         from m3mstl.data.validate import check_dataset
 
@@ -500,6 +501,22 @@ class Trainer:
         evaluate_run(self.run_dir)
         write_json_atomic(self.run_dir / "complete.json", {"run_dir": str(self.run_dir),
                                                            "history_epochs": len(final["history"])})
+        discard_resume_state(self.run_dir)
+
+
+# Checkpoints a finished run still needs: notebook 02 and the scaling study read the stage-1 mask
+# decoder, which the final model.pt keeps but whose best stage-1 weights it does not.
+KEPT_AFTER_COMPLETION = frozenset({"best-mask_pretrain.pt"})
+
+
+def discard_resume_state(run_dir: Path) -> None:
+    """Delete what only resuming needed once a run is complete: `last.pt` (weights plus optimiser
+    moments, three times the model's size) and the best-of-stage copies that `model.pt` supersedes.
+    Without this a ResNet-50 M3MSTL run kept ~840 MB instead of ~240 MB, and the test suite filled
+    a CI disk (2026-12-02)."""
+    for checkpoint in (run_dir / "checkpoints").glob("*.pt"):
+        if checkpoint.name not in KEPT_AFTER_COMPLETION:
+            checkpoint.unlink(missing_ok=True)
 
 
 def train(model: str, profile: str, data_dir: str | os.PathLike, *, seed: int = 0,
