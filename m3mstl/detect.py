@@ -285,6 +285,13 @@ class HeadBoxMapping:
         return (x + self.dx * w, y + self.dy * h, self.sw * w, self.sh * h)
 
 
+#: The mapping `m3mstl predict` applies to detector boxes: fitted by `fit_head_box_mapping` on 298 faces
+#: of the default SynthTFD68 TRAINING split rendered as whole frames, from this detector's boxes
+#: (benchmarks/bench_pipeline.py, 2026-12-02; docs/thermometry.md). On real frames whose heads differ
+#: from the generator's (hair volume, framing), refit it on frames of your own with landmarks.
+SYNTH_HEAD_TO_LANDMARK_BOX = HeadBoxMapping(dx=0.0862, dy=0.3486, sw=0.6430, sh=0.7107)
+
+
 def fit_head_box_mapping(head_boxes: Any, landmark_boxes: Any) -> HeadBoxMapping:
     """Median offsets and scales from head boxes to landmark-extent boxes, (N, 4) each (x, y, w, h).
 

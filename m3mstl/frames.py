@@ -3,7 +3,9 @@
 `m3mstl predict RUN PATH...` (several paths, a folder, or a multi-page TIFF sequence) lands here.
 For every frame the faces are found by `m3mstl.detect` (on the temperature map when one is
 found, else on the 8-bit view) unless a box is given, and each face gives one output row:
-landmarks, occlusion probabilities, the detector's box and score. Rows go to a JSON (list of
+landmarks, occlusion probabilities, the detector's box and score, and the crop the landmarks came
+from (the detector's head box mapped to a landmark-extent box by `detect.SYNTH_HEAD_TO_LANDMARK_BOX`,
+then `--refine-passes` passes on the extent of the predicted landmarks). Rows go to a JSON (list of
 objects) or CSV file, written atomically; `--overlays DIR` draws each frame's boxes and
 landmarks (visible green, occluded red) to DIR/<frame>.png. A frame that cannot be read becomes
 an error row naming the file and the problem; the batch goes on.
@@ -28,9 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl.detect import Detection, DetectorConfig, HeadBoxMapping, detect_faces, detect_faces_view
+from m3mstl.detect import (SYNTH_HEAD_TO_LANDMARK_BOX, Detection, DetectorConfig, HeadBoxMapping, detect_faces,
+                           detect_faces_view)
 from m3mstl.fileio import atomic_path, json_safe
 
+#: Passes of the model on the extent of its own landmarks after the first, on the mapped detector box
+#: (benchmarks/bench_pipeline.py, 160 generated frames: one pass lowers the default run's median NME from
+#: the mapped box's 0.53 to 0.47; a model trained with box jitter gains more from further passes).
+REFINE_PASSES = 1
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TEMPERATURE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
@@ -114,13 +121,18 @@ def faces_in_frame(image: np.ndarray, temperature: np.ndarray | None, detector: 
 def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Path | None = None,
                    box: tuple[float, float, float, float] | None = None, overlays: Path | None = None,
                    detector: DetectorConfig | None = None, device: str = "cpu",
-                   progress: bool = True) -> Iterator[dict[str, Any]]:
-    """One row per face found (or per frame in error / without a face), frame by frame."""
+                   progress: bool = True, mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
+                   refine_passes: int = REFINE_PASSES) -> Iterator[dict[str, Any]]:
+    """One row per face found (or per frame in error / without a face), frame by frame.
+
+    A detector's head box goes through `mapping` to the landmark-extent box the models train on,
+    then the model runs `refine_passes` more times on the extent of its own landmarks
+    (`predict.predict_refined`). A box given by hand is taken as a landmark-extent box as it is."""
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import read_temperature_file
     from m3mstl.data.errors import DatasetError
-    from m3mstl.predict import predict_arrays
+    from m3mstl.predict import predict_refined
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
@@ -145,9 +157,11 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
             faces = faces_in_frame(image, temperature, detector)
         rows = []
         for number, face in enumerate(faces):
-            out = predict_arrays(model, config, image, temperature, face.box, device)
+            first_box = face.box if box is not None else mapping.apply(face.box)
+            out = predict_refined(model, config, image, temperature, first_box, device, refine_passes)
             rows.append({**base, "face": number, "box": [round(float(v), 2) for v in face.box],
                          "score": round(float(face.score), 4),
+                         "crop_box": [round(float(v), 2) for v in out["crop_box"]],
                          "landmarks": np.round(out["landmarks"], 3).tolist(),
                          "occlusion_prob": np.round(out["occlusion_prob"], 4).tolist(),
                          "temperature": temperature_path is not None})
@@ -213,20 +227,21 @@ def write_rows(rows: list[dict[str, Any]], out_path: Path | None, fmt: str) -> s
 # -- the whole pipeline on generated frames --------------------------------------------------------
 def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | None = None,
                  limit: int | None = None, device: str = "cpu", progress: bool = False,
-                 mapping: HeadBoxMapping | None = None):
+                 mapping: HeadBoxMapping | None = None, refine_passes: tuple[int, ...] = ()):
     """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box
     (the landmark extent, as in training) and with the detector's best box (IoU-matched to the
     true head box), as the detector gives it and, with `mapping` (`detect.fit_head_box_mapping`
     on a training split), mapped to the landmark-extent box the model was trained on.
     Returns a DataFrame: image_id, occluder_type, nme_true_box, nme_detector_box (NaN when no
-    face was detected), nme_mapped_box (with `mapping`), iou."""
+    face was detected), nme_mapped_box (with `mapping`), nme_refined_<k> for each k in
+    `refine_passes` (the mapped box, then k passes on the predicted extent: `predict.predict_refined`), iou."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature, read_dataset
     from m3mstl.detect import match_detections
     from m3mstl.metrics import occluder_group, per_image_nme
-    from m3mstl.predict import predict_arrays
+    from m3mstl.predict import predict_refined
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
@@ -237,8 +252,8 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
         temperature = load_temperature(record)
         true_points = record.landmarks
 
-        def nme(box):  # the evaluation's own inter-ocular NME over the labelled landmarks
-            points = predict_arrays(model, config, image, temperature, box, device)["landmarks"]
+        def nme(box, passes=0):  # the evaluation's own inter-ocular NME over the labelled landmarks
+            points = predict_refined(model, config, image, temperature, box, device, passes)["landmarks"]
             return float(per_image_nme(points[None], true_points[None], np.asarray(record.labelled)[None],
                                        normaliser="inter_ocular")[0])
 
@@ -249,6 +264,9 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
                "nme_detector_box": nme(match.box) if match is not None else float("nan"), "iou": value}
         if mapping is not None:
             row["nme_mapped_box"] = nme(mapping.apply(match.box)) if match is not None else float("nan")
+            for passes in refine_passes:
+                row[f"nme_refined_{passes}"] = (nme(mapping.apply(match.box), passes) if match is not None
+                                                else float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -311,6 +329,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlays", type=Path, default=None, help="folder for overlay PNGs (boxes, landmarks)")
     parser.add_argument("--temperature-dir", type=Path, default=None,
                         help="folder of temperature maps named like the frames (default: DATA/temperature)")
+    parser.add_argument("--refine-passes", type=int, default=REFINE_PASSES,
+                        help="passes on the extent of the predicted landmarks after the first (default "
+                             f"{REFINE_PASSES}; 0: the detector's mapped box only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -363,8 +384,12 @@ def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float]
     temperature_dir = args.temperature_dir
     if args.temperature is not None and temperature_dir is None:
         temperature_dir = Path(args.temperature).parent
+    if args.refine_passes < 0:
+        from m3mstl.errors import UsageError
+
+        raise UsageError("--refine-passes", f"must be 0 or more, got {args.refine_passes}")
     rows = list(predict_frames(args.run_dir, args.image, temperature_dir=temperature_dir, box=box,
-                               overlays=args.overlays, device=args.device,
+                               overlays=args.overlays, device=args.device, refine_passes=args.refine_passes,
                                progress=not args.quiet and sys.stderr.isatty()))
     text = write_rows(rows, args.out, args.format)
     failed = [row for row in rows if row.get("error")]

@@ -192,6 +192,28 @@ def predict_arrays(model, config, image: np.ndarray, temperature: np.ndarray | N
     return result
 
 
+def landmark_extent(points: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, w, h) of the finite points among (68, 2): the kind of box the models train on (`bbox`)."""
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) == 0:
+        raise ValueError("landmark_extent: no finite landmark")
+    low, high = points.min(axis=0), points.max(axis=0)
+    return (float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1]))
+
+
+def predict_refined(model, config, image: np.ndarray, temperature: np.ndarray | None,
+                    box: tuple[float, float, float, float], device: str = "cpu", passes: int = 1) -> dict[str, Any]:
+    """`predict_arrays` on a rough face box (a detector's, mapped), then `passes` more times on the
+    extent of the landmarks just predicted: the box kind the model was trained on, so each pass
+    brings the crop closer to training's. Adds `first_box` (the box given) to the result."""
+    result = predict_arrays(model, config, image, temperature, box, device)
+    for _ in range(int(passes)):
+        result = predict_arrays(model, config, image, temperature, landmark_extent(result["landmarks"]), device)
+    result["first_box"] = tuple(float(v) for v in box)
+    return result
+
+
 def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | None = None,
                   box: tuple[float, float, float, float] | None = None, device: str = "cpu") -> dict[str, Any]:
     """68 landmarks in the image's own pixel coordinates with their occlusion probability

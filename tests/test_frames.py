@@ -126,6 +126,7 @@ def test_predict_frames_rows_overlays_and_unreadable_files(frame_and_crop, tmp_p
     assert len(errors) == 1 and "broken.png" in errors[0]["error"]
     assert faces and faces[0]["temperature"] and len(faces[0]["landmarks"]) == 68
     assert iou(tuple(faces[0]["box"]), frame.head_bbox) >= 0.5
+    assert faces[0]["crop_box"] != faces[0]["box"]  # the head box was mapped and refined before cropping
     assert (tmp_path / "ov" / "a.png").is_file()
     csv_text = write_rows(rows, tmp_path / "rows.csv", "csv")
     assert csv_text.count("\n") == len(rows) + 1 and (tmp_path / "rows.csv").read_text() == csv_text
@@ -170,3 +171,22 @@ def test_training_frame_boxes_render_the_same_face_uncut(tmp_path):
         assert head == list(frame.head_bbox) and landmark_box == pytest.approx(list(frame.bbox))
         # Uncut, the head box holds the landmark extent's top (the forehead lies above the brows).
         assert head[1] < landmark_box[1]
+
+
+def test_predict_refined_reruns_the_model_on_the_extent_of_its_own_landmarks(monkeypatch):
+    from m3mstl import predict
+
+    boxes = []
+
+    def fake_predict_arrays(model, config, image, temperature, box, device="cpu"):
+        boxes.append(tuple(box))
+        points = np.array([[10.0, 20.0], [30.0, 60.0], [np.nan, np.nan]]) + len(boxes)
+        return {"landmarks": points, "occlusion_prob": np.zeros(3), "crop_box": tuple(box)}
+
+    monkeypatch.setattr(predict, "predict_arrays", fake_predict_arrays)
+    out = predict.predict_refined(None, None, None, None, (0, 0, 100, 100), passes=2)
+    assert boxes == [(0, 0, 100, 100), (11.0, 21.0, 20.0, 40.0), (12.0, 22.0, 20.0, 40.0)]
+    assert out["first_box"] == (0.0, 0.0, 100.0, 100.0) and out["crop_box"] == boxes[-1]
+    assert predict.predict_refined(None, None, None, None, (1, 2, 3, 4), passes=0)["crop_box"] == (1, 2, 3, 4)
+    with pytest.raises(ValueError, match="no finite landmark"):
+        predict.landmark_extent(np.full((68, 2), np.nan))
