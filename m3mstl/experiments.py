@@ -26,9 +26,15 @@ PAPER_RESULTS = {
 }
 
 # Ablation variants of M3MSTL: each is a set of config overrides (see m3mstl.config.apply_override).
+#: A variant key, not a config entry: the stage that receives the epochs of the stages the variant drops.
+EPOCHS_MOVED_TO = "epochs_moved_to"
+
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full M3MSTL": {},
     "no stage 1 (no mask pretraining)": {"stages": ["heads", "joint"]},
+    # The row above trains two epochs fewer than the full model, so it cannot tell mask
+    # pretraining from two more epochs; this one spends stage 1's epochs on stage 3 instead.
+    "no stage 1, its epochs given to stage 3": {"stages": ["heads", "joint"], EPOCHS_MOVED_TO: "joint"},
     "no frozen stage 2": {"stages": ["mask_pretrain", "joint"]},
     "ViT occlusion head without temperature": {"model_options.occlusion_uses_temperature": False},
     "token MLP occlusion head with temperature": {"model_options.occlusion_head": "token_mlp"},
@@ -48,8 +54,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 # quick profiles train (all rows).
 ABLATION_ROWS: dict[str, tuple[str, ...]] = {
     "default": ("full M3MSTL", "no stage 1 (no mask pretraining)", "ViT occlusion head without temperature"),
-    "extended": ("full M3MSTL", "no stage 1 (no mask pretraining)", "no frozen stage 2",
-                 "ViT occlusion head without temperature", "token MLP occlusion head with temperature"),
+    "extended": ("full M3MSTL", "no stage 1 (no mask pretraining)", "no stage 1, its epochs given to stage 3",
+                 "no frozen stage 2", "ViT occlusion head without temperature",
+                 "token MLP occlusion head with temperature"),
 }
 
 
@@ -80,9 +87,18 @@ def ablation_overrides(profile: str, model: str, variant: dict[str, Any]) -> dic
     from m3mstl.config import make_config
 
     schedule_spec = ABLATION_SCHEDULES[profile].get(model, {})
-    stages = variant.get("stages") or [s.name for s in make_config(model, profile).stages]
+    variant = dict(variant)
+    receiver = variant.pop(EPOCHS_MOVED_TO, None)
+    all_epochs = {s.name: s.epochs for s in make_config(model, profile).stages}
+    all_epochs.update(schedule_spec.get("epochs", {}))
+    stages = variant.get("stages") or list(all_epochs)
     schedule = {f"stages.{name}.epochs": epochs for name, epochs in schedule_spec.get("epochs", {}).items()
                 if name in stages}
+    if receiver is not None:
+        if receiver not in stages:
+            raise ValueError(f"{EPOCHS_MOVED_TO}={receiver!r} names a stage the variant drops ({stages})")
+        dropped = sum(epochs for name, epochs in all_epochs.items() if name not in stages)
+        schedule[f"stages.{receiver}.epochs"] = all_epochs[receiver] + dropped
     limit = schedule_spec.get("max_train_images")
     if limit is not None:
         schedule["data.max_train_images"] = limit

@@ -160,6 +160,22 @@ def test_default_ablations_share_the_main_comparisons_model_and_budget():
     assert config.data.max_train_images is None
 
 
+@pytest.mark.parametrize("profile", [*PROFILES, "extended"])
+def test_the_budget_matched_stage1_ablation_trains_as_many_epochs_as_the_full_model(profile):
+    full = make_config("m3mstl", profile, overrides=experiments.ablation_overrides(profile, "m3mstl", {}))
+    variant = experiments.ABLATIONS["no stage 1, its epochs given to stage 3"]
+    matched = make_config("m3mstl", profile, overrides=experiments.ablation_overrides(profile, "m3mstl", variant))
+    plain = make_config("m3mstl", profile, overrides=experiments.ablation_overrides(
+        profile, "m3mstl", experiments.ABLATIONS["no stage 1 (no mask pretraining)"]))
+    epochs = {s.name: s.epochs for s in full.stages}
+    assert {s.name: s.epochs for s in matched.stages} == {
+        "heads": epochs["heads"], "joint": epochs["joint"] + epochs["mask_pretrain"]}
+    assert sum(s.epochs for s in plain.stages) == sum(epochs.values()) - epochs["mask_pretrain"]
+    with pytest.raises(ValueError, match="drops"):
+        experiments.ablation_overrides(profile, "m3mstl", {"stages": ["heads", "joint"],
+                                                           experiments.EPOCHS_MOVED_TO: "mask_pretrain"})
+
+
 def test_main_claims_rest_on_three_seeds_outside_quick():
     for profile in ("default", "extended"):
         assert len(experiments.profile_seeds(profile, 0, "main")) >= 3

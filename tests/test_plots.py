@@ -63,6 +63,19 @@ def test_ablation_bars_draw_auc_and_nme_per_variant_with_names_on_the_left_only(
     plt.close(fig)
 
 
+def test_ablation_bars_whisker_one_sd_over_seeds_and_say_so():
+    table = _ablation_table().assign(roc_auc_sd=[0.01, 0.02, 0.03], nme_median_sd=[0.001, 0.002, float("nan")],
+                                     n_seeds=[3, 3, 3])
+    fig = plots.ablation_bars(table)
+    ax_auc, ax_nme = fig.axes
+    whiskers = [line for line in ax_auc.collections if line.get_segments()]
+    (segments,) = [c.get_segments() for c in whiskers]
+    assert [s[1][0] - s[0][0] for s in segments] == pytest.approx([0.02, 0.04, 0.06])  # mean -/+ sd
+    assert ax_auc.get_xlim()[0] == pytest.approx(0.80 - 0.02 - 0.05)  # the lowest whisker stays in view
+    assert "3 training seeds" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
 def test_ablation_bars_never_start_the_auc_axis_below_zero():
     table = _ablation_table().assign(roc_auc=[0.02, 0.5, 0.6])
     fig = plots.ablation_bars(table)

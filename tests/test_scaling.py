@@ -75,7 +75,14 @@ def test_paper_radius_points_really_use_the_paper_radius():
 def test_the_study_runs_only_in_the_extended_profile():
     assert reproduce.notebook_profiles(NOTEBOOK) == ("extended",)
     assert NOTEBOOK not in reproduce.notebooks_for_profile("default")
-    assert reproduce.notebooks_for_profile("extended") == [NOTEBOOK]
+    assert NOTEBOOK in reproduce.notebooks_for_profile("extended")
+
+
+def test_the_extended_profile_runs_the_studies_the_default_budget_leaves_out():
+    hourglass_ablations = paths.NOTEBOOKS_DIR / "13_hourglass_ablations.ipynb"
+    assert [nb.name for nb in reproduce.notebooks_for_profile("extended")] == [NOTEBOOK.name, hourglass_ablations.name]
+    assert hourglass_ablations not in reproduce.notebooks_for_profile("default")
+    assert hourglass_ablations in reproduce.notebooks_for_profile("quick")  # the quick reproduction keeps testing it
 
 
 @pytest.mark.notebooks

@@ -146,15 +146,27 @@ def pose_scatter(gt_pose: np.ndarray, pred_pose: np.ndarray) -> plt.Figure:
 
 
 def ablation_bars(table: pd.DataFrame) -> plt.Figure:
-    """Notebook 07's ablation table (one row per variant: variant, roc_auc, nme_median) as two
-    bar panels sharing the variant order; the ROC-AUC axis starts just below the weakest variant
-    so that small differences stay visible."""
+    """Notebook 07's ablation table (one row per variant: variant, roc_auc, nme_median; with
+    several training seeds also their `*_sd` over seeds and `n_seeds`) as two bar panels sharing
+    the variant order: bars are means over seeds, whiskers one sd over seeds (no whisker: one
+    seed). The ROC-AUC axis starts just below the weakest variant so small differences stay
+    visible."""
     fig, (ax_auc, ax_nme) = subplots(1, 2, width="double", aspect=0.45)
-    sns.barplot(data=table, y="variant", x="roc_auc", ax=ax_auc, color="C0")
-    sns.barplot(data=table, y="variant", x="nme_median", ax=ax_nme, color="C1")
-    ax_auc.set(xlabel="occlusion ROC-AUC", ylabel="", xlim=(max(0.0, table["roc_auc"].min() - 0.05), 1.0))
-    ax_nme.set(xlabel="median NME (inter-ocular)", ylabel="")
+    rows = np.arange(len(table))
+    for ax, column, colour, label in ((ax_auc, "roc_auc", "C0", "occlusion ROC-AUC"),
+                                      (ax_nme, "nme_median", "C1", "median NME (inter-ocular)")):
+        spread = table.get(f"{column}_sd")
+        whiskers = None if spread is None else spread.fillna(0.0).to_numpy()
+        ax.barh(rows, table[column], xerr=whiskers, color=colour, capsize=3, error_kw={"lw": 1})
+        ax.set(xlabel=label, ylabel="", yticks=rows)
+        ax.invert_yaxis()  # the table's first row on top
+    low = table["roc_auc"] - (table["roc_auc_sd"].fillna(0.0) if "roc_auc_sd" in table else 0.0)
+    ax_auc.set_xlim(max(0.0, float(low.min()) - 0.05), 1.0)
+    ax_auc.set_yticklabels(table["variant"])
     ax_nme.set_yticklabels([])  # the left panel names the variants
+    if "n_seeds" in table:
+        seeds = sorted({int(n) for n in table["n_seeds"]})
+        fig.suptitle(f"mean over {'/'.join(map(str, seeds))} training seeds; whiskers: sd over seeds", fontsize="small")
     return fig
 
 
