@@ -67,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     chosen = np.random.default_rng(0).choice(train, size=min(args.fit_faces, len(train)), replace=False)
     boxes = training_frame_boxes(args.data, [dataset.records[i].image_id for i in chosen], progress=True)
     found = boxes["detected_box"].notna()
-    mapping = fit_head_box_mapping(np.stack(boxes["detected_box"][found].tolist()),
-                                   np.stack(boxes["landmark_box"][found].tolist()))
+    detected = np.stack(boxes["detected_box"][found].tolist())
+    landmark_boxes = np.stack(boxes["landmark_box"][found].tolist())
+    mapping = fit_head_box_mapping(detected, landmark_boxes)
     print(f"mapping from {int(found.sum())} training faces rendered whole: {mapping}")
     print("how far the mapped box stays from the landmark extent on those faces (|offset| / face size, |log ratio|):")
-    print(mapping_residuals(np.stack(boxes["detected_box"][found].tolist()),
-                            np.stack(boxes["landmark_box"][found].tolist()), mapping).round(3).to_string())
+    print(mapping_residuals(detected, landmark_boxes, mapping).round(3).to_string())
     table = pipeline_nme(args.run, root, mapping=mapping, refine_passes=(1, 2, 3), limit=args.limit, progress=True)
     table.to_csv(root / "pipeline_nme.csv", index=False)
     columns = [c for c in table.columns if c.startswith("nme_")]

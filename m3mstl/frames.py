@@ -35,8 +35,9 @@ from m3mstl.detect import (SYNTH_HEAD_TO_LANDMARK_BOX, Detection, DetectorConfig
 from m3mstl.fileio import atomic_path, json_safe
 
 #: Passes of the model on the extent of its own landmarks after the first, on the mapped detector box
-#: (benchmarks/bench_pipeline.py, 160 generated frames: one pass lowers the default run's median NME from
-#: the mapped box's 0.53 to 0.47; a model trained with box jitter gains more from further passes).
+#: (benchmarks/bench_pipeline.py --limit 80, 80 generated frames: one pass lowers the default baseline's
+#: median NME from the mapped box's 0.531 to 0.472; a model trained with box jitter gains more from
+#: further passes: benchmarks/results/2026-12-02-pipeline-mapping-refinement-box-jitter.txt).
 REFINE_PASSES = 1
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TEMPERATURE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
@@ -241,7 +242,7 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature, read_dataset
     from m3mstl.detect import match_detections
     from m3mstl.metrics import occluder_group, per_image_nme
-    from m3mstl.predict import predict_refined
+    from m3mstl.predict import predict_arrays
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
@@ -252,23 +253,40 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
         temperature = load_temperature(record)
         true_points = record.landmarks
 
-        def nme(box, passes=0):  # the evaluation's own inter-ocular NME over the labelled landmarks
-            points = predict_refined(model, config, image, temperature, box, device, passes)["landmarks"]
+        def nme(points):  # the evaluation's own inter-ocular NME over the labelled landmarks
             return float(per_image_nme(points[None], true_points[None], np.asarray(record.labelled)[None],
                                        normaliser="inter_ocular")[0])
+
+        def predicted(box):
+            return predict_arrays(model, config, image, temperature, box, device)["landmarks"]
 
         (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
         row = {"image_id": record.image_id,
                "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
-               "nme_true_box": nme(tuple(record.bbox)),
-               "nme_detector_box": nme(match.box) if match is not None else float("nan"), "iou": value}
+               "nme_true_box": nme(predicted(tuple(record.bbox))),
+               "nme_detector_box": nme(predicted(match.box)) if match is not None else float("nan"), "iou": value}
         if mapping is not None:
-            row["nme_mapped_box"] = nme(mapping.apply(match.box)) if match is not None else float("nan")
-            for passes in refine_passes:
-                row[f"nme_refined_{passes}"] = (nme(mapping.apply(match.box), passes) if match is not None
-                                                else float("nan"))
+            row.update(_refinement_nmes(mapping.apply(match.box) if match is not None else None, refine_passes,
+                                        predicted, nme))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _refinement_nmes(mapped_box, refine_passes, predicted, nme) -> dict[str, float]:
+    """nme_mapped_box and nme_refined_<k> along ONE chain of passes (as `predict.predict_refined`
+    makes them), so k = 1, 2, 3 cost 4 model runs, not 1 + 2 + 3 + 4."""
+    from m3mstl.predict import landmark_extent
+
+    wanted = set(refine_passes)
+    if mapped_box is None:
+        return {"nme_mapped_box": float("nan"), **{f"nme_refined_{k}": float("nan") for k in sorted(wanted)}}
+    points = predicted(mapped_box)
+    out = {"nme_mapped_box": nme(points)}
+    for passes in range(1, max(wanted, default=0) + 1):
+        points = predicted(landmark_extent(points))
+        if passes in wanted:
+            out[f"nme_refined_{passes}"] = nme(points)
+    return out
 
 
 def training_frame_boxes(data_dir: Path, image_ids: Sequence[str], *, detector: DetectorConfig | None = None,

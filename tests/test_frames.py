@@ -190,3 +190,20 @@ def test_predict_refined_reruns_the_model_on_the_extent_of_its_own_landmarks(mon
     assert predict.predict_refined(None, None, None, None, (1, 2, 3, 4), passes=0)["crop_box"] == (1, 2, 3, 4)
     with pytest.raises(ValueError, match="no finite landmark"):
         predict.landmark_extent(np.full((68, 2), np.nan))
+
+
+def test_pipeline_refinement_scores_every_pass_along_one_chain():
+    from m3mstl.frames import _refinement_nmes
+
+    boxes = []
+
+    def predicted(box):  # each pass lands one pixel further: the chain, not a restart, is scored
+        boxes.append(tuple(box))
+        return np.array([[10.0, 20.0], [30.0, 60.0]]) + len(boxes)
+
+    out = _refinement_nmes((0, 0, 100, 100), (1, 3), predicted, lambda points: float(points[0, 0]))
+    assert out == {"nme_mapped_box": 11.0, "nme_refined_1": 12.0, "nme_refined_3": 14.0}
+    assert len(boxes) == 4  # the mapped box and three passes, each run once
+    assert boxes[1] == (11.0, 21.0, 20.0, 40.0)  # a pass crops the extent of the previous landmarks
+    missing = _refinement_nmes(None, (2,), predicted, lambda points: 0.0)
+    assert np.isnan(missing["nme_mapped_box"]) and np.isnan(missing["nme_refined_2"])
