@@ -62,6 +62,11 @@ class DataConfig:
     # Per-epoch validation (early stopping, progress) uses at most this many validation
     # images, the first ones of the split; final predictions always cover the whole split.
     val_images_per_epoch: int | None = 512
+    # Which box of each face the crop is made around (`m3mstl.data.dataset.FACE_BOXES`): "annotation",
+    # the annotation's `bbox` (SynthTFD68: the extent of the 68 landmarks; TFD68: its face box), or
+    # "head", the visible head (`head_bbox`, SynthTFD68 full frames), the kind of box a face detector
+    # returns, so a model trained on it takes `m3mstl.detect`'s boxes as they come (docs/thermometry.md).
+    face_box: str = "annotation"
 
 
 @dataclass
@@ -129,6 +134,9 @@ class RunConfig:
         # did) it stays out of the hash, so their ids keep their meaning; set, it is part of it.
         if hashed["precision"] == "auto":
             hashed.pop("precision")
+        # Likewise `data.face_box`, added after them: the annotation's box is what they all used.
+        if hashed["data"].get("face_box") == "annotation":
+            hashed["data"].pop("face_box")
         canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -304,6 +312,10 @@ def _validate_data(data: DataConfig) -> None:
     _whole(data.input_size, "data.input_size", 16)
     _number(data.margin_px, "data.margin_px", 0.0)
     _flag(data.square_crop, "data.square_crop")
+    from m3mstl.data.dataset import FACE_BOXES
+
+    if data.face_box not in FACE_BOXES:
+        raise ConfigError("data.face_box", f"unknown face box {data.face_box!r}; choose from {FACE_BOXES}")
     fractions = data.split_fractions
     if (not isinstance(fractions, (list, tuple)) or len(fractions) != 3
             or not all(_is_number(f) and math.isfinite(f) and f >= 0 for f in fractions)

@@ -119,6 +119,26 @@ def faces_in_frame(image: np.ndarray, temperature: np.ndarray | None, detector: 
     return detect_faces_view(image, detector)
 
 
+def trained_on_head_boxes(config) -> bool:
+    """Whether the run's crops were made around the visible head (`data.face_box = "head"`), the box
+    kind the detector returns, rather than around the landmark extent."""
+    return getattr(config.data, "face_box", "annotation") == "head"
+
+
+def first_crop_box(config, box: tuple[float, float, float, float], *, given: bool, mapping: HeadBoxMapping,
+                   refine_passes: int) -> tuple[tuple[float, float, float, float], int]:
+    """The box the model first runs on, and how many refinement passes follow, for a face box that is
+    a detector's head box (or, `given`, typed by the user).
+
+    A run trained on head boxes takes the detector's box as it is and is not refined: the extent of
+    its landmarks is not the box kind it learnt from. A run trained on landmark-extent boxes gets
+    the head box mapped to one (`mapping`), then `refine_passes` passes on its own landmarks' extent.
+    A box given by hand is taken to be of the run's own kind."""
+    if trained_on_head_boxes(config):
+        return tuple(box), 0
+    return (tuple(box) if given else mapping.apply(box)), int(refine_passes)
+
+
 def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Path | None = None,
                    box: tuple[float, float, float, float] | None = None, overlays: Path | None = None,
                    detector: DetectorConfig | None = None, device: str = "cpu",
@@ -126,9 +146,11 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
                    refine_passes: int = REFINE_PASSES) -> Iterator[dict[str, Any]]:
     """One row per face found (or per frame in error / without a face), frame by frame.
 
-    A detector's head box goes through `mapping` to the landmark-extent box the models train on,
-    then the model runs `refine_passes` more times on the extent of its own landmarks
-    (`predict.predict_refined`). A box given by hand is taken as a landmark-extent box as it is."""
+    The first crop comes from `first_crop_box`: a run trained on head boxes (`data.face_box =
+    "head"`) takes the detector's box as it is; for a run trained on landmark-extent boxes the
+    detector's head box goes through `mapping`, then the model runs `refine_passes` more times on
+    the extent of its own landmarks (`predict.predict_refined`). A box given by hand is taken to be
+    of the run's own kind."""
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import read_temperature_file
@@ -158,8 +180,9 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
             faces = faces_in_frame(image, temperature, detector)
         rows = []
         for number, face in enumerate(faces):
-            first_box = face.box if box is not None else mapping.apply(face.box)
-            out = predict_refined(model, config, image, temperature, first_box, device, refine_passes)
+            first_box, passes = first_crop_box(config, face.box, given=box is not None, mapping=mapping,
+                                               refine_passes=refine_passes)
+            out = predict_refined(model, config, image, temperature, first_box, device, passes)
             rows.append({**base, "face": number, "box": [round(float(v), 2) for v in face.box],
                          "score": round(float(face.score), 4),
                          "crop_box": [round(float(v), 2) for v in out["crop_box"]],
@@ -229,17 +252,19 @@ def write_rows(rows: list[dict[str, Any]], out_path: Path | None, fmt: str) -> s
 def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | None = None,
                  limit: int | None = None, device: str = "cpu", progress: bool = False,
                  mapping: HeadBoxMapping | None = None, refine_passes: tuple[int, ...] = ()):
-    """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box
-    (the landmark extent, as in training) and with the detector's best box (IoU-matched to the
-    true head box), as the detector gives it and, with `mapping` (`detect.fit_head_box_mapping`
-    on a training split), mapped to the landmark-extent box the model was trained on.
-    Returns a DataFrame: image_id, occluder_type, nme_true_box, nme_detector_box (NaN when no
-    face was detected), nme_mapped_box (with `mapping`), nme_refined_<k> for each k in
+    """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box of
+    the kind the run was trained on (`data.face_box`: the landmark extent, or the visible head) and
+    with the detector's best box (IoU-matched to the true head box) as the detector gives it. For a
+    run trained on landmark-extent boxes, with `mapping` (`detect.fit_head_box_mapping` on a
+    training split), also that box mapped to a landmark-extent box.
+    Returns a DataFrame: image_id, occluder_type, yaw, nme_true_box, nme_detector_box (NaN when no
+    face was detected), nme_mapped_box (with `mapping`, landmark-extent runs), nme_refined_<k> for each k in
     `refine_passes` (the mapped box, then k passes on the predicted extent: `predict.predict_refined`), iou."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature, read_dataset
+    from m3mstl.data.dataset import face_box
     from m3mstl.detect import match_detections
     from m3mstl.metrics import occluder_group, per_image_nme
     from m3mstl.predict import predict_arrays
@@ -263,13 +288,57 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
         (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
         row = {"image_id": record.image_id,
                "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
-               "nme_true_box": nme(predicted(tuple(record.bbox))),
+               "yaw": float(record.extras.get("head_pose", {}).get("yaw", float("nan"))),
+               # The true box of the kind the run was trained on: the landmark extent or the visible head.
+               "nme_true_box": nme(predicted(face_box(record, config.data.face_box))),
                "nme_detector_box": nme(predicted(match.box)) if match is not None else float("nan"), "iou": value}
-        if mapping is not None:
+        if mapping is not None and not trained_on_head_boxes(config):
             row.update(_refinement_nmes(mapping.apply(match.box) if match is not None else None, refine_passes,
                                         predicted, nme))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: DetectorConfig | None = None,
+                      device: str = "cpu", progress: bool = False,
+                      mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
+                      refine_passes: int = REFINE_PASSES) -> dict[str, np.ndarray]:
+    """A run's landmarks and occlusion probabilities on generated full frames (`records` of a
+    `m3mstl synth --full-frame` dataset), twice per face: from the true box of the kind the run was
+    trained on (`data.face_box`), and as `m3mstl predict` makes them, from the detection that best
+    overlaps the true head box (`detect.match_detections`; `iou` says how well) through `first_crop_box`.
+
+    Returns arrays over the records: true_landmarks (N, 68, 2) and true_occlusion_prob (N, 68) from
+    the true box; detector_landmarks and detector_occlusion_prob (NaN where no face was detected);
+    detected (N,) bool, iou (N,) of the best detection with the true head box, detector_box (N, 4)."""
+    from tqdm.auto import tqdm
+
+    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
+    from m3mstl.data.dataset import face_box
+    from m3mstl.detect import match_detections
+    from m3mstl.predict import predict_arrays, predict_refined
+    from m3mstl.runs import load_config, load_model
+
+    model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
+    n = len(records)
+    out = {"true_landmarks": np.full((n, 68, 2), np.nan), "true_occlusion_prob": np.full((n, 68), np.nan),
+           "detector_landmarks": np.full((n, 68, 2), np.nan), "detector_occlusion_prob": np.full((n, 68), np.nan),
+           "detected": np.zeros(n, dtype=bool), "iou": np.zeros(n), "detector_box": np.full((n, 4), np.nan)}
+    for i, record in enumerate(tqdm(records, desc="frames", disable=not progress)):
+        image = image_to_unit_range(load_image(record))
+        temperature = load_temperature(record)
+        true = predict_arrays(model, config, image, temperature, face_box(record, config.data.face_box), device)
+        out["true_landmarks"][i], out["true_occlusion_prob"][i] = true["landmarks"], true["occlusion_prob"]
+        (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
+        out["iou"][i] = value
+        if match is None:
+            continue
+        first_box, passes = first_crop_box(config, match.box, given=False, mapping=mapping,
+                                           refine_passes=refine_passes)
+        found = predict_refined(model, config, image, temperature, first_box, device, passes)
+        out["detected"][i], out["detector_box"][i] = True, match.box
+        out["detector_landmarks"][i], out["detector_occlusion_prob"][i] = found["landmarks"], found["occlusion_prob"]
+    return out
 
 
 def _refinement_nmes(mapped_box, refine_passes, predicted, nme) -> dict[str, float]:

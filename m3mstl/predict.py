@@ -39,7 +39,8 @@ def prepare_eval_data(config, data_dir: Path) -> PreparedData:
     indices = np.arange(len(dataset))
     torch_set = ThermalFaceDataset(dataset, indices, input_size=config.data.input_size,
                                    margin_px=config.data.margin_px, square_crop=config.data.square_crop,
-                                   cache_dir=paths.BUILD_DIR / "cache", augment=None, seed=config.seed)
+                                   cache_dir=paths.BUILD_DIR / "cache", augment=None, seed=config.seed,
+                                   face_box=config.data.face_box)
     return PreparedData(dataset, {"all": indices}, data_fingerprint(data_dir), {"all": torch_set})
 
 

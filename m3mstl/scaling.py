@@ -5,7 +5,8 @@ Each grid point is (input size, trunk[, an M3MSTL option]); at each, M3MSTL and 
 trained with several seeds on the same training split for the same epochs, so both see the same
 number of training samples at every point (the images are only resized). For each point the
 study records the stage-1 validation IoU (does stage 1 learn anything at this size?), the sizes
-of the feature maps the occlusion tokens are sampled from, the measured training time, and the
+of the feature maps the occlusion tokens are sampled from, the measured training time and the counted
+training compute (`training_flops`), and the
 M3MSTL - baseline differences in ROC-AUC, AP, occlusion accuracy and median NME with 95 %
 intervals over training seeds and test subjects (`m3mstl.stats.seed_subject_interval`). The
 classical peer (`m3mstl.peer`) gives a reference NME.
@@ -111,6 +112,51 @@ def training_images_seen(run_dir: Path, n_train: int) -> int:
     return seen
 
 
+def training_flops(run_dir: Path, data_dir: Path) -> float:
+    """Training compute of a run in floating-point operations, independent of the CPU it ran on and
+    of whatever else ran beside it (measured seconds depend on both).
+
+    torch's `FlopCounterMode` counts one training step of each stage (forward, loss and backward,
+    with the stage's frozen parts frozen, at the run's batch size, on real training samples); the
+    step's count per image times the training images of each epoch the history records gives the
+    total. It counts the matrix multiplications and convolutions, which are nearly all of a CNN's
+    arithmetic, not element-wise operations or the optimiser update; per-epoch validation is not
+    training and is left out. Stored in the run (training_flops.json)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from m3mstl.data.dataset import make_loader
+    from m3mstl.runs import load_model
+    from m3mstl.train.trainer import prepare_data
+
+    run_dir = Path(run_dir)
+    cached = run_dir / "training_flops.json"
+    if cached.is_file():
+        return float(load_json(cached)["flops"])
+    config = load_config(run_dir)
+    model = load_model(run_dir)
+    train_set = prepare_data(config, data_dir).torch_sets["train"]
+    batch = next(iter(make_loader(train_set, config.data.batch_size, shuffle=False, seed=0)))
+    per_image: dict[str, float] = {}
+    for stage in config.stages:
+        model.set_stage(stage.name)
+        model.train()
+        model.zero_grad(set_to_none=True)
+        with FlopCounterMode(display=False) as counter:
+            loss, _ = model.training_loss(batch, stage.name)
+            loss.backward()
+        per_image[stage.name] = counter.get_total_flops() / len(batch["image"])
+    n_train = len(train_set)
+    stages = {s.name: s for s in config.stages}
+    total = 0.0
+    for entry in read_history(run_dir):
+        stage = stages[entry["stage"]]
+        images = stage.steps_per_epoch * config.data.batch_size if stage.steps_per_epoch else n_train
+        total += images * per_image[entry["stage"]]
+    write_json_atomic(cached, {"flops": total, "flops_per_image_by_stage": per_image, "images": n_train})
+    return total
+
+
 def stage1_validation_iou(run_dir: Path, data_dir: Path, max_images: int = 256) -> float | None:
     """IoU at 0.5 of the stage-1 decoder's mask on the first `max_images` validation images, pooled
     over pixels, with the model's own stage-1 target (kind, radius and floor). Stored in the run
@@ -186,6 +232,9 @@ def point_row(runs: PointRuns, data_dir: Path, n_train: int, *, n_resamples: int
         "images_seen_baseline": training_images_seen(base_dirs[0], n_train),
         "train_s_m3mstl": float(np.mean([training_seconds(d) for d in m3_dirs])),
         "train_s_baseline": float(np.mean([training_seconds(d) for d in base_dirs])),
+        # The same for every seed (same config, same epochs): counted on the first seed's run.
+        "train_pflop_m3mstl": training_flops(m3_dirs[0], data_dir) / 1e15,
+        "train_pflop_baseline": training_flops(base_dirs[0], data_dir) / 1e15,
         "m3mstl_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.m3mstl])),
         "baseline_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.baseline])),
     }
@@ -208,14 +257,16 @@ def number_of_training_images(profile: str, data_dir: Path) -> int:
 
 def difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note: str):
     """M3MSTL - baseline (ROC-AUC, median NME) with 95 % intervals against input size and against
-    measured training time, and both models' median NME beside the classical peer's line."""
+    training compute (counted floating-point operations, `training_flops`: measured seconds depend on
+    the CPU and on what ran beside the training), and both models' median NME beside the classical
+    peer's line."""
     from m3mstl.report import subplots
 
     fig, axes = subplots(3, 2, width="double", aspect=0.9, sharex="col")
     markers = {backbone: marker for backbone, marker in zip(sorted(table["backbone"].unique()), "osD^v")}
-    compute = table["train_s_m3mstl"] + table["train_s_baseline"]
+    compute = table["train_pflop_m3mstl"] + table["train_pflop_baseline"]
     for col, (x_values, x_label) in enumerate(((table["input_size"], "input size (px)"),
-                                               (compute, "measured training time, both models (s, mean over seeds)"))):
+                                               (compute, "training compute, both models (PFLOP, counted)"))):
         for row, column, label in ((0, "roc_auc", "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
                                    (1, "nme_median", "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
             ax = axes[row, col]

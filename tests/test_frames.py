@@ -76,6 +76,8 @@ def test_detector_evaluation_table(tmp_path):
     assert overall["faces"] == 4 and 0.0 <= overall["recall"] <= 1.0
     assert overall["recall"] == pytest.approx((per_face["iou"] >= 0.5).mean())
     assert {"occluder_type", "pose"} <= set(summary["breakdown"])
+    assert not summary["group"].str.contains("+", regex=False).any()  # combinations count as "several"
+    assert len(evaluate_detector(None, records=read_dataset(root.parent).records[:2])) == 2
 
 
 def test_iou():
@@ -207,3 +209,62 @@ def test_pipeline_refinement_scores_every_pass_along_one_chain():
     assert boxes[1] == (11.0, 21.0, 20.0, 40.0)  # a pass crops the extent of the previous landmarks
     missing = _refinement_nmes(None, (2,), predicted, lambda points: 0.0)
     assert np.isnan(missing["nme_mapped_box"]) and np.isnan(missing["nme_refined_2"])
+
+
+def test_head_face_box_crops_around_the_visible_head_and_names_a_record_without_one(tmp_path):
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.dataset import ThermalFaceDataset, crop_box, face_box
+    from m3mstl.data.errors import DatasetError
+
+    frames = read_dataset(generate_dataset(tmp_path / "ff", subjects=1, per_subject=2, size=32, seed=3,
+                                           full_frame=True).parent)
+    record = frames.records[0]
+    assert face_box(record, "head") == tuple(record.extras["head_bbox"])
+    assert face_box(record) == pytest.approx(tuple(record.bbox))
+    head_crop = crop_box(record, 5.0, True, "head")
+    assert head_crop != crop_box(record, 5.0, True)
+    sample = ThermalFaceDataset(frames, [0], 32, face_box="head")
+    assert sample.boxes[0] == head_crop
+    # The crop's landmarks are the frame's seen through the head crop: inside it, in unit coordinates.
+    assert np.asarray(sample[0]["landmarks"]).min() > -0.2
+    crops = read_dataset(generate_dataset(tmp_path / "crops", subjects=1, per_subject=1, size=32, seed=3).parent)
+    crops.records[0].extras.pop("head_bbox", None)
+    with pytest.raises(DatasetError, match="head_bbox") as caught:
+        face_box(crops.records[0], "head")
+    assert crops.records[0].image_path.name in str(caught.value)
+    with pytest.raises(ValueError, match="unknown face box"):
+        face_box(record, "detector-ish")
+
+
+def test_face_box_option_is_validated_and_stays_out_of_older_run_ids():
+    from m3mstl.config import ConfigError, make_config, validate_config
+
+    config = make_config("baseline", "quick")
+    before = config.config_hash()
+    assert config.data.face_box == "annotation"
+    head = make_config("baseline", "quick", overrides={"data.face_box": "head"})
+    validate_config(head)
+    assert head.config_hash() != before
+    # The default leaves the hash as it was before the option existed: the config without the field.
+    legacy = config.to_dict()
+    legacy.pop("loader")
+    legacy.pop("precision")
+    legacy["data"].pop("face_box")
+    import hashlib
+    canonical = json.dumps(legacy, sort_keys=True, separators=(",", ":"), default=str)
+    assert hashlib.sha256(canonical.encode()).hexdigest()[:12] == before
+    with pytest.raises(ConfigError, match="data.face_box"):
+        validate_config(make_config("baseline", "quick", overrides={"data.face_box": "oracle"}))
+
+
+def test_a_run_trained_on_head_boxes_takes_the_detector_box_as_it_is():
+    from m3mstl.detect import HeadBoxMapping
+    from m3mstl.frames import first_crop_box
+
+    mapping = HeadBoxMapping(0.1, 0.3, 0.6, 0.7)
+    head_run = SimpleNamespace(data=SimpleNamespace(face_box="head"))
+    extent_run = SimpleNamespace(data=SimpleNamespace(face_box="annotation"))
+    box = (10.0, 20.0, 100.0, 120.0)
+    assert first_crop_box(head_run, box, given=False, mapping=mapping, refine_passes=2) == (box, 0)
+    assert first_crop_box(extent_run, box, given=False, mapping=mapping, refine_passes=2) == (mapping.apply(box), 2)
+    assert first_crop_box(extent_run, box, given=True, mapping=mapping, refine_passes=1) == (box, 1)

@@ -105,5 +105,9 @@ def test_scaling_notebook_runs_on_the_quick_grid(tmp_path):
         assert (study[f"diff_{metric}"] <= study[f"diff_{metric}_high"]).all()
     assert (study["variance"] == "training seeds and test subjects").all()
     assert study["peer_nme_median"].notna().all()
+    # Counted compute grows with the pixels (about (64/48)^2 in the convolutions), whatever the CPU did.
+    for model in ("m3mstl", "baseline"):
+        small, large = study[f"train_pflop_{model}"]
+        assert 0 < small and 1.4 < large / small < 2.0, (model, small, large)
     recorded = json.loads((tmp_path / "build" / "metrics" / "12_scaling_study.json").read_text())
     assert recorded

@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from m3mstl.data.coco import image_to_unit_range, load_image, load_occluder_mask, load_temperature
+from m3mstl.data.errors import DatasetError
 from m3mstl.data.records import VIS_OCCLUDED, VIS_UNLABELLED, FaceDataset, FaceRecord
 from m3mstl.landmarks import MIRROR, NUM_LANDMARKS
 from m3mstl.pose import euler_from_rotation, flip_rotation, rotation_from_euler
@@ -97,12 +98,28 @@ class AugmentConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def face_box(record: FaceRecord) -> tuple[float, float, float, float]:
-    """(x, y, w, h) of the face before the margin: the annotated box, else the landmark extent.
+#: The face boxes a crop can be made around (`DataConfig.face_box`).
+FACE_BOXES = ("annotation", "head")
 
-    A box the loader derived from landmarks already holds the TFD68 loader's 5 px margin, so it is
-    not used here: the crop adds its own margin to the plain extent instead of adding it twice.
+
+def face_box(record: FaceRecord, kind: str = "annotation") -> tuple[float, float, float, float]:
+    """(x, y, w, h) of the face before the margin.
+
+    kind "annotation": the annotated box, else the landmark extent. A box the loader derived from
+    landmarks already holds the TFD68 loader's 5 px margin, so it is not used here: the crop adds
+    its own margin to the plain extent instead of adding it twice.
+    kind "head": the visible head (`head_bbox`, what SynthTFD68 full frames carry), the box a face
+    detector returns; a record without one is an error naming its image.
     """
+    if kind == "head":
+        head = record.extras.get("head_bbox")
+        if head is None or len(head) != 4 or not np.isfinite(np.asarray(head, dtype=float)).all():
+            raise DatasetError(record.image_path, "data.face_box='head' needs a head box (head_bbox, x y w h) in "
+                                                  f"the annotation, found {head!r}; generate full frames with "
+                                                  "`m3mstl synth --full-frame` or train with face_box='annotation'")
+        return tuple(float(v) for v in head)  # type: ignore[return-value]
+    if kind != "annotation":
+        raise ValueError(f"unknown face box {kind!r}; choose from {FACE_BOXES}")
     if record.bbox is not None and record.extras.get("bbox_source", "annotation") == "annotation":
         return tuple(float(v) for v in record.bbox)  # type: ignore[return-value]
     points = record.landmarks[record.labelled]
@@ -113,9 +130,10 @@ def face_box(record: FaceRecord) -> tuple[float, float, float, float]:
     return (float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1]))
 
 
-def crop_box(record: FaceRecord, margin_px: float = 5.0, square: bool = True) -> tuple[float, float, float, float]:
+def crop_box(record: FaceRecord, margin_px: float = 5.0, square: bool = True,
+             kind: str = "annotation") -> tuple[float, float, float, float]:
     """(x0, y0, w, h) of the region to crop, in original image pixels (may extend past the image)."""
-    return expand_box(face_box(record), margin_px, square)
+    return expand_box(face_box(record, kind), margin_px, square)
 
 
 def expand_box(box: tuple[float, float, float, float], margin_px: float = 5.0,
@@ -291,13 +309,13 @@ def _file_signature(path: Path | None) -> list[Any]:
 
 
 def cache_key(dataset: FaceDataset, indices: np.ndarray, input_size: int, margin_px: float,
-              square_crop: bool) -> str:
+              square_crop: bool, face_box_kind: str = "annotation") -> str:
     """Hash of everything the cached crops depend on: files (path, size, mtime), boxes, settings."""
     digest = hashlib.sha256()
     digest.update(json.dumps([CACHE_FORMAT_VERSION, int(input_size), float(margin_px), bool(square_crop)]).encode())
     for index in indices:
         record = dataset.records[int(index)]
-        box = crop_box(record, margin_px, square_crop)
+        box = crop_box(record, margin_px, square_crop, face_box_kind)
         parts = [record.image_id, _file_signature(record.image_path), _file_signature(record.temperature_path),
                  _file_signature(record.occluder_mask_path), [round(v, 6) for v in box]]
         digest.update(json.dumps(parts).encode())
@@ -379,7 +397,7 @@ class ThermalFaceDataset(Dataset):
 
     def __init__(self, dataset: FaceDataset, indices: Any, input_size: int, *,
                  augment: AugmentConfig | None = None, margin_px: float = 5.0, square_crop: bool = True,
-                 cache_dir: Path | None = None, seed: int = 0) -> None:
+                 cache_dir: Path | None = None, seed: int = 0, face_box: str = "annotation") -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= len(dataset)):
@@ -392,13 +410,14 @@ class ThermalFaceDataset(Dataset):
         self.square_crop = bool(square_crop)
         self.seed = int(seed)
         self.epoch = 0
-        self.boxes = [crop_box(dataset.records[i], self.margin_px, self.square_crop) for i in self.indices]
+        self.face_box = face_box
+        self.boxes = [crop_box(dataset.records[i], self.margin_px, self.square_crop, face_box) for i in self.indices]
         self.cache: CropCache | None = None
         if cache_dir is not None:
-            key = cache_key(dataset, self.indices, self.input_size, self.margin_px, self.square_crop)
+            key = cache_key(dataset, self.indices, self.input_size, self.margin_px, self.square_crop, face_box)
             records = [dataset.records[i] for i in self.indices]
             meta = {"version": CACHE_FORMAT_VERSION, "root": str(dataset.root), "input_size": self.input_size,
-                    "margin_px": self.margin_px, "square_crop": self.square_crop,
+                    "margin_px": self.margin_px, "square_crop": self.square_crop, "face_box": face_box,
                     "image_ids": [r.image_id for r in records]}
             self.cache = CropCache(Path(cache_dir) / key, len(self.indices), self.input_size,
                                    with_temperature=any(r.temperature_path is not None for r in records),

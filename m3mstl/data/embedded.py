@@ -52,6 +52,32 @@ def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
     return out_dir
 
 
+def frames_dir(profile: str) -> Path:
+    """Where the whole-frame twin of a profile's embedded data is generated (`ensure_synthetic_frames`)."""
+    return paths.DATA_DIR / f"synth-{base_profile(profile)}-frames"
+
+
+def ensure_synthetic_frames(profile: str, *, workers: int = 2) -> Path:
+    """The profile's embedded SynthTFD68 rendered as whole sensor frames (`m3mstl synth --full-frame`):
+    the same subjects, faces and split, uncut, each with its landmark box and its head box. The
+    data a face detector and a model trained on head boxes (`data.face_box = "head"`) need.
+    Generated unless an identical one exists; returns its folder."""
+    from m3mstl.data.synth.generate import generate_dataset
+
+    settings = {**SYNTH_SETTINGS[base_profile(profile)], "full_frame": True}
+    out_dir = frames_dir(profile)
+    marker = out_dir / ".generated.json"
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return out_dir
+    print(f"generating SynthTFD68 full frames for profile {profile!r} in {out_dir} ({settings})", flush=True)
+    t0 = time.perf_counter()
+    generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
+                     size=settings["size"], seed=settings["seed"], workers=workers, progress=True, full_frame=True)
+    write_json_atomic(marker, settings)
+    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out_dir
+
+
 def resolve_data_dir(profile: str, data_dir: str | Path | None) -> Path:
     """The dataset a notebook works on: the given folder, or the profile's embedded
     SynthTFD68 (generated on first use)."""

@@ -84,7 +84,8 @@ def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
     splits = run_split_indices(dataset, config.data, data_dir)
     cache_dir = paths.BUILD_DIR / "cache"
     common = dict(input_size=config.data.input_size, margin_px=config.data.margin_px,
-                  square_crop=config.data.square_crop, cache_dir=cache_dir, seed=config.seed)
+                  square_crop=config.data.square_crop, cache_dir=cache_dir, seed=config.seed,
+                  face_box=config.data.face_box)
     augment = AugmentConfig(**config.data.augment)
     torch_sets = {
         "train": ThermalFaceDataset(dataset, splits["train"], augment=augment, **common),

@@ -213,3 +213,42 @@ def pose_coverage_heatmap(coverage: pd.DataFrame) -> plt.Figure:
     else:
         ax.text(0.5, 0.5, "no head-pose labels in this dataset", ha="center")
     return fig
+
+
+PIPELINE_OCCLUDERS = ("none", "glasses", "sunglasses", "mask", "hand", "scarf")
+
+
+def pipeline_frames(records: Sequence, predictions: dict[str, np.ndarray], *, per_kind: int = 1,
+                    threshold: float = 0.5) -> plt.Figure:
+    """Whole frames as `m3mstl predict` sees them: the detector's box (yellow) and the landmarks the
+    model predicted from it (green called visible, red called occluded), one frame per occluder kind
+    in PIPELINE_OCCLUDERS where `records` hold one (`frames.frame_predictions` on those records)."""
+    from matplotlib.patches import Rectangle
+
+    from m3mstl.data.coco import image_to_unit_range, load_image
+    from m3mstl.metrics import occluder_group
+
+    kinds = [occluder_group([o.get("type", "unknown") for o in r.extras.get("occluders", [])]) for r in records]
+    chosen = []
+    for kind in PIPELINE_OCCLUDERS:
+        found = [i for i, k in enumerate(kinds) if k == kind and predictions["detected"][i]][:per_kind]
+        chosen += [(kind, i) for i in found]
+    columns = min(3, max(1, len(chosen)))
+    rows = max(1, -(-len(chosen) // columns))
+    fig, axes = subplots(rows, columns, width="double", aspect=0.27 * rows * 3 / columns)
+    axes = np.atleast_1d(axes).ravel()
+    for ax, (kind, i) in zip(axes, chosen):
+        ax.imshow(image_to_unit_range(load_image(records[i])), cmap="gray", vmin=0, vmax=1)
+        x, y, w, h = predictions["detector_box"][i]
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="yellow", lw=1.0))
+        points, prob = predictions["detector_landmarks"][i], predictions["detector_occlusion_prob"][i]
+        occluded = prob >= threshold
+        # Continuous coordinates put pixel (r, c)'s centre at (c + 0.5, r + 0.5); imshow puts it at (c, r).
+        ax.scatter(points[~occluded, 0] - 0.5, points[~occluded, 1] - 0.5, s=2, c="lime", linewidths=0)
+        ax.scatter(points[occluded, 0] - 0.5, points[occluded, 1] - 0.5, s=2, c="red", linewidths=0)
+        ax.set_title(kind, fontsize=7)
+        ax.set_axis_off()
+    for ax in axes[len(chosen):]:
+        ax.set_axis_off()
+    fig.suptitle("detector box (yellow), landmarks called visible (green) / occluded (red)", fontsize=7)
+    return fig
