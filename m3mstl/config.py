@@ -65,8 +65,15 @@ class DataConfig:
     # Which box of each face the crop is made around (`m3mstl.data.dataset.FACE_BOXES`): "annotation",
     # the annotation's `bbox` (SynthTFD68: the extent of the 68 landmarks; TFD68: its face box), or
     # "head", the visible head (`head_bbox`, SynthTFD68 full frames), the kind of box a face detector
-    # returns, so a model trained on it takes `m3mstl.detect`'s boxes as they come (docs/thermometry.md).
+    # returns; or "detector", the boxes `m3mstl.detect` itself finds on the frames (run once at data
+    # preparation, cached). A model trained on either takes the detector's boxes as they come
+    # (docs/thermometry.md).
     face_box: str = "annotation"
+    # Margin added on every side as a fraction of the face box's larger side, on top of margin_px.
+    # 0 for landmark-extent boxes (the paper's 5 px); a head box from a detector may cut the chin or
+    # a cheek (its bottom edge sits a median 10 % of the face above the true head's, docs/thermometry.md),
+    # so a head-box model needs the room to see it.
+    margin_fraction: float = 0.0
 
 
 @dataclass
@@ -137,6 +144,8 @@ class RunConfig:
         # Likewise `data.face_box`, added after them: the annotation's box is what they all used.
         if hashed["data"].get("face_box") == "annotation":
             hashed["data"].pop("face_box")
+        if hashed["data"].get("margin_fraction") == 0.0:
+            hashed["data"].pop("margin_fraction")
         canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -311,6 +320,7 @@ def validate_config(config: RunConfig) -> None:
 def _validate_data(data: DataConfig) -> None:
     _whole(data.input_size, "data.input_size", 16)
     _number(data.margin_px, "data.margin_px", 0.0)
+    _number(data.margin_fraction, "data.margin_fraction", 0.0, 1.0)
     _flag(data.square_crop, "data.square_crop")
     from m3mstl.data.dataset import FACE_BOXES
 

@@ -120,9 +120,19 @@ def faces_in_frame(image: np.ndarray, temperature: np.ndarray | None, detector: 
 
 
 def trained_on_head_boxes(config) -> bool:
-    """Whether the run's crops were made around the visible head (`data.face_box = "head"`), the box
-    kind the detector returns, rather than around the landmark extent."""
-    return getattr(config.data, "face_box", "annotation") == "head"
+    """Whether the run's crops were made around the visible head (`data.face_box` "head", the true
+    head box, or "detector", the detector's own boxes), the box kind the detector returns, rather
+    than around the landmark extent."""
+    return getattr(config.data, "face_box", "annotation") in ("head", "detector")
+
+
+def true_box(record, config) -> tuple[float, float, float, float]:
+    """The true box of the kind the run was trained on: the landmark extent, or the visible head
+    (for a run trained on the detector's boxes too: the box the detector estimates)."""
+    from m3mstl.data.dataset import face_box
+
+    kind = getattr(config.data, "face_box", "annotation")
+    return face_box(record, "head" if kind == "detector" else kind)
 
 
 def first_crop_box(config, box: tuple[float, float, float, float], *, given: bool, mapping: HeadBoxMapping,
@@ -264,7 +274,6 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature, read_dataset
-    from m3mstl.data.dataset import face_box
     from m3mstl.detect import match_detections
     from m3mstl.metrics import occluder_group, per_image_nme
     from m3mstl.predict import predict_arrays
@@ -290,7 +299,7 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
                "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
                "yaw": float(record.extras.get("head_pose", {}).get("yaw", float("nan"))),
                # The true box of the kind the run was trained on: the landmark extent or the visible head.
-               "nme_true_box": nme(predicted(face_box(record, config.data.face_box))),
+               "nme_true_box": nme(predicted(true_box(record, config))),
                "nme_detector_box": nme(predicted(match.box)) if match is not None else float("nan"), "iou": value}
         if mapping is not None and not trained_on_head_boxes(config):
             row.update(_refinement_nmes(mapping.apply(match.box) if match is not None else None, refine_passes,
@@ -314,7 +323,6 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
-    from m3mstl.data.dataset import face_box
     from m3mstl.detect import match_detections
     from m3mstl.predict import predict_arrays, predict_refined
     from m3mstl.runs import load_config, load_model
@@ -327,7 +335,7 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
     for i, record in enumerate(tqdm(records, desc="frames", disable=not progress)):
         image = image_to_unit_range(load_image(record))
         temperature = load_temperature(record)
-        true = predict_arrays(model, config, image, temperature, face_box(record, config.data.face_box), device)
+        true = predict_arrays(model, config, image, temperature, true_box(record, config), device)
         out["true_landmarks"][i], out["true_occlusion_prob"][i] = true["landmarks"], true["occlusion_prob"]
         (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
         out["iou"][i] = value

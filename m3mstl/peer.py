@@ -150,7 +150,8 @@ def _detection(record, box):
 def _boxes(config: RunConfig, records) -> list[tuple[float, float, float, float]]:
     from m3mstl.data.dataset import crop_box
 
-    return [crop_box(r, config.data.margin_px, config.data.square_crop, config.data.face_box) for r in records]
+    return [crop_box(r, config.data.margin_px, config.data.square_crop, config.data.face_box,
+                     config.data.margin_fraction) for r in records]
 
 
 def train_predictor(config: RunConfig, records):

@@ -40,7 +40,7 @@ def prepare_eval_data(config, data_dir: Path) -> PreparedData:
     torch_set = ThermalFaceDataset(dataset, indices, input_size=config.data.input_size,
                                    margin_px=config.data.margin_px, square_crop=config.data.square_crop,
                                    cache_dir=paths.BUILD_DIR / "cache", augment=None, seed=config.seed,
-                                   face_box=config.data.face_box)
+                                   face_box=config.data.face_box, margin_fraction=config.data.margin_fraction)
     return PreparedData(dataset, {"all": indices}, data_fingerprint(data_dir), {"all": torch_set})
 
 
@@ -165,7 +165,8 @@ def crop_for_box(config, width: int, height: int,
         return (0.0, 0.0, float(width), float(height))
     if box[2] <= 0 or box[3] <= 0:
         raise ValueError(f"a face box needs a positive width and height, got {box}")
-    return expand_box(box, config.data.margin_px, config.data.square_crop)
+    return expand_box(box, config.data.margin_px, config.data.square_crop,
+                      getattr(config.data, "margin_fraction", 0.0))
 
 
 @torch.no_grad()

@@ -234,6 +234,12 @@ def test_head_face_box_crops_around_the_visible_head_and_names_a_record_without_
     assert crops.records[0].image_path.name in str(caught.value)
     with pytest.raises(ValueError, match="unknown face box"):
         face_box(record, "detector-ish")
+    # A relative margin grows the crop by that fraction of the box's larger side on every side.
+    x, y, w, h = face_box(record, "head")
+    wide = crop_box(record, 0.0, False, "head", margin_fraction=0.1)
+    assert wide == pytest.approx((x - 0.1 * max(w, h), y - 0.1 * max(w, h), w + 0.2 * max(w, h), h + 0.2 * max(w, h)))
+    assert ThermalFaceDataset(frames, [0], 32, face_box="head", margin_fraction=0.1).boxes[0] == \
+        crop_box(record, 5.0, True, "head", 0.1)
 
 
 def test_face_box_option_is_validated_and_stays_out_of_older_run_ids():
@@ -250,11 +256,15 @@ def test_face_box_option_is_validated_and_stays_out_of_older_run_ids():
     legacy.pop("loader")
     legacy.pop("precision")
     legacy["data"].pop("face_box")
+    legacy["data"].pop("margin_fraction")
     import hashlib
     canonical = json.dumps(legacy, sort_keys=True, separators=(",", ":"), default=str)
     assert hashlib.sha256(canonical.encode()).hexdigest()[:12] == before
     with pytest.raises(ConfigError, match="data.face_box"):
         validate_config(make_config("baseline", "quick", overrides={"data.face_box": "oracle"}))
+    assert make_config("baseline", "quick", overrides={"data.margin_fraction": 0.15}).config_hash() != before
+    with pytest.raises(ConfigError, match="data.margin_fraction"):
+        validate_config(make_config("baseline", "quick", overrides={"data.margin_fraction": -0.1}))
 
 
 def test_a_run_trained_on_head_boxes_takes_the_detector_box_as_it_is():
@@ -268,3 +278,34 @@ def test_a_run_trained_on_head_boxes_takes_the_detector_box_as_it_is():
     assert first_crop_box(head_run, box, given=False, mapping=mapping, refine_passes=2) == (box, 0)
     assert first_crop_box(extent_run, box, given=False, mapping=mapping, refine_passes=2) == (mapping.apply(box), 2)
     assert first_crop_box(extent_run, box, given=True, mapping=mapping, refine_passes=1) == (box, 1)
+
+
+def test_detector_face_boxes_are_the_detectors_own_and_cached(tmp_path):
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.dataset import ThermalFaceDataset, attach_detector_boxes, crop_box, face_box
+    from m3mstl.data.errors import DatasetError
+    from m3mstl.detect import SYNTH_HEAD_TO_LANDMARK_BOX
+    from m3mstl.frames import first_crop_box, true_box
+
+    root = generate_dataset(tmp_path / "ff", subjects=1, per_subject=3, size=32, seed=3, full_frame=True).parent
+    frames = read_dataset(root)
+    with pytest.raises(DatasetError, match="attach_detector_boxes"):
+        face_box(frames.records[0], "detector")
+    summary = attach_detector_boxes(frames, tmp_path / "cache")
+    assert summary["faces"] == 3 and 0 <= summary["found"] <= 3
+    for record in frames.records:
+        if record.extras["detector_bbox_found"]:  # the detector's own box, matched to this face
+            found = [d.box for d in detect_faces(np.load(record.temperature_path))]
+            assert face_box(record, "detector") in [tuple(float(v) for v in b) for b in found]
+    cached = list((tmp_path / "cache").glob("detector-boxes-*.json"))
+    assert len(cached) == 1
+    again = read_dataset(root)
+    assert attach_detector_boxes(again, tmp_path / "cache") == summary  # read back, not recomputed
+    assert [face_box(r, "detector") for r in again.records] == [face_box(r, "detector") for r in frames.records]
+    assert ThermalFaceDataset(again, [0], 32, face_box="detector").boxes[0] == crop_box(again.records[0], 5.0, True,
+                                                                                        "detector")
+    # A run trained on detector boxes takes the detector's box as it is; its "true" box is the head box.
+    run = SimpleNamespace(data=SimpleNamespace(face_box="detector"))
+    assert first_crop_box(run, (1.0, 2.0, 30.0, 40.0), given=False, mapping=SYNTH_HEAD_TO_LANDMARK_BOX,
+                          refine_passes=1) == ((1.0, 2.0, 30.0, 40.0), 0)
+    assert true_box(again.records[0], run) == tuple(again.records[0].extras["head_bbox"])

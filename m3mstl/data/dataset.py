@@ -99,7 +99,9 @@ class AugmentConfig:
 
 
 #: The face boxes a crop can be made around (`DataConfig.face_box`).
-FACE_BOXES = ("annotation", "head")
+FACE_BOXES = ("annotation", "head", "detector")
+#: Where `attach_detector_boxes` puts each record's detector box.
+DETECTOR_BOX_KEY = "detector_bbox"
 
 
 def face_box(record: FaceRecord, kind: str = "annotation") -> tuple[float, float, float, float]:
@@ -110,7 +112,14 @@ def face_box(record: FaceRecord, kind: str = "annotation") -> tuple[float, float
     its own margin to the plain extent instead of adding it twice.
     kind "head": the visible head (`head_bbox`, what SynthTFD68 full frames carry), the box a face
     detector returns; a record without one is an error naming its image.
+    kind "detector": the box `m3mstl.detect` found for this face (`attach_detector_boxes` stores it).
     """
+    if kind == "detector":
+        box = record.extras.get(DETECTOR_BOX_KEY)
+        if box is None:
+            raise DatasetError(record.image_path, "data.face_box='detector' needs the detector's box: prepare the "
+                                                  "dataset with m3mstl.data.dataset.attach_detector_boxes")
+        return tuple(float(v) for v in box)  # type: ignore[return-value]
     if kind == "head":
         head = record.extras.get("head_bbox")
         if head is None or len(head) != 4 or not np.isfinite(np.asarray(head, dtype=float)).all():
@@ -130,18 +139,52 @@ def face_box(record: FaceRecord, kind: str = "annotation") -> tuple[float, float
     return (float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1]))
 
 
+def attach_detector_boxes(dataset: FaceDataset, cache_dir: Path | None = None, progress: bool = False) -> dict:
+    """Run the thermal face detector (`m3mstl.detect`) on every record's temperature map and store the
+    detection that best overlaps the record's true face box (its `head_bbox`, else its `bbox`) in
+    `extras["detector_bbox"]`: the boxes a model with `data.face_box = "detector"` trains on, the same
+    kind `m3mstl predict` gives it. A face the detector misses keeps its true box there (counted in
+    the returned summary; `extras["detector_bbox_found"]` says which). Boxes are cached in
+    `cache_dir` by the dataset's fingerprint. Returns {"faces", "found", "mean_iou"}."""
+    from m3mstl.data.coco import load_temperature
+    from m3mstl.data.fingerprint import data_fingerprint
+    from m3mstl.detect import detect_faces, match_detections
+    from m3mstl.fileio import write_json_atomic
+
+    cached = None
+    if cache_dir is not None:
+        cached = Path(cache_dir) / f"detector-boxes-{data_fingerprint(dataset.root)}.json"
+    boxes: dict[str, Any] = json.loads(cached.read_text()) if cached is not None and cached.is_file() else {}
+    missing = [r for r in dataset.records if r.image_id not in boxes]
+    for record in tqdm(missing, desc="detect", unit="frame", disable=not progress):
+        truth = record.extras.get("head_bbox") or face_box(record)
+        (value, match), = match_detections([tuple(truth)], detect_faces(load_temperature(record)))
+        boxes[record.image_id] = {"box": list(match.box) if match is not None else [float(v) for v in truth],
+                                  "found": match is not None, "iou": float(value)}
+    if missing and cached is not None:
+        write_json_atomic(cached, boxes)
+    for record in dataset.records:
+        record.extras[DETECTOR_BOX_KEY] = boxes[record.image_id]["box"]
+        record.extras["detector_bbox_found"] = boxes[record.image_id]["found"]
+    found = [boxes[r.image_id]["found"] for r in dataset.records]
+    return {"faces": len(found), "found": int(sum(found)),
+            "mean_iou": float(np.mean([boxes[r.image_id]["iou"] for r in dataset.records])) if found else float("nan")}
+
+
 def crop_box(record: FaceRecord, margin_px: float = 5.0, square: bool = True,
-             kind: str = "annotation") -> tuple[float, float, float, float]:
+             kind: str = "annotation", margin_fraction: float = 0.0) -> tuple[float, float, float, float]:
     """(x0, y0, w, h) of the region to crop, in original image pixels (may extend past the image)."""
-    return expand_box(face_box(record, kind), margin_px, square)
+    return expand_box(face_box(record, kind), margin_px, square, margin_fraction)
 
 
 def expand_box(box: tuple[float, float, float, float], margin_px: float = 5.0,
-               square: bool = True) -> tuple[float, float, float, float]:
-    """A face box (x, y, w, h) grown by the margin and, when `square`, squared about its centre:
-    the crop region used in training and by `m3mstl predict`."""
+               square: bool = True, margin_fraction: float = 0.0) -> tuple[float, float, float, float]:
+    """A face box (x, y, w, h) grown by the margin (`margin_px` plus `margin_fraction` of its larger
+    side, on every side) and, when `square`, squared about its centre: the crop region used in
+    training and by `m3mstl predict`."""
     x, y, w, h = box
-    x, y, w, h = x - margin_px, y - margin_px, w + 2 * margin_px, h + 2 * margin_px
+    margin = margin_px + margin_fraction * max(w, h)
+    x, y, w, h = x - margin, y - margin, w + 2 * margin, h + 2 * margin
     if square:
         side = max(w, h)
         x, y, w, h = x + (w - side) / 2, y + (h - side) / 2, side, side
@@ -309,13 +352,13 @@ def _file_signature(path: Path | None) -> list[Any]:
 
 
 def cache_key(dataset: FaceDataset, indices: np.ndarray, input_size: int, margin_px: float,
-              square_crop: bool, face_box_kind: str = "annotation") -> str:
+              square_crop: bool, face_box_kind: str = "annotation", margin_fraction: float = 0.0) -> str:
     """Hash of everything the cached crops depend on: files (path, size, mtime), boxes, settings."""
     digest = hashlib.sha256()
     digest.update(json.dumps([CACHE_FORMAT_VERSION, int(input_size), float(margin_px), bool(square_crop)]).encode())
     for index in indices:
         record = dataset.records[int(index)]
-        box = crop_box(record, margin_px, square_crop, face_box_kind)
+        box = crop_box(record, margin_px, square_crop, face_box_kind, margin_fraction)
         parts = [record.image_id, _file_signature(record.image_path), _file_signature(record.temperature_path),
                  _file_signature(record.occluder_mask_path), [round(v, 6) for v in box]]
         digest.update(json.dumps(parts).encode())
@@ -397,7 +440,8 @@ class ThermalFaceDataset(Dataset):
 
     def __init__(self, dataset: FaceDataset, indices: Any, input_size: int, *,
                  augment: AugmentConfig | None = None, margin_px: float = 5.0, square_crop: bool = True,
-                 cache_dir: Path | None = None, seed: int = 0, face_box: str = "annotation") -> None:
+                 cache_dir: Path | None = None, seed: int = 0, face_box: str = "annotation",
+                 margin_fraction: float = 0.0) -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= len(dataset)):
@@ -411,13 +455,17 @@ class ThermalFaceDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.face_box = face_box
-        self.boxes = [crop_box(dataset.records[i], self.margin_px, self.square_crop, face_box) for i in self.indices]
+        self.margin_fraction = float(margin_fraction)
+        self.boxes = [crop_box(dataset.records[i], self.margin_px, self.square_crop, face_box, self.margin_fraction)
+                      for i in self.indices]
         self.cache: CropCache | None = None
         if cache_dir is not None:
-            key = cache_key(dataset, self.indices, self.input_size, self.margin_px, self.square_crop, face_box)
+            key = cache_key(dataset, self.indices, self.input_size, self.margin_px, self.square_crop, face_box,
+                            self.margin_fraction)
             records = [dataset.records[i] for i in self.indices]
             meta = {"version": CACHE_FORMAT_VERSION, "root": str(dataset.root), "input_size": self.input_size,
                     "margin_px": self.margin_px, "square_crop": self.square_crop, "face_box": face_box,
+                    "margin_fraction": self.margin_fraction,
                     "image_ids": [r.image_id for r in records]}
             self.cache = CropCache(Path(cache_dir) / key, len(self.indices), self.input_size,
                                    with_temperature=any(r.temperature_path is not None for r in records),
