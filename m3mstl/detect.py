@@ -34,6 +34,11 @@ import pandas as pd
 from scipy import ndimage
 
 
+#: Bump when a change to this module can move a box: boxes cached for training on the detector's own
+#: boxes (`data.dataset.attach_detector_boxes`) carry it in their file name, so they are found again.
+DETECTOR_VERSION = 1
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """Thresholds of `detect_faces` (deg C and ratios; see the module docstring)."""

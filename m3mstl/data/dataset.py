@@ -145,15 +145,17 @@ def attach_detector_boxes(dataset: FaceDataset, cache_dir: Path | None = None, p
     `extras["detector_bbox"]`: the boxes a model with `data.face_box = "detector"` trains on, the same
     kind `m3mstl predict` gives it. A face the detector misses keeps its true box there (counted in
     the returned summary; `extras["detector_bbox_found"]` says which). Boxes are cached in
-    `cache_dir` by the dataset's fingerprint. Returns {"faces", "found", "mean_iou"}."""
+    `cache_dir` by the dataset's fingerprint and `detect.DETECTOR_VERSION`. The run id does not
+    cover the detector's code: after a change that moves boxes, retrain such runs with --force.
+    Returns {"faces", "found", "mean_iou"}."""
     from m3mstl.data.coco import load_temperature
     from m3mstl.data.fingerprint import data_fingerprint
-    from m3mstl.detect import detect_faces, match_detections
+    from m3mstl.detect import DETECTOR_VERSION, detect_faces, match_detections
     from m3mstl.fileio import write_json_atomic
 
     cached = None
     if cache_dir is not None:
-        cached = Path(cache_dir) / f"detector-boxes-{data_fingerprint(dataset.root)}.json"
+        cached = Path(cache_dir) / f"detector-boxes-v{DETECTOR_VERSION}-{data_fingerprint(dataset.root)}.json"
     boxes: dict[str, Any] = json.loads(cached.read_text()) if cached is not None and cached.is_file() else {}
     missing = [r for r in dataset.records if r.image_id not in boxes]
     for record in tqdm(missing, desc="detect", unit="frame", disable=not progress):
