@@ -233,8 +233,8 @@ def point_row(runs: PointRuns, data_dir: Path, n_train: int, *, n_resamples: int
         "train_s_m3mstl": float(np.mean([training_seconds(d) for d in m3_dirs])),
         "train_s_baseline": float(np.mean([training_seconds(d) for d in base_dirs])),
         # The same for every seed (same config, same epochs): counted on the first seed's run.
-        "train_pflop_m3mstl": training_flops(m3_dirs[0], data_dir) / 1e15,
-        "train_pflop_baseline": training_flops(base_dirs[0], data_dir) / 1e15,
+        "train_tflop_m3mstl": training_flops(m3_dirs[0], data_dir) / 1e12,
+        "train_tflop_baseline": training_flops(base_dirs[0], data_dir) / 1e12,
         "m3mstl_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.m3mstl])),
         "baseline_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.baseline])),
     }
@@ -264,9 +264,9 @@ def difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note
 
     fig, axes = subplots(3, 2, width="double", aspect=0.9, sharex="col")
     markers = {backbone: marker for backbone, marker in zip(sorted(table["backbone"].unique()), "osD^v")}
-    compute = table["train_pflop_m3mstl"] + table["train_pflop_baseline"]
+    compute = table["train_tflop_m3mstl"] + table["train_tflop_baseline"]
     for col, (x_values, x_label) in enumerate(((table["input_size"], "input size (px)"),
-                                               (compute, "training compute, both models (PFLOP, counted)"))):
+                                               (compute, "training compute, both models (TFLOP, counted)"))):
         for row, column, label in ((0, "roc_auc", "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
                                    (1, "nme_median", "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
             ax = axes[row, col]

@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("m3mstl.runs", "m3mstl.predict", "m3mstl.evaluate", "m3mstl.frames")),
     ("training", ("m3mstl.train", "m3mstl.peer")),
     ("analysis", ("m3mstl.experiments", "m3mstl.scaling", "m3mstl.thermometry", "m3mstl.report", "m3mstl.viz",
-                  "m3mstl.data.explore")),
+                  "m3mstl.data.explore", "m3mstl.frame_study")),
     ("app", ("m3mstl.reproduce", "m3mstl.cli")),
 ]
 

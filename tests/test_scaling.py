@@ -80,9 +80,12 @@ def test_the_study_runs_only_in_the_extended_profile():
 
 def test_the_extended_profile_runs_the_studies_the_default_budget_leaves_out():
     hourglass_ablations = paths.NOTEBOOKS_DIR / "13_hourglass_ablations.ipynb"
-    assert [nb.name for nb in reproduce.notebooks_for_profile("extended")] == [NOTEBOOK.name, hourglass_ablations.name]
-    assert hourglass_ablations not in reproduce.notebooks_for_profile("default")
-    assert hourglass_ablations in reproduce.notebooks_for_profile("quick")  # the quick reproduction keeps testing it
+    camera_frames = paths.NOTEBOOKS_DIR / "14_camera_frames.ipynb"
+    assert [nb.name for nb in reproduce.notebooks_for_profile("extended")] == [NOTEBOOK.name, hourglass_ablations.name,
+                                                                               camera_frames.name]
+    for study in (hourglass_ablations, camera_frames):
+        assert study not in reproduce.notebooks_for_profile("default")
+        assert study in reproduce.notebooks_for_profile("quick")  # the quick reproduction keeps testing it
 
 
 @pytest.mark.notebooks
@@ -105,9 +108,10 @@ def test_scaling_notebook_runs_on_the_quick_grid(tmp_path):
         assert (study[f"diff_{metric}"] <= study[f"diff_{metric}_high"]).all()
     assert (study["variance"] == "training seeds and test subjects").all()
     assert study["peer_nme_median"].notna().all()
-    # Counted compute grows with the pixels (about (64/48)^2 in the convolutions), whatever the CPU did.
+    # Counted compute grows with the pixels, whatever the CPU did: the convolutions by (64/48)^2 = 1.78,
+    # the fully connected heads not at all, so the whole step by something in between.
     for model in ("m3mstl", "baseline"):
-        small, large = study[f"train_pflop_{model}"]
-        assert 0 < small and 1.4 < large / small < 2.0, (model, small, large)
+        small, large = study[f"train_tflop_{model}"]
+        assert 0 < small and 1.1 < large / small < 1.8, (model, small, large)
     recorded = json.loads((tmp_path / "build" / "metrics" / "12_scaling_study.json").read_text())
     assert recorded
