@@ -146,6 +146,12 @@ class RunConfig:
             hashed["data"].pop("face_box")
         if hashed["data"].get("margin_fraction") == 0.0:
             hashed["data"].pop("margin_fraction")
+        if hashed["data"].get("face_box") == "detector":
+            # The crops come from the detector's code, not from the data alone: a detector that
+            # moves boxes (a new DETECTOR_VERSION) makes these runs new runs.
+            from m3mstl.detect import DETECTOR_VERSION
+
+            hashed["data"]["detector_version"] = DETECTOR_VERSION
         canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

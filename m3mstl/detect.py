@@ -14,6 +14,9 @@ docs/thermometry.md) standing out from a room at 20-26 deg C. The detector
 4. grows the head upward over cooler hair and downward over a mask or scarf hiding the lower
    face (pixels `hair_above_room_c` above the room that join the head, down to where that warm
    region narrows to a neck), so the box covers the visible head as a detector's box would,
+   and trims what sticks out sideways over a few rows only (a warm hand or arm against the cheek
+   joins the face's blob): the box's sides are the `side_quantile` and 1 - `side_quantile`
+   quantiles of the skin rows' left and right edges, plus 5 % of that width,
 5. scores each candidate by shape checks (head proportions, fill of its box, a hot spot above
    the blob's median as the canthi give, a size floor) and keeps those scoring >= `min_score`.
 
@@ -36,7 +39,7 @@ from scipy import ndimage
 
 #: Bump when a change to this module can move a box: boxes cached for training on the detector's own
 #: boxes (`data.dataset.attach_detector_boxes`) carry it in their file name, so they are found again.
-DETECTOR_VERSION = 1
+DETECTOR_VERSION = 2  # 2: a hand joined to the head's side trimmed; neck cut at 0.65 of the head's width
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class DetectorConfig:
     skin_above_room_c: float = 4.0
     skin_floor_c: float = 29.0
     hair_above_room_c: float = 2.5
-    neck_width_ratio: float = 0.72
+    neck_width_ratio: float = 0.65
+    side_quantile: float = 0.2
     min_head_height_ratio: float = 0.8
     room_percentile: float = 10.0
     bridge_fraction: float = 0.008
@@ -166,7 +170,25 @@ def _head_of_blob(blob: np.ndarray, region: tuple[slice, slice], warm_labels: np
     skin_top = region[0].start + int(rows[0])
     skin_rows = head[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     mask[skin_top - y0:skin_top - y0 + skin_rows.shape[0], :] = skin_rows
-    return x0, y0, x1, y1, mask
+    left, right = _trimmed_sides(skin_rows, config.side_quantile)
+    return x0 + left, y0, x0 + right, y1, mask[:, left:right]
+
+
+def _trimmed_sides(skin_rows: np.ndarray, quantile: float) -> tuple[int, int]:
+    """Columns [left, right) of a head's box without a side protrusion over a few rows: the quantiles
+    of the rows' edges (the widest rows of a bare head are its cheeks and ears, over many rows; a
+    hand or arm widens fewer), plus 5 % of that width. The whole width when trimming would keep
+    less than half of it (a hand over most rows: no basis to tell it from the head)."""
+    width = skin_rows.shape[1]
+    filled = skin_rows.any(axis=1)
+    if quantile <= 0 or filled.sum() < 4:
+        return 0, width
+    lefts = np.argmax(skin_rows[filled], axis=1)
+    rights = width - np.argmax(skin_rows[filled][:, ::-1], axis=1)
+    low, high = int(np.quantile(lefts, quantile)), int(np.ceil(np.quantile(rights, 1.0 - quantile)))
+    slack = int(round(0.05 * (high - low)))
+    left, right = max(0, low - slack), min(width, high + slack)
+    return (left, right) if right - left >= 0.5 * width else (0, width)
 
 
 def _shape_score(mask: np.ndarray, temperature: np.ndarray, config: DetectorConfig) -> float:

@@ -24,7 +24,7 @@ import pandas as pd
 #: The ways of training a model for the detector's boxes that notebook 14 compares on VALIDATION frames
 #: (each the default baseline otherwise). Crops around the true visible head (`data.face_box = "head"`),
 #: with box jitter in augmentation (`AugmentConfig.box_jitter`: side scaled by up to 1 + j, centre
-#: moved by up to j / 2 of the crop) to cover the detector's errors (mean IoU 0.79 with the true head
+#: moved by up to j / 2 of the crop) to cover the detector's errors (version 1: mean IoU 0.79 with the true head
 #: box, benchmarks/bench_detector.py), and with a relative margin (`data.margin_fraction`) since the
 #: detector's bottom edge sits a median 10 % of the face above the true head's; or crops around the
 #: detector's own boxes (`data.face_box = "detector"`), so training sees exactly what the pipeline gives.

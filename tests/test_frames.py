@@ -262,6 +262,16 @@ def test_face_box_option_is_validated_and_stays_out_of_older_run_ids():
     assert hashlib.sha256(canonical.encode()).hexdigest()[:12] == before
     with pytest.raises(ConfigError, match="data.face_box"):
         validate_config(make_config("baseline", "quick", overrides={"data.face_box": "oracle"}))
+    # Runs on the detector's own boxes change id with the detector's version (their crops do).
+    from m3mstl import detect
+    on_detector = make_config("baseline", "quick", overrides={"data.face_box": "detector"})
+    first, head_hash = on_detector.config_hash(), head.config_hash()
+    try:
+        detect.DETECTOR_VERSION += 1
+        assert on_detector.config_hash() != first
+        assert head.config_hash() == head_hash and config.config_hash() == before  # not theirs
+    finally:
+        detect.DETECTOR_VERSION -= 1
     assert make_config("baseline", "quick", overrides={"data.margin_fraction": 0.15}).config_hash() != before
     with pytest.raises(ConfigError, match="data.margin_fraction"):
         validate_config(make_config("baseline", "quick", overrides={"data.margin_fraction": -0.1}))
