@@ -76,6 +76,11 @@ class DataConfig:
     margin_fraction: float = 0.0
 
 
+#: Data options added after run ids were published, with the value every earlier run used: at that
+#: value they stay out of the run id (`RunConfig.config_hash`), so earlier ids keep their meaning.
+LATER_DATA_DEFAULTS: dict[str, Any] = {"face_box": "annotation", "margin_fraction": 0.0}
+
+
 @dataclass
 class LoaderConfig:
     """How training batches are loaded: speed only, never which samples (the sampler tags each
@@ -141,11 +146,10 @@ class RunConfig:
         # did) it stays out of the hash, so their ids keep their meaning; set, it is part of it.
         if hashed["precision"] == "auto":
             hashed.pop("precision")
-        # Likewise `data.face_box`, added after them: the annotation's box is what they all used.
-        if hashed["data"].get("face_box") == "annotation":
-            hashed["data"].pop("face_box")
-        if hashed["data"].get("margin_fraction") == 0.0:
-            hashed["data"].pop("margin_fraction")
+        # Likewise the data options added after them, at the value they all used.
+        for key, used_before in LATER_DATA_DEFAULTS.items():
+            if hashed["data"].get(key) == used_before:
+                hashed["data"].pop(key)
         if hashed["data"].get("face_box") == "detector":
             # The crops come from the detector's code, not from the data alone: a detector that
             # moves boxes (a new DETECTOR_VERSION) makes these runs new runs.

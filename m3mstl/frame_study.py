@@ -92,17 +92,3 @@ def detected_subset(predictions: dict[str, np.ndarray], records: Sequence[Any]):
     found = np.asarray(predictions["detected"], dtype=bool)
     return ([r for r, f in zip(records, found) if f], predictions["detector_landmarks"][found],
             predictions["detector_occlusion_prob"][found])
-
-
-def lens_faces(records: Sequence[Any]) -> np.ndarray:
-    """Faces behind glasses or sunglasses (alone or with other occluders)."""
-    from m3mstl.thermometry import LENS_OCCLUDERS
-
-    return np.array([any(o.get("type") in LENS_OCCLUDERS for o in r.extras.get("occluders", [])) for r in records])
-
-
-def bare_canthi(records: Sequence[Any]) -> np.ndarray:
-    """Faces whose two inner canthi are both visible in the ground truth."""
-    from m3mstl.thermometry import INNER_CANTHI
-
-    return np.array([not (np.asarray(r.visibility)[list(INNER_CANTHI)] == 1).any() for r in records])

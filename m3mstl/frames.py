@@ -271,10 +271,8 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     face was detected), nme_mapped_box (with `mapping`, landmark-extent runs), nme_refined_<k> for each k in
     `refine_passes` (the mapped box, then k passes on the predicted extent: `predict.predict_refined`), iou."""
     import pandas as pd
-    from tqdm.auto import tqdm
 
-    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature, read_dataset
-    from m3mstl.detect import match_detections
+    from m3mstl.data.coco import read_dataset
     from m3mstl.metrics import occluder_group, per_image_nme
     from m3mstl.predict import predict_arrays
     from m3mstl.runs import load_config, load_model
@@ -282,9 +280,7 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
     records = read_dataset(frames_root).records[:limit]
     rows = []
-    for record in tqdm(records, desc="pipeline", disable=not progress):
-        image = image_to_unit_range(load_image(record))
-        temperature = load_temperature(record)
+    for record, image, temperature, value, match in _frames_with_detection(records, detector, progress, "pipeline"):
         true_points = record.landmarks
 
         def nme(points):  # the evaluation's own inter-ocular NME over the labelled landmarks
@@ -294,7 +290,6 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
         def predicted(box):
             return predict_arrays(model, config, image, temperature, box, device)["landmarks"]
 
-        (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
         row = {"image_id": record.image_id,
                "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
                "yaw": float(record.extras.get("head_pose", {}).get("yaw", float("nan"))),
@@ -320,10 +315,6 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
     Returns arrays over the records: true_landmarks (N, 68, 2) and true_occlusion_prob (N, 68) from
     the true box; detector_landmarks and detector_occlusion_prob (NaN where no face was detected);
     detected (N,) bool, iou (N,) of the best detection with the true head box, detector_box (N, 4)."""
-    from tqdm.auto import tqdm
-
-    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
-    from m3mstl.detect import match_detections
     from m3mstl.predict import predict_arrays, predict_refined
     from m3mstl.runs import load_config, load_model
 
@@ -332,12 +323,10 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
     out = {"true_landmarks": np.full((n, 68, 2), np.nan), "true_occlusion_prob": np.full((n, 68), np.nan),
            "detector_landmarks": np.full((n, 68, 2), np.nan), "detector_occlusion_prob": np.full((n, 68), np.nan),
            "detected": np.zeros(n, dtype=bool), "iou": np.zeros(n), "detector_box": np.full((n, 4), np.nan)}
-    for i, record in enumerate(tqdm(records, desc="frames", disable=not progress)):
-        image = image_to_unit_range(load_image(record))
-        temperature = load_temperature(record)
+    for i, (record, image, temperature, value, match) in enumerate(
+            _frames_with_detection(records, detector, progress, "frames")):
         true = predict_arrays(model, config, image, temperature, true_box(record, config), device)
         out["true_landmarks"][i], out["true_occlusion_prob"][i] = true["landmarks"], true["occlusion_prob"]
-        (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
         out["iou"][i] = value
         if match is None:
             continue
@@ -347,6 +336,20 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
         out["detected"][i], out["detector_box"][i] = True, match.box
         out["detector_landmarks"][i], out["detector_occlusion_prob"][i] = found["landmarks"], found["occlusion_prob"]
     return out
+
+
+def _frames_with_detection(records: Sequence[Any], detector: DetectorConfig | None, progress: bool, desc: str):
+    """Each generated full frame as (record, image in [0, 1], temperature map, IoU, detection): the
+    detection that best overlaps the record's true head box (`detect.match_detections`; None if none)."""
+    from tqdm.auto import tqdm
+
+    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
+    from m3mstl.detect import match_detections
+
+    for record in tqdm(records, desc=desc, disable=not progress):
+        temperature = load_temperature(record)
+        (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
+        yield record, image_to_unit_range(load_image(record)), temperature, value, match
 
 
 def _refinement_nmes(mapped_box, refine_passes, predicted, nme) -> dict[str, float]:

@@ -347,13 +347,24 @@ def choose_threshold(canthus_prob: np.ndarray, lens: np.ndarray, bare: np.ndarra
     return float(best), table
 
 
+def lens_faces(records: Sequence[Any]) -> np.ndarray:
+    """(N,) bool: faces behind glasses or sunglasses (alone or with other occluders)."""
+    return np.array([any(o.get("type") in LENS_OCCLUDERS for o in r.extras.get("occluders", [])) for r in records],
+                    dtype=bool)
+
+
+def bare_canthi(records: Sequence[Any]) -> np.ndarray:
+    """(N,) bool: faces whose two inner canthi are both visible in the ground truth."""
+    return np.array([not (np.asarray(r.visibility)[list(INNER_CANTHI)] == 1).any() for r in records], dtype=bool)
+
+
 def _records_truth(records: Sequence[Any]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     from m3mstl.data.coco import load_temperature
 
     maps = [load_temperature(r) for r in records]
     truth = np.array([r.extras["canthus_skin_max_c"] for r in records], dtype=float)
     offsets = np.array([r.extras.get("camera", {}).get("offset_error_c", 0.0) for r in records], dtype=float)
-    bare = np.array([not (np.asarray(r.visibility)[list(INNER_CANTHI)] == 1).any() for r in records])
+    bare = bare_canthi(records)
     return maps, truth, offsets, bare
 
 
@@ -385,7 +396,7 @@ def choose_reading(train_records: Sequence[Any], val_records: Sequence[Any], val
                      "val_uncalibrated_mae_c": float(np.nanmean(np.abs(error - calibration)))})
     windows = pd.DataFrame(rows)
     best = windows.loc[windows["val_mae_c"].idxmin()]
-    lens = np.array([any(o.get("type") in LENS_OCCLUDERS for o in r.extras.get("occluders", [])) for r in val_records])
+    lens = lens_faces(val_records)
     prob = np.asarray(val_occlusion_prob, dtype=float)[:, list(INNER_CANTHI)]
     try:
         threshold, thresholds = choose_threshold(prob, lens, val_bare)

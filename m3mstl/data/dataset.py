@@ -145,9 +145,9 @@ def attach_detector_boxes(dataset: FaceDataset, cache_dir: Path | None = None, p
     `extras["detector_bbox"]`: the boxes a model with `data.face_box = "detector"` trains on, the same
     kind `m3mstl predict` gives it. A face the detector misses keeps its true box there (counted in
     the returned summary; `extras["detector_bbox_found"]` says which). Boxes are cached in
-    `cache_dir` by the dataset's fingerprint and `detect.DETECTOR_VERSION`. The run id does not
-    cover the detector's code: after a change that moves boxes, retrain such runs with --force.
-    Returns {"faces", "found", "mean_iou"}."""
+    `cache_dir` by the dataset's fingerprint and `detect.DETECTOR_VERSION` (which is also in the
+    run id of such runs). `ThermalFaceDataset(face_box="detector")` calls it when its records lack
+    the boxes. Returns {"faces", "found", "mean_iou"}."""
     from m3mstl.data.coco import load_temperature
     from m3mstl.data.fingerprint import data_fingerprint
     from m3mstl.detect import DETECTOR_VERSION, detect_faces, match_detections
@@ -458,6 +458,9 @@ class ThermalFaceDataset(Dataset):
         self.epoch = 0
         self.face_box = face_box
         self.margin_fraction = float(margin_fraction)
+        if face_box == "detector" and any(DETECTOR_BOX_KEY not in dataset.records[i].extras for i in self.indices):
+            # Once per dataset (the boxes go on its records), from the cache when it holds them.
+            attach_detector_boxes(dataset, cache_dir, progress=True)
         self.boxes = [crop_box(dataset.records[i], self.margin_px, self.square_crop, face_box, self.margin_fraction)
                       for i in self.indices]
         self.cache: CropCache | None = None

@@ -35,18 +35,24 @@ def base_profile(profile: str) -> str:
 
 def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
     """Generate the profile's embedded SynthTFD68 unless an identical one exists; return its folder."""
+    profile = base_profile(profile)  # extended shares the default's data
+    return _generate_once(paths.default_synth_dir(profile), SYNTH_SETTINGS[profile],
+                          f"SynthTFD68 for profile {profile!r}", workers)
+
+
+def _generate_once(out_dir: Path, settings: dict, label: str, workers: int) -> Path:
+    """Generate SynthTFD68 with `settings` into out_dir unless its `.generated.json` marker holds the
+    same settings (then it is reused); the marker is written last, so an interrupted run regenerates."""
     from m3mstl.data.synth.generate import generate_dataset
 
-    profile = base_profile(profile)  # extended shares the default's data
-    settings = SYNTH_SETTINGS[profile]
-    out_dir = paths.default_synth_dir(profile)
     marker = out_dir / ".generated.json"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out_dir
-    print(f"generating SynthTFD68 for profile {profile!r} in {out_dir} ({settings})", flush=True)
+    print(f"generating {label} in {out_dir} ({settings})", flush=True)
     t0 = time.perf_counter()
     generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
-                     size=settings["size"], seed=settings["seed"], workers=workers, progress=True)
+                     size=settings["size"], seed=settings["seed"], workers=workers, progress=True,
+                     full_frame=settings.get("full_frame", False))
     write_json_atomic(marker, settings)
     print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
     return out_dir
@@ -62,20 +68,8 @@ def ensure_synthetic_frames(profile: str, *, workers: int = 2) -> Path:
     the same subjects, faces and split, uncut, each with its landmark box and its head box. The
     data a face detector and a model trained on head boxes (`data.face_box = "head"`) need.
     Generated unless an identical one exists; returns its folder."""
-    from m3mstl.data.synth.generate import generate_dataset
-
     settings = {**SYNTH_SETTINGS[base_profile(profile)], "full_frame": True}
-    out_dir = frames_dir(profile)
-    marker = out_dir / ".generated.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
-        return out_dir
-    print(f"generating SynthTFD68 full frames for profile {profile!r} in {out_dir} ({settings})", flush=True)
-    t0 = time.perf_counter()
-    generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
-                     size=settings["size"], seed=settings["seed"], workers=workers, progress=True, full_frame=True)
-    write_json_atomic(marker, settings)
-    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return out_dir
+    return _generate_once(frames_dir(profile), settings, f"SynthTFD68 full frames for profile {profile!r}", workers)
 
 
 def resolve_data_dir(profile: str, data_dir: str | Path | None) -> Path:

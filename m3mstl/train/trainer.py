@@ -83,10 +83,6 @@ def prepare_data(config: RunConfig, data_dir: Path) -> PreparedData:
     fingerprint = data_fingerprint(data_dir)
     splits = run_split_indices(dataset, config.data, data_dir)
     cache_dir = paths.BUILD_DIR / "cache"
-    if config.data.face_box == "detector":  # crops around the boxes m3mstl.detect finds (cached)
-        from m3mstl.data.dataset import attach_detector_boxes
-
-        attach_detector_boxes(dataset, cache_dir, progress=True)
     common = dict(input_size=config.data.input_size, margin_px=config.data.margin_px,
                   square_crop=config.data.square_crop, cache_dir=cache_dir, seed=config.seed,
                   face_box=config.data.face_box, margin_fraction=config.data.margin_fraction)
