@@ -191,9 +191,18 @@ def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
                 continue
             for run_id in (r.strip() for r in line[len("Runs: "):].split(",")):
                 run_dir = paths.RUNS_DIR / run_id
+                if not (run_dir / "config.json").is_file():  # a run the study took from the archive
+                    run_dir = paths.ARCHIVE_DIR / run_id
                 if run_id in found or not (run_dir / "config.json").is_file():
                     continue
                 entry: dict[str, Any] = {"seed": json.loads((run_dir / "config.json").read_text()).get("seed")}
+                environment = run_dir / "environment.json"
+                if environment.is_file():  # the code and CPU that trained it (a study spans sessions)
+                    trained_by = json.loads(environment.read_text())
+                    entry["git_commit"] = trained_by.get("git_commit")
+                    entry["cpu"] = (trained_by.get("cpu") or {}).get("model")
+                if run_dir.is_relative_to(paths.ARCHIVE_DIR):
+                    entry["archived"] = True
                 history = run_dir / "history.jsonl"
                 timings = run_dir / "timings.json"
                 if history.is_file():

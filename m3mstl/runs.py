@@ -51,7 +51,53 @@ def is_complete(run_dir: Path) -> bool:
 
 
 # Committed files that `m3mstl reproduce` regenerates (paths relative to the repository root).
-GENERATED_PATHS: tuple[str, ...] = ("figures", "tables", "executed", "reproduction.json")
+GENERATED_PATHS: tuple[str, ...] = ("figures", "tables", "executed", "reproduction.json", "archive")
+
+
+# -- the run archive ----------------------------------------------------------------------
+# A finished run's evaluation record without its weights: what the extended study's tables are
+# computed from (test predictions and metrics, the training history and timings, the config and the
+# environment that trained it, and the measurements that need the weights, made before archiving).
+# The extended study takes hours more than one session of the project's machine lasts, and a session
+# keeps only what is committed: archiving each run as it finishes lets the study resume there.
+ARCHIVED_FILES: tuple[str, ...] = (
+    "config.json", "environment.json", "history.jsonl", "metrics_test.json", "per_image_test.csv",
+    "predictions_test.npz", "stage1_val_iou.json", "training_flops.json", "complete.json")
+ARCHIVE_REQUIRED: tuple[str, ...] = ("config.json", "environment.json", "history.jsonl", "metrics_test.json",
+                                     "per_image_test.csv", "predictions_test.npz", "training_flops.json",
+                                     "complete.json")
+
+
+def archived_run_dir(model: str, run_id_: str, archive_root: Path | None = None) -> Path | None:
+    """The archived record of run `model/run_id_`, or None when it is not archived (complete.json is
+    copied last, so a half-copied record is never found)."""
+    folder = (archive_root or paths.ARCHIVE_DIR) / model / run_id_
+    return folder if is_complete(folder) else None
+
+
+def archive_run(run_dir: Path, archive_root: Path | None = None) -> Path:
+    """Copy a finished run's evaluation record (ARCHIVED_FILES, no weights) into the archive.
+    Every file is written atomically and complete.json last; an archived run is left as it is."""
+    from m3mstl.errors import RunError
+    from m3mstl.fileio import write_bytes_atomic, write_json_atomic
+
+    run_dir = Path(run_dir)
+    target = (archive_root or paths.ARCHIVE_DIR) / run_dir.parent.name / run_dir.name
+    if is_complete(target):
+        return target
+    if not is_complete(run_dir):
+        raise RunError(run_dir, "the run has not finished (no complete.json): only finished runs are archived")
+    missing = [name for name in ARCHIVE_REQUIRED if not (run_dir / name).is_file()]
+    if missing:
+        raise RunError(run_dir, f"cannot archive: missing {', '.join(missing)}")
+    for name in ARCHIVED_FILES[:-1]:
+        if (run_dir / name).is_file():
+            write_bytes_atomic(target / name, (run_dir / name).read_bytes())
+    # complete.json names the run folder: the archive's own, repository-relative, not this machine's path.
+    complete = load_json(run_dir / "complete.json")
+    complete["run_dir"] = target.relative_to(target.parents[2]).as_posix()
+    write_json_atomic(target / "complete.json", complete)
+    return target
 
 
 def git_commit() -> str:

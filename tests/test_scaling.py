@@ -115,3 +115,92 @@ def test_scaling_notebook_runs_on_the_quick_grid(tmp_path):
         assert 0 < small and 1.1 < large / small < 1.8, (model, small, large)
     recorded = json.loads((tmp_path / "build" / "metrics" / "12_scaling_study.json").read_text())
     assert recorded
+    # Every run of the study is archived (2 points x 2 models x 2 seeds). In a session that has only the
+    # archive (the deep models' run folders gone) the study rebuilds the same table without training.
+    assert len(list((tmp_path / "archive").glob("*/*/complete.json"))) == 8
+    import shutil
+    for model in ("m3mstl", "baseline"):
+        shutil.rmtree(tmp_path / "runs" / model)
+    first_table = (tmp_path / "tables" / "12_scaling_study.csv").read_bytes()
+    proc = subprocess.run([sys.executable, "-c", code.replace("TRAIN=True", "TRAIN=False")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert (tmp_path / "tables" / "12_scaling_study.csv").read_bytes() == first_table
+    assert not (tmp_path / "runs" / "m3mstl").exists()
+
+
+# -- the run archive: the study resumes across machine sessions from committed run records ----------
+def _fake_finished_run(run_dir: Path) -> Path:
+    from m3mstl.runs import ARCHIVE_REQUIRED
+
+    for name in ARCHIVE_REQUIRED:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text(json.dumps({"run_dir": str(run_dir)}) if name == "complete.json" else name)
+    (run_dir / "model.pt").write_bytes(b"weights")
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "best-mask_pretrain.pt").write_bytes(b"weights")
+    return run_dir
+
+
+def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
+    from m3mstl.errors import RunError
+    from m3mstl.runs import ARCHIVE_REQUIRED, archive_run, archived_run_dir
+
+    run_dir = _fake_finished_run(tmp_path / "runs" / "m3mstl" / "abc123")
+    archive = tmp_path / "archive"
+    assert archived_run_dir("m3mstl", "abc123", archive) is None
+    target = archive_run(run_dir, archive)
+    assert target == archive / "m3mstl" / "abc123" == archived_run_dir("m3mstl", "abc123", archive)
+    assert sorted(p.name for p in target.iterdir()) == sorted(ARCHIVE_REQUIRED)  # no weights, no temp files
+    # complete.json names the archived folder, repository-relative: no machine's absolute path
+    assert json.loads((target / "complete.json").read_text())["run_dir"] == "archive/m3mstl/abc123"
+    assert (target / "history.jsonl").read_text() == "history.jsonl"
+
+    unfinished = _fake_finished_run(tmp_path / "runs" / "m3mstl" / "def456")
+    (unfinished / "complete.json").unlink()
+    with pytest.raises(RunError, match="def456.*has not finished"):
+        archive_run(unfinished, archive)
+    incomplete = _fake_finished_run(tmp_path / "runs" / "baseline" / "ghi789")
+    (incomplete / "predictions_test.npz").unlink()
+    with pytest.raises(RunError, match="ghi789.*missing predictions_test.npz"):
+        archive_run(incomplete, archive)
+    assert archived_run_dir("baseline", "ghi789", archive) is None
+
+
+def test_train_point_archives_each_run_and_resumes_from_the_archive(tmp_path, monkeypatch, tiny_dataset_dir):
+    from m3mstl import experiments
+    from m3mstl.runs import run_dir_for
+
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(paths, "ARCHIVE_DIR", tmp_path / "archive")
+    measured = []
+    monkeypatch.setattr(scaling, "stage1_validation_iou", lambda run_dir, data_dir: measured.append(run_dir))
+    monkeypatch.setattr(scaling, "training_flops", lambda run_dir, data_dir: 0.0)
+    monkeypatch.setattr(experiments, "load_run", lambda run_dir, name: experiments.RunResult(name, Path(run_dir), {}, None, None))
+    trained = []
+
+    def fake_train(model, profile, data_dir, *, seed, overrides, device):
+        config = make_config(model, profile, seed=seed, overrides=overrides)
+        trained.append((model, seed))
+        return _fake_finished_run(run_dir_for(config, scaling.data_fingerprint(data_dir)))
+
+    point = scaling.scaling_grid("quick")[0]
+    first = scaling.train_point(point, "quick", tiny_dataset_dir, [0, 1], train=fake_train)
+    assert trained == [("m3mstl", 0), ("m3mstl", 1), ("baseline", 0), ("baseline", 1)]
+    assert len(measured) == 4  # measured while the weights exist
+    archived = sorted((tmp_path / "archive").glob("*/*/complete.json"))
+    assert len(archived) == 4
+    # A new session: no run folders, only the committed archive. Nothing is trained again.
+    import shutil
+    shutil.rmtree(tmp_path / "runs")
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("an archived run was trained again")
+
+    again = scaling.train_point(point, "quick", tiny_dataset_dir, [0, 1], train=must_not_train)
+    assert [r.run_dir.name for r in again.m3mstl + again.baseline] == [r.run_dir.name for r in first.m3mstl + first.baseline]
+    assert all(r.run_dir.is_relative_to(tmp_path / "archive") for r in again.m3mstl + again.baseline)
+    # use_archive=False (the notebook's FORCE) trains them again
+    trained.clear()
+    scaling.train_point(point, "quick", tiny_dataset_dir, [0], train=fake_train, use_archive=False)
+    assert trained == [("m3mstl", 0), ("baseline", 0)]
