@@ -8,16 +8,20 @@ docs/thermometry.md) standing out from a room at 20-26 deg C. The detector
 2. marks skin-warm pixels (at least `skin_above_room_c` above the room and at least
    `skin_floor_c`), opens them (noise, thin warm edges) and fills holes (a cold nose, glasses,
    a mask inside the face outline),
-3. splits every warm blob into head and neck: the neck is the first row, at least
+3. joins what the cold band of glasses or sunglasses cuts apart (a blob right above another, sharing
+   most of its columns, and each column's gaps shorter than `lens_gap_fraction` of the face width
+   filled) and removes what is narrower than `limb_fraction` of the face width and reaches into
+   it (an arm: an opening by a disk of that diameter, the largest part kept),
+4. splits every warm blob into head and neck: the neck is the first row, at least
    `min_head_height_ratio` head widths below the blob's top, where the blob is narrower than
    `neck_width_ratio` of the head's width above that row,
-4. grows the head upward over cooler hair and downward over a mask or scarf hiding the lower
+5. grows the head upward over cooler hair and downward over a mask or scarf hiding the lower
    face (pixels `hair_above_room_c` above the room that join the head, down to where that warm
    region narrows to a neck), so the box covers the visible head as a detector's box would,
    and trims what sticks out sideways over a few rows only (a warm hand or arm against the cheek
    joins the face's blob): the box's sides are the `side_quantile` and 1 - `side_quantile`
    quantiles of the skin rows' left and right edges, plus 5 % of that width,
-5. scores each candidate by shape checks (head proportions, fill of its box, a hot spot above
+6. scores each candidate by shape checks (head proportions, fill of its box, a hot spot above
    the blob's median as the canthi give, a size floor) and keeps those scoring >= `min_score`.
 
 It returns (x, y, w, h, score) boxes in continuous pixel coordinates, best first: several for
@@ -39,7 +43,9 @@ from scipy import ndimage
 
 #: Bump when a change to this module can move a box: boxes cached for training on the detector's own
 #: boxes (`data.dataset.attach_detector_boxes`) carry it in their file name, so they are found again.
-DETECTOR_VERSION = 2  # 2: a hand joined to the head's side trimmed; neck cut at 0.65 of the head's width
+# 2: a hand joined to the head's side trimmed; neck cut at 0.65 of the head's width.
+# 3: a face cut by the cold band of glasses joined again; an arm reaching into the face removed.
+DETECTOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class DetectorConfig:
     min_face_px: int = 12
     min_score: float = 0.3
     open_px: int = 1
+    join_split_faces: bool = True
+    lens_gap_fraction: float = 0.8
+    limb_fraction: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,8 @@ def detect_faces(temperature_c: np.ndarray, config: DetectorConfig | None = None
     skin = ndimage.binary_fill_holes(skin)
     warm = ndimage.binary_fill_holes(temperature >= room + config.hair_above_room_c)
     labels, count = ndimage.label(skin)
+    if config.join_split_faces:
+        labels = _join_split_faces(labels)
     warm_labels, _ = ndimage.label(warm)
     detections = []
     for index, region in enumerate(ndimage.find_objects(labels), start=1):
@@ -115,6 +126,10 @@ def detect_faces(temperature_c: np.ndarray, config: DetectorConfig | None = None
         blob = labels[region] == index
         if blob.shape[0] < config.min_face_px or blob.shape[1] < config.min_face_px:
             continue
+        if config.join_split_faces:
+            blob = _closed_vertically(blob, config.lens_gap_fraction)
+        if config.limb_fraction > 0:
+            blob, region = _without_limbs(blob, region, config.limb_fraction)
         candidate = _head_of_blob(blob, region, warm_labels, config)
         if candidate is None:
             continue
@@ -123,6 +138,76 @@ def detect_faces(temperature_c: np.ndarray, config: DetectorConfig | None = None
         if score >= config.min_score:
             detections.append(Detection(float(x0), float(y0), float(x1 - x0), float(y1 - y0), score))
     return sorted(detections, key=lambda d: -d.score)
+
+
+def _join_split_faces(labels: np.ndarray) -> np.ndarray:
+    """Join a blob to the one below it when together they make one face cut by a cold band: glasses
+    or sunglasses near room temperature can span the whole face width, so the forehead and the face
+    below the lenses come apart. Joined when the lower blob starts below the upper one's top and
+    within half the narrower blob's width of the upper one's bottom (above or below it), and their
+    columns overlap over at least half of that width; the rows between them, in the shared
+    columns, are filled."""
+    boxes = {i: r for i, r in enumerate(ndimage.find_objects(labels), start=1) if r is not None}
+    joined = labels.copy()
+    for upper, ru in boxes.items():
+        for lower, rl in boxes.items():
+            narrow = min(ru[1].stop - ru[1].start, rl[1].stop - rl[1].start)
+            gap = rl[0].start - ru[0].stop
+            overlap = min(ru[1].stop, rl[1].stop) - max(ru[1].start, rl[1].start)
+            if upper == lower or rl[0].start <= ru[0].start or abs(gap) >= 0.5 * narrow or overlap < 0.5 * narrow:
+                continue
+            # Labels as joined so far: either blob may already be part of a bigger one.
+            keep = int(joined[ru][labels[ru] == upper][0])
+            joined[joined == int(joined[rl][labels[rl] == lower][0])] = keep
+            x0, x1 = max(ru[1].start, rl[1].start), min(ru[1].stop, rl[1].stop)
+            band = joined[ru[0].stop:rl[0].start, x0:x1]
+            band[band == 0] = keep
+    return joined
+
+
+def _closed_vertically(blob: np.ndarray, fraction: float) -> np.ndarray:
+    """Fill each column's gaps between skin above and skin below when shorter than `fraction` of the
+    blob's typical row width: the lenses and rims of glasses cross the face, and the rows there
+    look as narrow as a neck to the head and neck split. Only vertical: nothing beside the head is added."""
+    widths = blob.sum(axis=1)
+    length = int(fraction * float(np.median(widths[widths > 0]))) if widths.any() else 0
+    if length < 2:
+        return blob
+    closed = ndimage.binary_closing(np.pad(blob, ((length, length), (0, 0))), structure=np.ones((length, 1), bool))
+    return closed[length:-length] | blob
+
+
+def _without_limbs(blob: np.ndarray, region: tuple[slice, slice], fraction: float
+                   ) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """The blob without the arm or hand reaching into it from outside the face: an opening with a
+    disk `fraction` of the blob's typical row width removes whatever is narrower (an arm, a wrist;
+    not a head), and the largest remaining part is kept. Unchanged when the opening would keep less
+    than half of the blob (no basis to tell a face from a limb then)."""
+    widths = blob.sum(axis=1)
+    typical = float(np.median(widths[widths > 0])) if widths.any() else 0.0
+    radius = int(fraction * typical / 2)
+    if radius < 2:
+        return blob, region
+    # Opening by a disk through distance transforms (linear time; a large structuring element is
+    # slow): erode to the pixels farther than the radius from the background, dilate back.
+    padded = np.pad(blob, 1)
+    eroded = ndimage.distance_transform_edt(padded) > radius
+    if not eroded.any():
+        return blob, region
+    opened = (ndimage.distance_transform_edt(~eroded) <= radius)[1:-1, 1:-1] & blob
+    parts, count = ndimage.label(opened)
+    if count == 0:
+        return blob, region
+    sizes = ndimage.sum(opened, parts, index=range(1, count + 1))
+    largest = parts == (int(np.argmax(sizes)) + 1)
+    if largest.sum() < 0.5 * blob.sum():
+        return blob, region
+    # Back to the blob's own pixels near what survived (the opening rounds the corners off).
+    kept = blob & (ndimage.distance_transform_edt(~largest) <= max(1, radius // 2))
+    rows, cols = np.nonzero(kept.any(axis=1))[0], np.nonzero(kept.any(axis=0))[0]
+    sub = (slice(region[0].start + rows[0], region[0].start + rows[-1] + 1),
+           slice(region[1].start + cols[0], region[1].start + cols[-1] + 1))
+    return kept[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], sub
 
 
 def _head_of_blob(blob: np.ndarray, region: tuple[slice, slice], warm_labels: np.ndarray,
@@ -146,7 +231,7 @@ def _head_of_blob(blob: np.ndarray, region: tuple[slice, slice], warm_labels: np
     y0, y1 = region[0].start + int(rows[0]), region[0].start + int(rows[-1]) + 1
     x0, x1 = region[1].start + int(cols[0]), region[1].start + int(cols[-1]) + 1
     # Hair: warm pixels connected to the head, above its skin top, within its columns widened a little.
-    top_label = warm_labels[y0, x0 + int(np.argmax(head[rows[0]]))]
+    top_label = warm_labels[y0, region[1].start + int(np.argmax(head[rows[0]]))]
     if top_label > 0:
         pad = (x1 - x0) // 8
         lx0, lx1 = max(x0 - pad, 0), min(x1 + pad, warm_labels.shape[1])

@@ -65,6 +65,31 @@ def test_detector_finds_one_face_two_faces_and_none(frame_and_crop):
         detect_faces(np.zeros(5))
 
 
+def test_detector_joins_a_face_cut_by_glasses_and_drops_an_arm(frame_and_crop):
+    """Detector version 3 on two edits of one generated frame: a room-temperature band across the
+    whole face at the eyes (glasses wider than the face) leaves one box over the whole head, not
+    one ending at the lenses; an arm-wide warm bar from the frame's edge to the cheek does not
+    stretch the box to the edge. Both fail with those steps switched off (version 2's behaviour)."""
+    from m3mstl.detect import DetectorConfig
+
+    _, frame, _ = frame_and_crop
+    hx, hy, hw, hh = frame.head_bbox
+    eyes_y = float(frame.landmarks[36:48, 1].mean())
+    room = float(np.percentile(frame.temperature_c, 10))
+    glasses = frame.temperature_c.copy()
+    band = slice(int(eyes_y - 0.08 * hh), int(eyes_y + 0.08 * hh))
+    glasses[band, int(hx) - 2:int(hx + hw) + 2] = room
+    arm = frame.temperature_c.copy()
+    row = int(eyes_y + 0.25 * hh)
+    arm[row - int(0.12 * hw):row + int(0.12 * hw), int(hx + 0.5 * hw):] = 33.0
+    off = DetectorConfig(join_split_faces=False, limb_fraction=0.0)
+    for edited in (glasses, arm):
+        found = detect_faces(edited)
+        assert found and iou(found[0].box, frame.head_bbox) >= 0.5, (found[:2], frame.head_bbox)
+    assert max((iou(d.box, frame.head_bbox) for d in detect_faces(glasses, off)), default=0) < 0.5
+    assert max((iou(d.box, frame.head_bbox) for d in detect_faces(arm, off)), default=0) < 0.5
+
+
 def test_detector_evaluation_table(tmp_path):
     from m3mstl.data.coco import read_dataset
 
