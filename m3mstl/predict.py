@@ -108,9 +108,25 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
         raise RunError(path, "predictions file not found")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+            arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as error:
         raise RunError(path, f"cannot read the predictions (truncated or not an .npz file): {error}") from None
+    return _with_archived_ground_truth(arrays, Path(path))
+
+
+def _with_archived_ground_truth(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """An archived run (m3mstl.runs.archive_run) names the ground-truth file it shares with the other
+    runs of its split, relative to the archive's root (archive/<model>/<run-id>/predictions_*.npz)."""
+    from m3mstl.errors import RunError
+    from m3mstl.runs import ARCHIVED_GROUND_TRUTH_KEY
+
+    if ARCHIVED_GROUND_TRUTH_KEY not in arrays:
+        return arrays
+    shared = path.parents[2] / str(arrays.pop(ARCHIVED_GROUND_TRUTH_KEY))
+    if not shared.is_file():
+        raise RunError(path, f"its ground truth {shared} is missing from the archive")
+    with np.load(shared, allow_pickle=False) as npz:
+        return {**arrays, **{k: npz[k] for k in npz.files}}
 
 
 # -- one image ---------------------------------------------------------------------------------

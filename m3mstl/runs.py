@@ -68,6 +68,44 @@ ARCHIVE_REQUIRED: tuple[str, ...] = ("config.json", "environment.json", "history
                                      "complete.json")
 
 
+#: Arrays every run of one split repeats (the ground truth): the archive keeps one copy per content,
+#: in archive/ground-truth/<sha256>.npz, named by the run's predictions file.
+SHARED_PREDICTION_ARRAYS = ("gt_landmarks", "gt_pose", "gt_rotation")
+#: Not archived: the crop-frame copy of the predicted landmarks (the image-frame ones and the crop
+#: transform are kept).
+UNARCHIVED_PREDICTION_ARRAYS = ("pred_landmarks_crop",)
+
+
+def _archive_predictions(source: Path, target: Path, archive_root: Path) -> None:
+    """A run's predictions for the archive: its own arrays in `target`, the ground truth it shares with
+    every run of the split in one content-named file beside the runs (losslessly, zip-deflated)."""
+    import numpy as np
+
+    from m3mstl.fileio import atomic_path
+    from m3mstl.predict import load_predictions
+
+    arrays = load_predictions(source)
+    shared = {k: arrays.pop(k) for k in SHARED_PREDICTION_ARRAYS if k in arrays}
+    for name in UNARCHIVED_PREDICTION_ARRAYS:
+        arrays.pop(name, None)
+    if shared:
+        digest = hashlib.sha256()
+        for key in sorted(shared):
+            digest.update(key.encode() + str(shared[key].dtype).encode() + str(shared[key].shape).encode())
+            digest.update(np.ascontiguousarray(shared[key]).tobytes())
+        name = f"{GROUND_TRUTH_FOLDER}/{digest.hexdigest()[:16]}.npz"
+        if not (archive_root / name).is_file():
+            with atomic_path(archive_root / name) as tmp, open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **shared)
+        arrays[ARCHIVED_GROUND_TRUTH_KEY] = np.array(name)
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+GROUND_TRUTH_FOLDER = "ground-truth"
+ARCHIVED_GROUND_TRUTH_KEY = "archived_ground_truth"
+
+
 def archived_run_dir(model: str, run_id_: str, archive_root: Path | None = None) -> Path | None:
     """The archived record of run `model/run_id_`, or None when it is not archived (complete.json is
     copied last, so a half-copied record is never found)."""
@@ -91,7 +129,9 @@ def archive_run(run_dir: Path, archive_root: Path | None = None) -> Path:
     if missing:
         raise RunError(run_dir, f"cannot archive: missing {', '.join(missing)}")
     for name in ARCHIVED_FILES[:-1]:
-        if (run_dir / name).is_file():
+        if name.endswith(".npz"):
+            _archive_predictions(run_dir / name, target / name, target.parents[1])
+        elif (run_dir / name).is_file():
             write_bytes_atomic(target / name, (run_dir / name).read_bytes())
     # complete.json names the run folder: the archive's own, repository-relative, not this machine's path.
     complete = load_json(run_dir / "complete.json")

@@ -133,9 +133,16 @@ def test_scaling_notebook_runs_on_the_quick_grid(tmp_path):
 def _fake_finished_run(run_dir: Path) -> Path:
     from m3mstl.runs import ARCHIVE_REQUIRED
 
+    import numpy as np
+
     for name in ARCHIVE_REQUIRED:
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (run_dir / name).write_text(json.dumps({"run_dir": str(run_dir)}) if name == "complete.json" else name)
+    rng = np.random.default_rng(len(str(run_dir)))
+    np.savez_compressed(run_dir / "predictions_test.npz", pred_landmarks=rng.random((3, 68, 2), dtype=np.float32),
+                        pred_landmarks_crop=rng.random((3, 68, 2), dtype=np.float32),
+                        occlusion_prob=rng.random((3, 68), dtype=np.float32), subject=np.array(["a", "a", "b"]),
+                        gt_landmarks=np.arange(3 * 68 * 2, dtype=float).reshape(3, 68, 2), gt_pose=np.zeros((3, 3)))
     (run_dir / "model.pt").write_bytes(b"weights")
     (run_dir / "checkpoints").mkdir()
     (run_dir / "checkpoints" / "best-mask_pretrain.pt").write_bytes(b"weights")
@@ -152,6 +159,22 @@ def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
     target = archive_run(run_dir, archive)
     assert target == archive / "m3mstl" / "abc123" == archived_run_dir("m3mstl", "abc123", archive)
     assert sorted(p.name for p in target.iterdir()) == sorted(ARCHIVE_REQUIRED)  # no weights, no temp files
+    # The predictions come back whole but for the crop-frame copy; the ground truth, the same for every run
+    # of the split, is stored once beside the runs.
+    import numpy as np
+    from m3mstl.predict import load_predictions
+
+    original, archived = load_predictions(run_dir / "predictions_test.npz"), load_predictions(target / "predictions_test.npz")
+    assert set(original) - set(archived) == {"pred_landmarks_crop"}
+    assert all(np.array_equal(archived[k], original[k]) and archived[k].dtype == original[k].dtype for k in archived)
+    other = archive_run(_fake_finished_run(tmp_path / "runs" / "baseline" / "xyz000"), archive)
+    assert len(list((archive / "ground-truth").glob("*.npz"))) == 1
+    assert np.array_equal(load_predictions(other / "predictions_test.npz")["gt_landmarks"], original["gt_landmarks"])
+    for shared in (archive / "ground-truth").glob("*.npz"):
+        shared.unlink()
+    from m3mstl.errors import RunError as _RunError
+    with pytest.raises(_RunError, match="ground truth .* missing"):
+        load_predictions(other / "predictions_test.npz")
     # complete.json names the archived folder, repository-relative: no machine's absolute path
     assert json.loads((target / "complete.json").read_text())["run_dir"] == "archive/m3mstl/abc123"
     assert (target / "history.jsonl").read_text() == "history.jsonl"
