@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("m3mstl.evaluate", "compute metrics for a finished run"),
     "predict": ("m3mstl.frames", "faces, landmarks and occlusion in thermal frames, as JSON or CSV rows"),
     "reproduce": ("m3mstl.reproduce", "execute every notebook with papermill and check the outputs"),
+    "scaling": ("m3mstl.scaling", "train the scaling study's runs point by point, archiving each (notebook 12 reads them)"),
 }
 
 

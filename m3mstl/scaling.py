@@ -26,12 +26,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from m3mstl import experiments
+from m3mstl import experiments, paths
 from m3mstl.config import make_config
 from m3mstl.fileio import write_json_atomic
 from m3mstl.data.fingerprint import data_fingerprint
-from m3mstl.runs import (archive_run, archived_run_dir, is_complete, load_config, load_json, read_history,
-                         run_dir_for, run_id)
+from m3mstl.runs import archive_run, archived_run_dir, is_complete, load_config, load_json, read_history, run_id
 
 
 PAPER_VARIANT = "paper stage-1 radius"
@@ -231,12 +230,22 @@ def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int
     return PointRuns(point, seeds, results["m3mstl"], results["baseline"])
 
 
+def study_run_id(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str) -> str:
+    """The id the trainer gives this run: it hashes the config with every model option resolved
+    (defaults included) and the data fingerprint."""
+    from m3mstl.train.trainer import resolve_model_options
+
+    config = make_config(model, profile, seed=seed, overrides=overrides)
+    config.model_options = resolve_model_options(config.model, config.model_options)
+    return run_id(config, fingerprint)
+
+
 def _archived_record(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str) -> Path | None:
     """The archived record of this run, unless its finished run folder is here (then that is used)."""
-    config = make_config(model, profile, seed=seed, overrides=overrides)
-    if is_complete(run_dir_for(config, fingerprint)):
+    identity = study_run_id(model, profile, seed, overrides, fingerprint)
+    if is_complete(paths.RUNS_DIR / model / identity):
         return None
-    return archived_run_dir(model, run_id(config, fingerprint))
+    return archived_run_dir(model, identity)
 
 
 def archive_measured_run(run_dir: Path, data_dir: Path) -> Path:
@@ -328,3 +337,46 @@ def difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note
     fig.suptitle(f"M3MSTL vs baseline across input sizes; bars: 95 % intervals over training seeds and test "
                  f"subjects. {trunk_note}", fontsize=7)
     return fig
+
+
+# -- command line: the study's training without the notebook ------------------------------------
+def configure_parser(parser) -> None:
+    parser.add_argument("--profile", default="extended", choices=sorted(SCALING_GRIDS))
+    parser.add_argument("--points", nargs="+", default=None, metavar="LABEL",
+                        help="grid points by label (default: all, in grid order); --list shows them")
+    parser.add_argument("--list", action="store_true", help="list the grid's points and which runs are finished")
+    parser.add_argument("--seed", type=int, default=0, help="first training seed (the study's seeds follow it)")
+    parser.add_argument("--device", default="auto")
+
+
+def run(args) -> int:
+    """`m3mstl scaling`: train (or find finished / archived) every run of the chosen points and archive
+    each as it finishes, so a session that ends mid-study keeps what it trained; notebook 12 then
+    builds the tables from the runs and the archive. Prints one line per run."""
+    from m3mstl.data.embedded import ensure_synthetic_data
+    from m3mstl.errors import UsageError
+
+    grid = {point.label: point for point in scaling_grid(args.profile)}
+    unknown = sorted(set(args.points or []) - set(grid))
+    if unknown:
+        raise UsageError("--points", f"no grid point {unknown}; the grid: {list(grid)}")
+    data_dir = ensure_synthetic_data(args.profile)
+    seeds = scaling_seeds(args.profile, args.seed)
+    if args.list:
+        fingerprint = data_fingerprint(data_dir)
+        for label, point in grid.items():
+            states = []
+            for model in ("m3mstl", "baseline"):
+                for seed in seeds:
+                    identity = study_run_id(model, args.profile, seed, point.overrides(model), fingerprint)
+                    here = is_complete(paths.RUNS_DIR / model / identity)
+                    archived = archived_run_dir(model, identity) is not None
+                    states.append(f"{model} seed {seed} " + ("finished" if here else "archived" if archived else "missing"))
+            print(f"{label}: " + ", ".join(states))
+        return 0
+    for label in args.points or list(grid):
+        runs = train_point(grid[label], args.profile, data_dir, seeds, device=args.device)
+        for result in (*runs.m3mstl, *runs.baseline):
+            print(f"{label}: {result.run_id} ({result.run_dir})", flush=True)
+    return 0
+

@@ -192,7 +192,6 @@ def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
 
 def test_train_point_archives_each_run_and_resumes_from_the_archive(tmp_path, monkeypatch, tiny_dataset_dir):
     from m3mstl import experiments
-    from m3mstl.runs import run_dir_for
 
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(paths, "ARCHIVE_DIR", tmp_path / "archive")
@@ -203,9 +202,11 @@ def test_train_point_archives_each_run_and_resumes_from_the_archive(tmp_path, mo
     trained = []
 
     def fake_train(model, profile, data_dir, *, seed, overrides, device):
-        config = make_config(model, profile, seed=seed, overrides=overrides)
+        from m3mstl.train.trainer import Trainer
+
+        # the folder the real trainer would train in (its run id resolves every model option)
         trained.append((model, seed))
-        return _fake_finished_run(run_dir_for(config, scaling.data_fingerprint(data_dir)))
+        return _fake_finished_run(Trainer(make_config(model, profile, seed=seed, overrides=overrides), data_dir).run_dir)
 
     point = scaling.scaling_grid("quick")[0]
     first = scaling.train_point(point, "quick", tiny_dataset_dir, [0, 1], train=fake_train)
@@ -227,3 +228,15 @@ def test_train_point_archives_each_run_and_resumes_from_the_archive(tmp_path, mo
     trained.clear()
     scaling.train_point(point, "quick", tiny_dataset_dir, [0], train=fake_train, use_archive=False)
     assert trained == [("m3mstl", 0), ("baseline", 0)]
+
+
+def test_scaling_command_lists_the_grid_and_refuses_an_unknown_point(tmp_path):
+    env = {**os.environ, "M3MSTL_OUTPUT_ROOT": str(tmp_path)}
+    listed = subprocess.run([sys.executable, "-m", "m3mstl.cli", "scaling", "--profile", "quick", "--list"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    lines = [l for l in listed.stdout.splitlines() if l.startswith(("48 px", "64 px"))]
+    assert len(lines) == 2 and all(l.count("missing") == 4 for l in lines)  # 2 models x 2 seeds, none trained
+    wrong = subprocess.run([sys.executable, "-m", "m3mstl.cli", "scaling", "--profile", "quick", "--points", "99 px"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 2 and "99 px" in wrong.stderr and "48 px resnet18" in wrong.stderr
