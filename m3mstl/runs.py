@@ -82,9 +82,9 @@ def _archive_predictions(source: Path, target: Path, archive_root: Path) -> None
     import numpy as np
 
     from m3mstl.fileio import atomic_path
-    from m3mstl.predict import load_predictions
 
-    arrays = load_predictions(source)
+    with np.load(source, allow_pickle=False) as npz:  # the run's own, complete file (archive_run checked it)
+        arrays = {k: npz[k] for k in npz.files}
     shared = {k: arrays.pop(k) for k in SHARED_PREDICTION_ARRAYS if k in arrays}
     for name in UNARCHIVED_PREDICTION_ARRAYS:
         arrays.pop(name, None)
