@@ -165,12 +165,17 @@ def _join_split_faces(labels: np.ndarray) -> np.ndarray:
     return joined
 
 
+def _typical_width(blob: np.ndarray) -> float:
+    """Median width of the blob's non-empty rows (a face's width, little moved by a neck or an arm)."""
+    widths = blob.sum(axis=1)
+    return float(np.median(widths[widths > 0])) if widths.any() else 0.0
+
+
 def _closed_vertically(blob: np.ndarray, fraction: float) -> np.ndarray:
     """Fill each column's gaps between skin above and skin below when shorter than `fraction` of the
     blob's typical row width: the lenses and rims of glasses cross the face, and the rows there
     look as narrow as a neck to the head and neck split. Only vertical: nothing beside the head is added."""
-    widths = blob.sum(axis=1)
-    length = int(fraction * float(np.median(widths[widths > 0]))) if widths.any() else 0
+    length = int(fraction * _typical_width(blob))
     if length < 2:
         return blob
     closed = ndimage.binary_closing(np.pad(blob, ((length, length), (0, 0))), structure=np.ones((length, 1), bool))
@@ -183,9 +188,7 @@ def _without_limbs(blob: np.ndarray, region: tuple[slice, slice], fraction: floa
     disk `fraction` of the blob's typical row width removes whatever is narrower (an arm, a wrist;
     not a head), and the largest remaining part is kept. Unchanged when the opening would keep less
     than half of the blob (no basis to tell a face from a limb then)."""
-    widths = blob.sum(axis=1)
-    typical = float(np.median(widths[widths > 0])) if widths.any() else 0.0
-    radius = int(fraction * typical / 2)
+    radius = int(fraction * _typical_width(blob) / 2)
     if radius < 2:
         return blob, region
     # Opening by a disk through distance transforms (linear time; a large structuring element is

@@ -63,14 +63,15 @@ GENERATED_PATHS: tuple[str, ...] = ("figures", "tables", "executed", "reproducti
 ARCHIVED_FILES: tuple[str, ...] = (
     "config.json", "environment.json", "history.jsonl", "metrics_test.json", "per_image_test.csv",
     "predictions_test.npz", "stage1_val_iou.json", "training_flops.json", "complete.json")
-ARCHIVE_REQUIRED: tuple[str, ...] = ("config.json", "environment.json", "history.jsonl", "metrics_test.json",
-                                     "per_image_test.csv", "predictions_test.npz", "training_flops.json",
-                                     "complete.json")
-
+#: Archived when the run has it: only M3MSTL has a stage 1.
+OPTIONAL_ARCHIVED_FILES: tuple[str, ...] = ("stage1_val_iou.json",)
+ARCHIVE_REQUIRED: tuple[str, ...] = tuple(f for f in ARCHIVED_FILES if f not in OPTIONAL_ARCHIVED_FILES)
 
 #: Arrays every run of one split repeats (the ground truth): the archive keeps one copy per content,
-#: in archive/ground-truth/<sha256>.npz, named by the run's predictions file.
+#: in archive/ground-truth/<sha256>.npz, named by the run's predictions file under this key.
 SHARED_PREDICTION_ARRAYS = ("gt_landmarks", "gt_pose", "gt_rotation")
+GROUND_TRUTH_FOLDER = "ground-truth"
+ARCHIVED_GROUND_TRUTH_KEY = "archived_ground_truth"
 #: Not archived: the crop-frame copy of the predicted landmarks (the image-frame ones and the crop
 #: transform are kept).
 UNARCHIVED_PREDICTION_ARRAYS = ("pred_landmarks_crop",)
@@ -102,10 +103,6 @@ def _archive_predictions(source: Path, target: Path, archive_root: Path) -> None
         np.savez_compressed(handle, **arrays)
 
 
-GROUND_TRUTH_FOLDER = "ground-truth"
-ARCHIVED_GROUND_TRUTH_KEY = "archived_ground_truth"
-
-
 def archived_run_dir(model: str, run_id_: str, archive_root: Path | None = None) -> Path | None:
     """The archived record of run `model/run_id_`, or None when it is not archived (complete.json is
     copied last, so a half-copied record is never found)."""
@@ -120,7 +117,8 @@ def archive_run(run_dir: Path, archive_root: Path | None = None) -> Path:
     from m3mstl.fileio import write_bytes_atomic, write_json_atomic
 
     run_dir = Path(run_dir)
-    target = (archive_root or paths.ARCHIVE_DIR) / run_dir.parent.name / run_dir.name
+    root = archive_root or paths.ARCHIVE_DIR
+    target = root / run_dir.parent.name / run_dir.name
     if is_complete(target):
         return target
     if not is_complete(run_dir):
@@ -128,14 +126,17 @@ def archive_run(run_dir: Path, archive_root: Path | None = None) -> Path:
     missing = [name for name in ARCHIVE_REQUIRED if not (run_dir / name).is_file()]
     if missing:
         raise RunError(run_dir, f"cannot archive: missing {', '.join(missing)}")
-    for name in ARCHIVED_FILES[:-1]:
+    for name in ARCHIVED_FILES:
+        if name == "complete.json" or not (run_dir / name).is_file():
+            continue  # complete.json is written last, below
         if name.endswith(".npz"):
-            _archive_predictions(run_dir / name, target / name, target.parents[1])
-        elif (run_dir / name).is_file():
+            _archive_predictions(run_dir / name, target / name, root)
+        else:
             write_bytes_atomic(target / name, (run_dir / name).read_bytes())
-    # complete.json names the run folder: the archive's own, repository-relative, not this machine's path.
+    # complete.json names the run folder: the archive's own, relative to the archive's parent (the
+    # repository), not this machine's path.
     complete = load_json(run_dir / "complete.json")
-    complete["run_dir"] = target.relative_to(target.parents[2]).as_posix()
+    complete["run_dir"] = target.relative_to(root.parent).as_posix()
     write_json_atomic(target / "complete.json", complete)
     return target
 

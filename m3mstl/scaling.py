@@ -219,13 +219,11 @@ def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int
     for model in results:
         for seed in seeds:
             overrides = point.overrides(model)
-            archived = _archived_record(model, profile, seed, overrides, fingerprint) if use_archive else None
-            if archived is not None:
-                run_dir = archived
-            else:
+            state, run_dir = run_state(model, profile, seed, overrides, fingerprint) if use_archive else ("missing", None)
+            if state != "archived":
                 run_dir = train(model, profile, data_dir, seed=seed, overrides=overrides, device=device)
                 if use_archive:
-                    run_dir = archive_measured_run(run_dir, data_dir)
+                    archive_measured_run(run_dir, data_dir)
             results[model].append(experiments.load_run(run_dir, model))
     return PointRuns(point, seeds, results["m3mstl"], results["baseline"])
 
@@ -240,21 +238,23 @@ def study_run_id(model: str, profile: str, seed: int, overrides: dict[str, Any],
     return run_id(config, fingerprint)
 
 
-def _archived_record(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str) -> Path | None:
-    """The archived record of this run, unless its finished run folder is here (then that is used)."""
+def run_state(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str
+              ) -> tuple[str, Path | None]:
+    """Where the study finds this run: ("finished", its run folder) on this machine, else
+    ("archived", its archived record), else ("missing", None)."""
     identity = study_run_id(model, profile, seed, overrides, fingerprint)
     if is_complete(paths.RUNS_DIR / model / identity):
-        return None
-    return archived_run_dir(model, identity)
+        return "finished", paths.RUNS_DIR / model / identity
+    archived = archived_run_dir(model, identity)
+    return ("archived", archived) if archived is not None else ("missing", None)
 
 
-def archive_measured_run(run_dir: Path, data_dir: Path) -> Path:
+def archive_measured_run(run_dir: Path, data_dir: Path) -> None:
     """Measure what needs the run's weights (stage-1 IoU, training FLOPs; cached in the run), then
-    archive its evaluation record. Returns the run folder itself (it has the weights)."""
+    archive its evaluation record."""
     stage1_validation_iou(run_dir, data_dir)
     training_flops(run_dir, data_dir)
     archive_run(run_dir)
-    return run_dir
 
 
 def point_row(runs: PointRuns, data_dir: Path, n_train: int, *, n_resamples: int = 2000,
@@ -365,13 +365,8 @@ def run(args) -> int:
     if args.list:
         fingerprint = data_fingerprint(data_dir)
         for label, point in grid.items():
-            states = []
-            for model in ("m3mstl", "baseline"):
-                for seed in seeds:
-                    identity = study_run_id(model, args.profile, seed, point.overrides(model), fingerprint)
-                    here = is_complete(paths.RUNS_DIR / model / identity)
-                    archived = archived_run_dir(model, identity) is not None
-                    states.append(f"{model} seed {seed} " + ("finished" if here else "archived" if archived else "missing"))
+            states = [f"{model} seed {seed} {run_state(model, args.profile, seed, point.overrides(model), fingerprint)[0]}"
+                      for model in ("m3mstl", "baseline") for seed in seeds]
             print(f"{label}: " + ", ".join(states))
         return 0
     for label in args.points or list(grid):
