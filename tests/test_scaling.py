@@ -61,6 +61,23 @@ def test_extended_grid_reuses_the_default_profiles_runs():
         assert _resolved_hash(study) == _resolved_hash(make_config(model, "default"))
 
 
+def test_the_budget_point_is_the_default_model_trained_four_times_as_long():
+    """Every epoch added goes to the joint stage, both models still see the same samples, early
+    stopping is off, and nothing else differs from the default profile's model."""
+    point = next(p for p in scaling.scaling_grid("extended") if p.epochs_factor == 4)
+    for model in ("m3mstl", "baseline"):
+        default = make_config(model, "default")
+        study = make_config(model, "extended", overrides=point.overrides(model))
+        assert sum(s.epochs for s in study.stages) == 4 * sum(s.epochs for s in default.stages) == 40
+        for long, short in zip(study.stages, default.stages):
+            if long.name == "joint":
+                assert long.patience is None and long.epochs == short.epochs + 30
+            else:
+                assert long == short
+        study.stages = default.stages
+        assert _resolved_hash(study) == _resolved_hash(default)
+
+
 def test_paper_radius_points_really_use_the_paper_radius():
     """The default profile floors the disks; the ladder's paper-radius points must undo that."""
     from m3mstl.train.trainer import resolve_model_options
@@ -68,7 +85,7 @@ def test_paper_radius_points_really_use_the_paper_radius():
     for point in scaling.scaling_grid("extended"):
         options = resolve_model_options("m3mstl", make_config("m3mstl", "extended",
                                                               overrides=point.overrides("m3mstl")).model_options)
-        expected = 2.0 if point.variant == "stage-1 disks >= 2 px" else None
+        expected = 2.0 if "disks >= 2 px" in point.variant else None
         assert options.get("disk_min_radius_px") == expected, point.label
 
 
