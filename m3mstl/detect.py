@@ -21,8 +21,13 @@ docs/thermometry.md) standing out from a room at 20-26 deg C. The detector
    and trims what sticks out sideways over a few rows only (a warm hand or arm against the cheek
    joins the face's blob): the box's sides are the `side_quantile` and 1 - `side_quantile`
    quantiles of the skin rows' left and right edges, plus 5 % of that width,
-6. scores each candidate by shape checks (head proportions, fill of its box, a hot spot above
-   the blob's median as the canthi give, a size floor) and keeps those scoring >= `min_score`.
+6. cuts a box taller than `max_box_aspect` widths at that height when what it cuts off is a
+   neck (narrower than the head) or no skin (a neck as wide as the jaw, or an arm beside it, hides
+   the neck from step 4, and step 5 then follows neck and clothing to the frame's edge),
+7. scores each candidate by shape checks (head proportions, fill of its box, a hot spot above
+   the blob's median as the canthi give, a size floor), keeps those scoring >= `min_score`, and
+   drops a box lying mostly (`contained_fraction` of its area) inside a larger one (a warm patch
+   in the hair, a mask grown into a box of its own inside the face's).
 
 It returns (x, y, w, h, score) boxes in continuous pixel coordinates, best first: several for
 several faces, none for a frame without one. Input is a temperature map in deg C; an 8-bit view
@@ -45,7 +50,8 @@ from scipy import ndimage
 #: boxes (`data.dataset.attach_detector_boxes`) carry it in their file name, so they are found again.
 # 2: a hand joined to the head's side trimmed; neck cut at 0.65 of the head's width.
 # 3: a face cut by the cold band of glasses joined again; an arm reaching into the face removed.
-DETECTOR_VERSION = 3
+# 4: a box taller than 1.5 widths cut there when a neck or nothing hangs below; boxes inside a larger one dropped.
+DETECTOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ class DetectorConfig:
     join_split_faces: bool = True
     lens_gap_fraction: float = 0.8
     limb_fraction: float = 0.6
+    max_box_aspect: float | None = 1.5
+    neck_like_ratio: float = 0.85
+    contained_fraction: float | None = 0.7
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,27 @@ def detect_faces(temperature_c: np.ndarray, config: DetectorConfig | None = None
         score = _shape_score(head_mask, temperature[y0:y1, x0:x1], config)
         if score >= config.min_score:
             detections.append(Detection(float(x0), float(y0), float(x1 - x0), float(y1 - y0), score))
+    if config.contained_fraction is not None:
+        detections = _without_contained(detections, config.contained_fraction)
     return sorted(detections, key=lambda d: -d.score)
+
+
+def _without_contained(detections: list[Detection], fraction: float) -> list[Detection]:
+    """Drop a detection lying mostly (`fraction` of its area) inside a larger one: a warm patch in
+    the hair or a mask grown into a head-sized box inside the face's box."""
+    kept: list[Detection] = []
+    for detection in sorted(detections, key=lambda d: -d.w * d.h):
+        x0, y0, x1, y1 = detection.x, detection.y, detection.x + detection.w, detection.y + detection.h
+        inside = False
+        for big in kept:
+            iw = max(0.0, min(x1, big.x + big.w) - max(x0, big.x))
+            ih = max(0.0, min(y1, big.y + big.h) - max(y0, big.y))
+            if iw * ih >= fraction * detection.w * detection.h:
+                inside = True
+                break
+        if not inside:
+            kept.append(detection)
+    return kept
 
 
 def _join_split_faces(labels: np.ndarray) -> np.ndarray:
@@ -259,7 +288,29 @@ def _head_of_blob(blob: np.ndarray, region: tuple[slice, slice], warm_labels: np
     skin_rows = head[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     mask[skin_top - y0:skin_top - y0 + skin_rows.shape[0], :] = skin_rows
     left, right = _trimmed_sides(skin_rows, config.side_quantile)
-    return x0 + left, y0, x0 + right, y1, mask[:, left:right]
+    y1 = y0 + _capped_height(mask[:, left:right], config)
+    return x0 + left, y0, x0 + right, y1, mask[:y1 - y0, left:right]
+
+
+def _capped_height(mask: np.ndarray, config: DetectorConfig) -> int:
+    """The box's height, cut at `max_box_aspect` times its width when what lies below that is
+    neck-like (its skin rows narrower than `neck_like_ratio` of the widest row above) or no skin
+    at all: a neck as wide as the jaw, or an arm or a hand beside it, keeps the rows wide enough
+    that the head and neck split finds no neck, and the mask step then follows the warm neck and
+    clothing to the frame's edge. The visible-head box is at most 1.55 widths tall in 95 % of the
+    default data's training frames (docs/thermometry.md). A tall warm object of even width (a
+    bottle, a radiator) keeps its height and fails the proportion check as before."""
+    height, width = mask.shape
+    if config.max_box_aspect is None or width == 0:
+        return height
+    cut = int(np.ceil(config.max_box_aspect * width))
+    if cut >= height:
+        return height
+    widths = mask.sum(axis=1)
+    removed = widths[cut:][widths[cut:] > 0]
+    if removed.size and np.median(removed) >= config.neck_like_ratio * widths[:cut].max():
+        return height
+    return cut
 
 
 def _trimmed_sides(skin_rows: np.ndarray, quantile: float) -> tuple[int, int]:

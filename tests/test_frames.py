@@ -347,3 +347,35 @@ def test_detector_face_boxes_are_the_detectors_own_and_cached(tmp_path):
     assert first_crop_box(run, (1.0, 2.0, 30.0, 40.0), given=False, mapping=SYNTH_HEAD_TO_LANDMARK_BOX,
                           refine_passes=1) == ((1.0, 2.0, 30.0, 40.0), 0)
     assert true_box(again.records[0], run) == tuple(again.records[0].extras["head_bbox"])
+
+
+def test_detector_cuts_a_box_with_no_visible_neck(frame_and_crop):
+    """Detector version 4 on an edit of one generated frame: a neck 0.7 head widths wide (no
+    narrowing below 0.65 for the head and neck split) down to the frame's edge still gives a
+    head-sized box; version 3's settings give one running down the neck."""
+    from m3mstl.detect import DetectorConfig
+
+    _, frame, _ = frame_and_crop
+    hx, hy, hw, hh = frame.head_bbox
+    chin_y = float(frame.landmarks[8, 1])
+    room = float(np.percentile(frame.temperature_c, 10))
+    # The frame continued downward by a head's height, so a box down the neck to the frame's edge
+    # is clearly too tall.
+    wide_neck = np.vstack([frame.temperature_c, np.full((int(hh), frame.temperature_c.shape[1]), room)])
+    wide_neck[int(chin_y) - 2:, int(hx + 0.15 * hw):int(hx + 0.85 * hw)] = 34.0
+    found = detect_faces(wide_neck)
+    assert found and iou(found[0].box, frame.head_bbox) >= 0.5, (found[:2], frame.head_bbox)
+    version_3 = DetectorConfig(max_box_aspect=None, contained_fraction=None)
+    assert max((iou(d.box, frame.head_bbox) for d in detect_faces(wide_neck, version_3)), default=0) < 0.5
+
+
+def test_boxes_mostly_inside_a_larger_one_are_dropped():
+    from m3mstl.detect import _without_contained
+
+    head = Detection(100, 50, 200, 260, 0.6)
+    hair_patch = Detection(180, 50, 40, 60, 0.9)        # wholly inside, scored higher: still dropped
+    mask = Detection(150, 200, 120, 140, 0.5)           # 110 of its 140 rows inside the head: 79 %
+    other_face = Detection(320, 60, 150, 200, 0.8)      # beside it
+    kept = _without_contained([hair_patch, head, mask, other_face], 0.7)
+    assert kept == [head, other_face]
+    assert _without_contained([hair_patch, head, mask, other_face], 0.8) == [head, other_face, mask]  # by area
