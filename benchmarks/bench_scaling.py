@@ -40,11 +40,14 @@ def measure(trunks: list[str], sizes: list[int], batch: int, warmup: int, iters:
     return rows
 
 
-def pair_seconds(rows: list[dict[str, Any]], trunk: str, size: int, n_train: int) -> float:
-    """Projected training seconds of one M3MSTL + baseline pair on the default schedule."""
+def pair_seconds(rows: list[dict[str, Any]], trunk: str, size: int, n_train: int, point=None) -> float:
+    """Projected training seconds of one M3MSTL + baseline pair on the default schedule, or on the
+    schedule of a scaling-study grid point (its epochs, e.g. the budget point's 4x)."""
     seconds = 0.0
     for family in ("m3mstl", "baseline"):
-        for stage in make_config(family, "default").stages:
+        config = (make_config(family, "extended", overrides=point.overrides(family)) if point is not None
+                  else make_config(family, "default"))
+        for stage in config.stages:
             rate = next(r["img_per_s"] for r in rows
                         if (r["trunk"], r["size"], r["model"], r["stage"]) == (trunk, size, family, stage.name))
             seconds += stage.epochs * n_train / rate
@@ -84,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     measured = {(r["trunk"], r["size"]) for r in rows}
     grid = SCALING_GRIDS["extended"]
     if all((p.backbone, p.input_size) in measured for p in grid):
-        total = sum(pair_seconds(rows, p.backbone, p.input_size, args.n_train) for p in grid) * SCALING_SEEDS["extended"]
-        print(f"\nextended grid ({len(grid)} points x {SCALING_SEEDS['extended']} seeds, default-profile runs "
+        total = sum(pair_seconds(rows, p.backbone, p.input_size, args.n_train, p) for p in grid) * SCALING_SEEDS["extended"]
+        print(f"\nextended grid ({len(grid)} points, each on its own schedule, x {SCALING_SEEDS['extended']} seeds, default-profile runs "
               f"already published not subtracted): about {total / 3600:.1f} h of model work")
 
 
