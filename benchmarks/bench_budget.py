@@ -24,10 +24,10 @@ from typing import Any
 from m3mstl.config import make_config
 from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.data.fingerprint import data_fingerprint
-from m3mstl.runs import archived_run_dir, is_complete, read_history, run_dir_for
+from m3mstl.runs import read_history
+from m3mstl.scaling import PAPER_RADIUS, ScalePoint, run_state
 
 PROFILE = "extended"
-PAPER_RADIUS = {"model_options.disk_min_radius_px": None}
 
 
 def joint_epochs(model: str) -> int:
@@ -35,24 +35,19 @@ def joint_epochs(model: str) -> int:
 
 
 def budget_overrides(model: str, size: int, backbone: str, epochs: int) -> dict[str, Any]:
-    overrides = {"data.input_size": size, "model_options.backbone": backbone, "stages.joint.epochs": epochs}
-    return {**overrides, **(PAPER_RADIUS if model == "m3mstl" else {})}
+    """The scaling ladder's point at this size and trunk, its joint stage stretched to `epochs`."""
+    point = ScalePoint(size, backbone, m3mstl_overrides=PAPER_RADIUS)
+    return {**point.overrides(model, PROFILE), "stages.joint.epochs": epochs}
 
 
 def find_or_train(model: str, data_dir: Path, seed: int, overrides: dict[str, Any]) -> Path:
-    """The run for this config: finished in runs/, archived, or trained now."""
+    """The run for this config: finished in runs/ or archived (as the scaling study finds it), or
+    trained now."""
     from m3mstl import train_model
 
-    config = make_config(model, PROFILE, seed=seed, overrides=overrides)
-    fingerprint = data_fingerprint(data_dir)
-    run_dir = run_dir_for(config, fingerprint)
-    if is_complete(run_dir):
+    state, run_dir = run_state(model, PROFILE, seed, overrides, data_fingerprint(data_dir))
+    if state != "missing":
         return run_dir
-    from m3mstl.scaling import study_run_id
-
-    archived = archived_run_dir(model, study_run_id(model, PROFILE, seed, overrides, fingerprint))
-    if archived is not None:
-        return archived
     return train_model(model, PROFILE, data_dir, seed=seed, overrides=overrides)
 
 

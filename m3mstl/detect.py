@@ -93,13 +93,16 @@ class Detection:
         return {k: round(float(v), 3) for k, v in asdict(self).items()}
 
 
+def intersection(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Area shared by two (x, y, w, h) boxes."""
+    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return iw * ih
+
+
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
-    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
-    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
+    inter = intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return float(inter / union) if union > 0 else 0.0
 
@@ -156,15 +159,8 @@ def _without_contained(detections: list[Detection], fraction: float) -> list[Det
     the hair or a mask grown into a head-sized box inside the face's box."""
     kept: list[Detection] = []
     for detection in sorted(detections, key=lambda d: -d.w * d.h):
-        x0, y0, x1, y1 = detection.x, detection.y, detection.x + detection.w, detection.y + detection.h
-        inside = False
-        for big in kept:
-            iw = max(0.0, min(x1, big.x + big.w) - max(x0, big.x))
-            ih = max(0.0, min(y1, big.y + big.h) - max(y0, big.y))
-            if iw * ih >= fraction * detection.w * detection.h:
-                inside = True
-                break
-        if not inside:
+        area = detection.w * detection.h
+        if not any(intersection(detection.box, big.box) >= fraction * area for big in kept):
             kept.append(detection)
     return kept
 
