@@ -38,7 +38,9 @@ and pose, on generated full frames (`m3mstl synth --full-frame`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -341,12 +343,35 @@ def _shape_score(mask: np.ndarray, temperature: np.ndarray, config: DetectorConf
     return aspect_score * (0.5 + 0.5 * fill_score) * (0.4 + 0.6 * hot_score) * size_score
 
 
-def detect_faces_view(image: np.ndarray, config: DetectorConfig | None = None,
+def detect_faces_view(image: np.ndarray, config: DetectorConfig | FaceFinder | None = None,
                       low_c: float = 20.0, high_c: float = 37.0) -> list[Detection]:
     """Faces in a white-hot view in [0, 1] without a temperature map, read as if it spanned
     low_c..high_c (an assumption: an 8-bit view has no absolute scale)."""
     image = np.asarray(image, dtype=np.float64)
-    return detect_faces(low_c + image * (high_c - low_c), config)
+    return face_finder(config)(low_c + image * (high_c - low_c))
+
+
+#: A face finder: a temperature frame (H, W) deg C -> its faces, best first. `detect_faces` with its
+#: settings is one; a trained detector (`m3mstl.face_detector.TrainedFaceDetector`) is another.
+FaceFinder = Callable[[np.ndarray], list[Detection]]
+
+
+def face_finder(detector: DetectorConfig | FaceFinder | None = None) -> FaceFinder:
+    """The rule-based detector with `detector`'s settings (None: the defaults), or `detector`
+    itself when it is already a face finder (a trained detector)."""
+    if detector is None or isinstance(detector, DetectorConfig):
+        return partial(detect_faces, config=detector)
+    if callable(detector):
+        return detector
+    raise TypeError(f"a detector is a DetectorConfig or a face finder, got {type(detector).__name__}")
+
+
+def detector_description(detector: DetectorConfig | FaceFinder | None = None) -> dict[str, Any]:
+    """What evaluation tables record about the detector that made their boxes."""
+    if detector is None or isinstance(detector, DetectorConfig):
+        return {"detector": f"rules v{DETECTOR_VERSION}", **asdict(detector or DetectorConfig())}
+    name = getattr(detector, "__name__", type(detector).__name__)
+    return dict(getattr(detector, "description", {"detector": name}))
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -373,11 +398,13 @@ def pose_bin(yaw: float, pitch: float) -> str:
     return "frontal (<15 deg)" if turn < 15 else "turned (15-45 deg)" if turn < 45 else "profile (>=45 deg)"
 
 
-def evaluate_detector(dataset, config: DetectorConfig | None = None, *, iou_threshold: float = 0.5,
+def evaluate_detector(dataset, config: DetectorConfig | FaceFinder | None = None, *, iou_threshold: float = 0.5,
                       box: str = "head_bbox", progress: bool = False, records=None) -> pd.DataFrame:
     """Per-face detection results on a full-frame dataset (a `FaceDataset` of `synth --full-frame`),
     on all its records or on `records` (for example one split's).
 
+    The faces are found by the rule-based detector with settings `config` (None: the defaults), or
+    by `config` itself when it is a face finder (`face_finder`: a trained detector).
     Columns: image_id, occluder_type, pose, iou (best matched detection, 0 if none), found
     (iou >= iou_threshold), score, n_detections (in the frame), true box. `box` names the
     annotation field holding the true box ("head_bbox", or "bbox" for the landmark extent).
@@ -386,6 +413,7 @@ def evaluate_detector(dataset, config: DetectorConfig | None = None, *, iou_thre
     from m3mstl.metrics import occluder_group
 
     rows = []
+    find = face_finder(config)
     records = dataset.records if records is None else list(records)
     if progress:
         from tqdm.auto import tqdm
@@ -395,7 +423,7 @@ def evaluate_detector(dataset, config: DetectorConfig | None = None, *, iou_thre
         if truth is None:
             raise ValueError(f"{record.image_id}: no {box!r} in its annotation (generate with m3mstl synth)")
         temperature = load_temperature(record)
-        detections = detect_faces(temperature, config)
+        detections = find(temperature)
         (value, match), = match_detections([tuple(truth)], detections)
         pose = record.extras.get("head_pose", {"yaw": 0.0, "pitch": 0.0})
         rows.append({
@@ -407,7 +435,7 @@ def evaluate_detector(dataset, config: DetectorConfig | None = None, *, iou_thre
             "true_box": list(truth), "detected_box": None if match is None else list(match.box),
         })
     table = pd.DataFrame(rows)
-    table.attrs["settings"] = {"iou_threshold": iou_threshold, "box": box, **asdict(config or DetectorConfig())}
+    table.attrs["settings"] = {"iou_threshold": iou_threshold, "box": box, **detector_description(config)}
     return table
 
 

@@ -7,7 +7,9 @@ mapping and refinement). So this study trains the one-stage baseline on crops ar
 head** (SynthTFD68 full frames) in the ways of `FRAME_BOX_CANDIDATES`, chooses one on the VALIDATION
 split's frames through the detector, trains it with several seeds, and measures on the test frames:
 
-- the detector's recall and IoU by occluder and pose (`detect.evaluate_detector`);
+- the detectors' recall and IoU by occluder and pose (`detect.evaluate_detector`): the rule-based one
+  and the trained one (`m3mstl.face_detector`, several seeds), one chosen on the VALIDATION frames
+  (`detector_comparison`, `choose_detector`) for the rest of the pipeline;
 - median NME from the detector's boxes against the same model given the true head boxes, per training
   seed (`pipeline_nme_rows`), beside the landmark-extent model of the main reproduction on the same
   frames (true landmark box, and the detector's box mapped and refined as `m3mstl predict` does);
@@ -70,6 +72,26 @@ def pipeline_nme_rows(predictions: dict[str, np.ndarray], records: Sequence[Any]
     rows[1]["ratio_to_true_box"] = rows[1]["median_nme"] / rows[0]["median_nme"]
     rows[0]["ratio_to_true_box"] = 1.0
     return rows
+
+
+def detector_comparison(finders: dict[str, list[Any]], records: Sequence[Any]) -> pd.DataFrame:
+    """Each detector's `detect.summarise_detection` on `records`, mean and sd over its training seeds
+    per group. `finders`: name -> one face finder per training seed (`detect.face_finder`; None is
+    the rule-based detector with its default settings, which has one "seed")."""
+    from m3mstl.detect import evaluate_detector, summarise_detection
+
+    tables = [summarise_detection(evaluate_detector(None, finder, records=records)).assign(detector=name, seed=seed)
+              for name, per_seed in finders.items() for seed, finder in enumerate(per_seed)]
+    return summarise_over_seeds(pd.concat(tables, ignore_index=True), by=["detector", "breakdown", "group"])
+
+
+def choose_detector(validation: pd.DataFrame) -> str:
+    """The detector with the highest recall over all validation faces (`detector_comparison`'s
+    table); on a tie, the higher mean IoU, then the fewer false detections."""
+    overall = validation[validation["breakdown"] == "all"].copy()
+    overall["fewer_false"] = -overall["false_positives_per_frame"]
+    best = overall.sort_values(["recall", "mean_iou", "fewer_false"], ascending=False, kind="stable")
+    return str(best["detector"].iloc[0])
 
 
 def summarise_over_seeds(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Prediction on camera frames: find the faces, then landmarks and occlusion for each.
 
 `m3mstl predict RUN PATH...` (several paths, a folder, or a multi-page TIFF sequence) lands here.
-For every frame the faces are found by `m3mstl.detect` (on the temperature map when one is
-found, else on the 8-bit view) unless a box is given, and each face gives one output row:
+For every frame the faces are found by `m3mstl.detect`'s rules, or by a trained detector run with
+`--detector` (`m3mstl.face_detector`), on the temperature map when one is found, else on the 8-bit
+view, unless a box is given, and each face gives one output row:
 landmarks, occlusion probabilities, the detector's box and score, and the crop the landmarks came
 from (the detector's head box mapped to a landmark-extent box by `detect.SYNTH_HEAD_TO_LANDMARK_BOX`,
 then `--refine-passes` passes on the extent of the predicted landmarks). Rows go to a JSON (list of
@@ -30,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl.detect import (SYNTH_HEAD_TO_LANDMARK_BOX, Detection, DetectorConfig, HeadBoxMapping, detect_faces,
-                           detect_faces_view)
+from m3mstl.detect import (SYNTH_HEAD_TO_LANDMARK_BOX, Detection, DetectorConfig, FaceFinder, HeadBoxMapping,
+                           detect_faces_view, face_finder)
 from m3mstl.fileio import atomic_path, json_safe
 
 #: Passes of the model on the extent of its own landmarks after the first, on the mapped detector box
@@ -111,11 +112,11 @@ def find_temperature(frame: Frame, temperature_dir: Path | None = None) -> Path 
     return None
 
 
-def faces_in_frame(image: np.ndarray, temperature: np.ndarray | None, detector: DetectorConfig | None = None
+def faces_in_frame(image: np.ndarray, temperature: np.ndarray | None, detector: DetectorConfig | FaceFinder | None = None
                    ) -> list[Detection]:
     """Detected faces: on the temperature map when there is one, else on the 8-bit view."""
     if temperature is not None:
-        return detect_faces(temperature, detector)
+        return face_finder(detector)(temperature)
     return detect_faces_view(image, detector)
 
 
@@ -151,7 +152,7 @@ def first_crop_box(config, box: tuple[float, float, float, float], *, given: boo
 
 def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Path | None = None,
                    box: tuple[float, float, float, float] | None = None, overlays: Path | None = None,
-                   detector: DetectorConfig | None = None, device: str = "cpu",
+                   detector: DetectorConfig | FaceFinder | None = None, device: str = "cpu",
                    progress: bool = True, mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
                    refine_passes: int = REFINE_PASSES) -> Iterator[dict[str, Any]]:
     """One row per face found (or per frame in error / without a face), frame by frame.
@@ -259,7 +260,7 @@ def write_rows(rows: list[dict[str, Any]], out_path: Path | None, fmt: str) -> s
 
 
 # -- the whole pipeline on generated frames --------------------------------------------------------
-def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | None = None,
+def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | FaceFinder | None = None,
                  limit: int | None = None, device: str = "cpu", progress: bool = False,
                  mapping: HeadBoxMapping | None = None, refine_passes: tuple[int, ...] = ()):
     """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box of
@@ -303,7 +304,7 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     return pd.DataFrame(rows)
 
 
-def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: DetectorConfig | None = None,
+def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: DetectorConfig | FaceFinder | None = None,
                       device: str = "cpu", progress: bool = False,
                       mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
                       refine_passes: int = REFINE_PASSES) -> dict[str, np.ndarray]:
@@ -338,7 +339,7 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
     return out
 
 
-def _frames_with_detection(records: Sequence[Any], detector: DetectorConfig | None, progress: bool, desc: str):
+def _frames_with_detection(records: Sequence[Any], detector: DetectorConfig | FaceFinder | None, progress: bool, desc: str):
     """Each generated full frame as (record, image in [0, 1], temperature map, IoU, detection): the
     detection that best overlaps the record's true head box (`detect.match_detections`; None if none)."""
     from tqdm.auto import tqdm
@@ -346,9 +347,10 @@ def _frames_with_detection(records: Sequence[Any], detector: DetectorConfig | No
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
     from m3mstl.detect import match_detections
 
+    find = face_finder(detector)
     for record in tqdm(records, desc=desc, disable=not progress):
         temperature = load_temperature(record)
-        (value, match), = match_detections([tuple(record.extras["head_bbox"])], detect_faces(temperature, detector))
+        (value, match), = match_detections([tuple(record.extras["head_bbox"])], find(temperature))
         yield record, image_to_unit_range(load_image(record)), temperature, value, match
 
 
@@ -369,7 +371,7 @@ def _refinement_nmes(mapped_box, refine_passes, predicted, nme) -> dict[str, flo
     return out
 
 
-def training_frame_boxes(data_dir: Path, image_ids: Sequence[str], *, detector: DetectorConfig | None = None,
+def training_frame_boxes(data_dir: Path, image_ids: Sequence[str], *, detector: DetectorConfig | FaceFinder | None = None,
                          progress: bool = False):
     """Head, landmark and detector boxes of a SynthTFD68 dataset's faces rendered as WHOLE frames.
 
@@ -396,14 +398,14 @@ def training_frame_boxes(data_dir: Path, image_ids: Sequence[str], *, detector: 
     # recorded copy (lists for tuples) does not draw every face identically (hands differ).
     priors = load_priors(None)
     priors = priors if priors == info["priors"] else info["priors"]
-    rows = []
+    rows, find = [], face_finder(detector)
     for image_id in tqdm(list(image_ids), desc="frames", disable=not progress):
         _, subject, index, _ = str(image_id).split("_")
         spec = spec_for(int(info["seed"]), int(subject), int(index), int(info["subjects"]), priors)
         face = render(spec, int(info["size"]), full_frame=True)
         if face.head_bbox is None:
             continue
-        (value, match), = match_detections([tuple(face.head_bbox)], detect_faces(face.temperature_c, detector))
+        (value, match), = match_detections([tuple(face.head_bbox)], find(face.temperature_c))
         rows.append({"image_id": str(image_id), "head_box": list(face.head_bbox), "landmark_box": list(face.bbox),
                      "detected_box": None if match is None else list(match.box), "iou": value})
     return pd.DataFrame(rows)
@@ -430,6 +432,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-passes", type=int, default=REFINE_PASSES,
                         help="passes on the extent of the predicted landmarks after the first (default "
                              f"{REFINE_PASSES}; 0: the detector's mapped box only)")
+    parser.add_argument("--detector", type=Path, default=None,
+                        help="a trained face-detector run folder runs/detector/<run-id> (m3mstl detector DATA; "
+                             "default: the rule-based detector, which needs no training)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -486,8 +491,14 @@ def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float]
         from m3mstl.errors import UsageError
 
         raise UsageError("--refine-passes", f"must be 0 or more, got {args.refine_passes}")
+    detector = None
+    if args.detector is not None:
+        from m3mstl.face_detector import TrainedFaceDetector
+
+        detector = TrainedFaceDetector.load(args.detector, device=args.device)
     rows = list(predict_frames(args.run_dir, args.image, temperature_dir=temperature_dir, box=box,
                                overlays=args.overlays, device=args.device, refine_passes=args.refine_passes,
+                               detector=detector,
                                progress=not args.quiet and sys.stderr.isatty()))
     text = write_rows(rows, args.out, args.format)
     failed = [row for row in rows if row.get("error")]

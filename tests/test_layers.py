@@ -11,7 +11,7 @@ upward still ties the lower layer to the higher one.
     config     run configurations and profiles, built from the registered model families
     records    runs (run-record layout and ids), predict (inference into a run record),
                evaluate (metrics of a run's predictions), frames (a run applied to whole
-               camera frames through the detector)
+               camera frames through the detector), face_detector (a trained detector at inference)
     training   m3mstl.train (the curriculum trainer: it writes a complete run record,
                final predictions and metrics included, so the record layer is beneath it),
                peer (the classical dlib landmarker, trained into the same kind of run record)
@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("m3mstl.data", "m3mstl.detect")),
     ("models", ("m3mstl.models",)),
     ("config", ("m3mstl.config",)),
-    ("records", ("m3mstl.runs", "m3mstl.predict", "m3mstl.evaluate", "m3mstl.frames")),
+    ("records", ("m3mstl.runs", "m3mstl.predict", "m3mstl.evaluate", "m3mstl.frames", "m3mstl.face_detector")),
     ("training", ("m3mstl.train", "m3mstl.peer")),
     ("analysis", ("m3mstl.experiments", "m3mstl.scaling", "m3mstl.thermometry", "m3mstl.report", "m3mstl.viz",
                   "m3mstl.data.explore", "m3mstl.frame_study")),

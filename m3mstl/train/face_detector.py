@@ -1,0 +1,295 @@
+"""Training the small thermal face detector (`m3mstl.face_detector`) on whole frames.
+
+CenterNet's targets ("Objects as Points", Zhou et al. 2019) for one class: a Gaussian bump at each
+true visible-head box's centre (`head_bbox` of `m3mstl synth --full-frame` frames) under its
+penalty-reduced focal loss, and L1 on the centre's offset and the box's log size at the centre
+cell. Augmentation: horizontal flips, two frames side by side (frames with two faces) and the frame
+shrunk onto its own room level (small faces anywhere). AdamW with a one-cycle schedule; the last
+epoch is kept; each epoch's validation recall, mean IoU and false detections go to the history.
+
+`train_face_detector` trains on the training split of a full-frame dataset (the same subject split
+as every model) into runs/detector/<run-id>/ (id: the settings, the seed and the data fingerprint),
+resumes an interrupted run after its last finished epoch, and scores the validation split with
+`detect.evaluate_detector`. `m3mstl detector DATA` runs it from the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from m3mstl.face_detector import (FACE_DETECTOR_VERSION, FaceDetectorSettings, TrainedFaceDetector, build_network,
+                                  decode, frame_input, grid_shape, settings_for)
+
+
+# -- targets and loss -----------------------------------------------------------------------------
+def encode_targets(boxes_per_frame: list[list[tuple[float, float, float, float]]], grid: tuple[int, int]):
+    """CenterNet targets for boxes in frame fractions (x, y, w, h): centre heat (N, 1, gh, gw) with
+    1 at each centre cell, regression (N, 4, gh, gw): offset x, y in cells, log w, log h, and the
+    mask (N, 1, gh, gw) of cells that carry regression targets."""
+    import torch
+
+    gh, gw = grid
+    n = len(boxes_per_frame)
+    heat = np.zeros((n, 1, gh, gw), np.float32)
+    regression = np.zeros((n, 4, gh, gw), np.float32)
+    mask = np.zeros((n, 1, gh, gw), np.float32)
+    ys, xs = np.mgrid[0:gh, 0:gw]
+    for i, boxes in enumerate(boxes_per_frame):
+        for x, y, w, h in boxes:
+            cx, cy = (x + w / 2) * gw, (y + h / 2) * gh
+            sigma = max(0.5, 0.15 * min(w * gw, h * gh))  # the bump grows with the face
+            bump = np.exp(-((xs + 0.5 - cx) ** 2 + (ys + 0.5 - cy) ** 2) / (2 * sigma ** 2))
+            heat[i, 0] = np.maximum(heat[i, 0], bump)
+            col, row = min(max(int(cx), 0), gw - 1), min(max(int(cy), 0), gh - 1)
+            heat[i, 0, row, col] = 1.0
+            regression[i, :, row, col] = [cx - col, cy - row, math.log(max(w, 1e-4)), math.log(max(h, 1e-4))]
+            mask[i, 0, row, col] = 1.0
+    return torch.from_numpy(heat), torch.from_numpy(regression), torch.from_numpy(mask)
+
+
+def focal_loss(logits, heat):
+    """CenterNet's penalty-reduced focal loss over the centre map, per true centre."""
+    import torch
+
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    positive = heat.eq(1).float()
+    loss_pos = -(torch.log(p) * (1 - p) ** 2 * positive).sum()
+    loss_neg = -(torch.log(1 - p) * p ** 2 * (1 - heat) ** 4 * (1 - positive)).sum()
+    return (loss_pos + loss_neg) / positive.sum().clamp(min=1)
+
+
+# -- augmentation ---------------------------------------------------------------------------------
+def augmented_batch(inputs, boxes: np.ndarray, indices: np.ndarray, rng: np.random.Generator,
+                    settings: FaceDetectorSettings):
+    """Training inputs (B, 2, H, W) and their boxes (frame fractions) for `indices`."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = settings.input_height, settings.input_width
+    batch, batch_boxes = [], []
+    for index in indices:
+        x, frame_boxes = inputs[index].float(), [tuple(boxes[index])]
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+            frame_boxes = [(1 - bx - bw, by, bw, bh) for bx, by, bw, bh in frame_boxes]
+        draw = rng.random()
+        if draw < settings.two_frame_fraction:  # a second frame beside it: two faces
+            other = int(rng.integers(len(inputs)))
+            halves = [F.interpolate(part.float()[None], size=(height, width // 2), mode="area")[0]
+                      for part in (x, inputs[other])]
+            x = torch.cat(halves, -1)
+            bx, by, bw, bh = frame_boxes[0]
+            ox, oy, ow, oh = boxes[other]
+            frame_boxes = [(bx / 2, by, bw / 2, bh), (0.5 + ox / 2, oy, ow / 2, oh)]
+        elif draw < settings.two_frame_fraction + settings.shrink_fraction:  # smaller, anywhere
+            scale = rng.uniform(0.5, 0.9)
+            h, w = int(height * scale), int(width * scale)
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            small = F.interpolate(x[None], size=(h, w), mode="area")[0]
+            canvas = small.flatten(1).median(1).values[:, None, None].expand(2, height, width).clone()
+            canvas[:, top:top + h, left:left + w] = small
+            x = canvas
+            frame_boxes = [((left + bx * w) / width, (top + by * h) / height, bw * w / width, bh * h / height)
+                           for bx, by, bw, bh in frame_boxes]
+        batch.append(x)
+        batch_boxes.append(frame_boxes)
+    return torch.stack(batch), batch_boxes
+
+
+# -- training -------------------------------------------------------------------------------------
+def detector_run_id(settings: FaceDetectorSettings, seed: int, fingerprint: str) -> str:
+    text = json.dumps({"settings": asdict(settings), "seed": seed, "version": FACE_DETECTOR_VERSION}, sort_keys=True)
+    return hashlib.sha256(f"{text}:{fingerprint}".encode()).hexdigest()[:12]
+
+
+def encode_records(records, settings: FaceDetectorSettings, progress: bool = False):
+    """Inputs (N, 2, H, W) float16 (half the memory; the network sees float32) and true head
+    boxes (N, 4) in frame fractions of full-frame records."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from m3mstl.data.coco import load_temperature
+    from m3mstl.data.errors import DatasetError
+
+    inputs, boxes = [], []
+    for record in tqdm(records, desc="frames", unit="frame", disable=not progress):
+        box = record.extras.get("head_bbox")
+        if box is None:
+            raise DatasetError(record.image_path, "no head_bbox in its annotation: the detector trains on "
+                                                  "full frames from m3mstl synth --full-frame")
+        temperature = load_temperature(record)
+        height, width = temperature.shape
+        inputs.append(frame_input(temperature, settings).half())
+        boxes.append([box[0] / width, box[1] / height, box[2] / width, box[3] / height])
+    return torch.stack(inputs), np.asarray(boxes, dtype=np.float32)
+
+
+def train_face_detector(profile: str, frames_dir: str | Path, *, seed: int = 0,
+                        settings: FaceDetectorSettings | None = None, force: bool = False,
+                        runs_root: Path | None = None, device: str = "auto", progress: bool = True) -> Path:
+    """Train (or reuse, or resume) a detector on the training split of full frames; returns its run
+    folder runs/detector/<run-id>/ (config.json, environment.json, history.jsonl, model.pt,
+    metrics_val.json, complete.json; checkpoint.pt while it trains). In a notebook whose TRAIN and
+    FORCE are False (`train.gating.allow_training`), a missing run is explained, not trained."""
+    from m3mstl import paths
+    from m3mstl.runs import RunLock, data_fingerprint, is_complete
+    from m3mstl.train.gating import RunNotTrained, training_allowed
+
+    frames_dir = Path(frames_dir)
+    settings = settings or settings_for(profile)
+    fingerprint = data_fingerprint(frames_dir)
+    run_dir = (runs_root or paths.RUNS_DIR) / "detector" / detector_run_id(settings, seed, fingerprint)
+    if is_complete(run_dir) and not force:
+        return run_dir
+    if not training_allowed():
+        raise RunNotTrained(
+            f"Not trained yet: the face detector, profile {profile!r}, seed {seed}, on {frames_dir} "
+            f"(run folder {run_dir}). Nothing was trained: TRAIN and FORCE are False in the parameters cell.\n"
+            f"To produce it: set TRAIN = True and run the notebook again, or in a terminal at the repository root "
+            f".venv/bin/m3mstl detector {frames_dir} --profile {profile} --seed {seed}")
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):  # a second process training the same detector run is refused
+        _train_locked(run_dir, profile, frames_dir, fingerprint, seed, settings, device, progress)
+    return run_dir
+
+
+def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: str, seed: int,
+                  settings: FaceDetectorSettings, device: str, progress: bool) -> None:
+    import torch
+
+    from m3mstl.config import make_config
+    from m3mstl.detect import evaluate_detector, summarise_detection
+    from m3mstl.device import resolve_device
+    from m3mstl.fileio import atomic_path, write_json_atomic
+    from m3mstl.peer import split_records
+    from m3mstl.runs import environment_info
+
+    torch_device = resolve_device(device)
+    split = split_records(make_config("baseline", profile), frames_dir)  # the subject split every model uses
+    train_records = split["train"][: settings.max_train_frames]
+    write_json_atomic(run_dir / "config.json", {"model": "face_detector", "profile": profile, "seed": seed,
+                                                "settings": asdict(settings), "version": FACE_DETECTOR_VERSION,
+                                                "data_dir": str(frames_dir), "data_fingerprint": fingerprint,
+                                                "train_frames": len(train_records)})
+    if not (run_dir / "environment.json").exists():
+        write_json_atomic(run_dir / "environment.json", environment_info(str(torch_device)))
+    inputs, boxes = encode_records(train_records, settings, progress)
+    val_inputs, val_boxes = encode_records(split["val"], settings, progress)
+    val_sizes = [(record.width, record.height) for record in split["val"]]
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    network = build_network(settings).to(torch_device)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(inputs) / settings.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=settings.lr, pct_start=0.1,
+                                                   total_steps=settings.epochs * steps_per_epoch)
+    history: list[dict[str, Any]] = []
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.is_file():  # an interrupted run: go on after its last finished epoch
+        state = torch.load(checkpoint, map_location=torch_device, weights_only=False)
+        network.load_state_dict(state["network"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history = state["history"]
+    grid = grid_shape(settings)
+    for epoch in range(len(history), settings.epochs):
+        started, total = time.perf_counter(), 0.0
+        network.train()
+        order = rng.permutation(len(inputs))
+        for start in range(0, len(order), settings.batch_size):
+            batch, batch_boxes = augmented_batch(inputs, boxes, order[start:start + settings.batch_size], rng,
+                                                 settings)
+            heat, regression, mask = (t.to(torch_device) for t in encode_targets(batch_boxes, grid))
+            outputs = network(batch.to(torch_device))
+            box_loss = (torch.abs(outputs[:, 1:] - regression) * mask).sum() / mask.sum().clamp(min=1)
+            loss = focal_loss(outputs[:, :1], heat) + box_loss
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        seconds = round(time.perf_counter() - started, 2)
+        validation = _validation_scores(network, val_inputs, val_boxes, val_sizes, settings, torch_device)
+        history.append({"epoch": epoch + 1, "train_loss": total / len(inputs), **validation, "seconds": seconds})
+        if progress:
+            print(f"[detector] epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['train_loss']:.4f}, validation "
+                  f"recall {validation['val_recall']:.4f}, mean IoU {validation['val_mean_iou']:.3f} ({seconds:.0f} s)",
+                  flush=True)
+        with atomic_path(checkpoint) as tmp:
+            torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "history": history}, tmp)
+        with atomic_path(run_dir / "history.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(entry) + "\n" for entry in history))
+    with atomic_path(run_dir / "model.pt") as tmp:
+        torch.save({"network": network.state_dict(), "settings": json.dumps(asdict(settings))}, tmp)
+    detector = TrainedFaceDetector(network.to("cpu"), settings, run_dir)
+    summary = summarise_detection(evaluate_detector(None, detector, records=split["val"]))
+    write_json_atomic(run_dir / "metrics_val.json", {"split": "val", "detection": summary.to_dict("records")})
+    checkpoint.unlink(missing_ok=True)
+    write_json_atomic(run_dir / "complete.json", {"epochs": settings.epochs,
+                                                  "train_seconds": sum(e["seconds"] for e in history)})
+
+
+def _validation_scores(network, inputs, boxes: np.ndarray, sizes: list[tuple[int, int]],
+                       settings: FaceDetectorSettings, device) -> dict[str, float]:
+    """Validation recall at IoU >= 0.5, mean best IoU and false detections per frame of the network
+    as it is (the history's learning curve; `detect.evaluate_detector` scores the finished run)."""
+    import torch
+
+    from m3mstl.detect import iou
+
+    network.eval()
+    found, ious, false = [], [], 0
+    with torch.no_grad():
+        for start in range(0, len(inputs), 64):
+            outputs = network(inputs[start:start + 64].float().to(device)).float().cpu()
+            for offset, detections in enumerate(decode(outputs, settings.threshold, settings.max_faces)):
+                width, height = sizes[start + offset]
+                scale = np.array([width, height, width, height])
+                truth = tuple(boxes[start + offset] * scale)
+                best = max((iou(truth, tuple(np.asarray(box) * scale)) for _, box in detections), default=0.0)
+                found.append(best >= 0.5)
+                ious.append(best)
+                false += len(detections) - int(best >= 0.5)
+    network.train()
+    count = max(len(found), 1)
+    return {"val_recall": float(np.sum(found)) / count, "val_mean_iou": float(np.sum(ious)) / count,
+            "val_false_per_frame": false / count}
+
+
+def with_settings(profile: str, **changes: Any) -> FaceDetectorSettings:
+    """The profile's settings with some changed (for studies of the detector's own settings)."""
+    return replace(settings_for(profile), **changes)
+
+
+# -- the `m3mstl detector` command ------------------------------------------------------------------
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", type=Path, help="a full-frame dataset (m3mstl synth --full-frame, or TFD68 layout "
+                                                "with head_bbox annotations)")
+    parser.add_argument("--profile", default="default", help="settings and subject split of this profile")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--force", action="store_true", help="train again even when a finished run exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = train_face_detector(args.profile, args.data, seed=args.seed, device=args.device, force=args.force)
+    overall = json.loads((run_dir / "metrics_val.json").read_text())["detection"][0]
+    print(f"{run_dir}: validation recall {overall['recall']:.4f}, mean IoU {overall['mean_iou']:.3f}, "
+          f"false detections per frame {overall['false_positives_per_frame']:.3f}")
+    return 0
