@@ -326,32 +326,37 @@ def difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note
     compute = table["train_tflop_m3mstl"] + table["train_tflop_baseline"]
     for col, (x_values, x_label) in enumerate(((table["input_size"], "input size (px)"),
                                                (compute, "training compute, both models (TFLOP, counted)"))):
-        for row, column, label in ((0, "roc_auc", "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
-                                   (1, "nme_median", "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
-            ax = axes[row, col]
-            series = table.assign(x=x_values).groupby(["backbone", "variant"], sort=False)
-            for k, ((backbone, variant), part) in enumerate(series):
-                # Series at the same input size are dodged sideways so their bars do not hide each other.
-                x = part["x"] + (1.5 * (k - (series.ngroups - 1) / 2) if col == 0 else 0.0)
+        series = table.assign(x=x_values).groupby(["backbone", "variant"], sort=False)
+        for k, ((backbone, variant), part) in enumerate(series):
+            # Series at the same input size are dodged sideways so their marks do not hide each other;
+            # one colour per series in every panel, so the bottom row reads with the top legend.
+            x = part["x"] + (1.5 * (k - (series.ngroups - 1) / 2) if col == 0 else 0.0)
+            style = dict(marker=markers[backbone], color=f"C{k}")
+            for row, column in ((0, "roc_auc"), (1, "nme_median")):
                 estimate = part[f"diff_{column}"]
                 error = [estimate - part[f"diff_{column}_low"], part[f"diff_{column}_high"] - estimate]
-                ax.errorbar(x, estimate, yerr=error, marker=markers[backbone], capsize=2, ls="-",
-                            label=f"{backbone}, {variant}")
-            ax.axhline(0.0, color="grey", lw=0.8, ls=":")
-            ax.set(ylabel=label)
-        ax = axes[2, col]
-        for colour, (name, column) in enumerate((("M3MSTL", "m3mstl_nme_median"), ("baseline", "baseline_nme_median"))):
-            for backbone, marker in markers.items():
-                chosen = table["backbone"] == backbone
-                ax.scatter(x_values[chosen], table.loc[chosen, column], marker=marker, color=f"C{colour}", s=14,
-                           label=f"{name} ({backbone})")
+                axes[row, col].errorbar(x, estimate, yerr=error, capsize=2, ls="-", label=f"{backbone}, {variant}",
+                                        **style)
+            # Both models' own median NME: M3MSTL filled, the baseline open.
+            axes[2, col].scatter(x, part["m3mstl_nme_median"], s=16, **style)
+            axes[2, col].scatter(x, part["baseline_nme_median"], s=22, facecolors="none",
+                                 edgecolors=style["color"], marker=style["marker"])
+        for row, label in ((0, "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
+                           (1, "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
+            axes[row, col].axhline(0.0, color="grey", lw=0.8, ls=":")
+            axes[row, col].set(ylabel=label)
         if peer_nme is not None:
-            ax.axhline(peer_nme, color="black", ls="--", lw=1.0, label=f"classical peer (dlib) {peer_nme:.3f}")
-        ax.set(ylabel="median NME (inter-ocular)", xlabel=x_label)
+            axes[2, col].axhline(peer_nme, color="black", ls="--", lw=1.0)
+        axes[2, col].set(ylabel="median NME (inter-ocular)", xlabel=x_label)
     axes[0, 0].legend(fontsize=6)
-    axes[2, 0].legend(fontsize=6)
-    fig.suptitle(f"M3MSTL vs baseline across input sizes; bars: 95 % intervals over training seeds and test "
-                 f"subjects. {trunk_note}", fontsize=7)
+    from matplotlib.lines import Line2D
+    key = [Line2D([], [], ls="", marker="o", color="grey", label="M3MSTL (filled)"),
+           Line2D([], [], ls="", marker="o", markerfacecolor="none", color="grey", label="baseline (open)")]
+    if peer_nme is not None:
+        key.append(Line2D([], [], color="black", ls="--", label=f"classical peer (dlib) {peer_nme:.3f}"))
+    axes[2, 0].legend(handles=key, fontsize=6)
+    fig.suptitle("M3MSTL vs baseline across input sizes; bars: 95 % intervals over training seeds and test "
+                 f"subjects.\n{trunk_note}", fontsize=7)
     return fig
 
 

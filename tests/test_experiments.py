@@ -161,6 +161,32 @@ def test_default_ablations_share_the_main_comparisons_model_and_budget():
 
 
 @pytest.mark.parametrize("profile", [*PROFILES, "extended"])
+def test_hourglass_ablation_rows_name_real_variants_and_keep_the_full_model(profile):
+    variants = experiments.hourglass_ablation_variants(profile)
+    assert variants["full hourglass"] == {}
+    assert set(variants) <= set(experiments.HOURGLASS_ABLATIONS)
+    assert len(variants) >= 2
+
+
+def test_published_hourglass_ablations_train_the_main_hourglass_with_three_seeds():
+    """The extended profile publishes notebook 13: its full-hourglass row is the main hourglass of
+    notebook 11 (same schedule, every training image; issue 12: an ablation's full model close to
+    the full default model), each row with 3 seeds, and a variant changes only its component."""
+    main = make_config("hourglass", "default")
+    full = make_config("hourglass", "extended", overrides=experiments.ablation_overrides("extended", "hourglass", {}))
+    assert [(s.name, s.epochs) for s in full.stages] == [(s.name, s.epochs) for s in main.stages]
+    assert full.data.max_train_images is None and full.data.input_size == main.data.input_size
+    assert full.model_options == main.model_options
+    assert len(experiments.profile_seeds("extended", 0, "ablation")) == 3
+    for name, variant in experiments.hourglass_ablation_variants("extended").items():
+        config = make_config("hourglass", "extended",
+                             overrides=experiments.ablation_overrides("extended", "hourglass", variant))
+        assert [s.epochs for s in config.stages] == [s.epochs for s in main.stages], name
+        changed = {k for k in config.model_options if config.model_options[k] != main.model_options.get(k)}
+        assert changed == {key.split(".", 1)[1] for key in variant}, name
+
+
+@pytest.mark.parametrize("profile", [*PROFILES, "extended"])
 def test_the_budget_matched_stage1_ablation_trains_as_many_epochs_as_the_full_model(profile):
     full = make_config("m3mstl", profile, overrides=experiments.ablation_overrides(profile, "m3mstl", {}))
     variant = experiments.ABLATIONS["no stage 1, its epochs given to stage 3"]
