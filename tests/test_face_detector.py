@@ -44,6 +44,22 @@ def test_decoding_keeps_the_best_faces_above_the_threshold():
     assert len(fd.decode(outputs, threshold=0.2, max_faces=1)[0]) == 1
 
 
+def test_one_head_with_two_centre_peaks_is_one_face_but_two_heads_side_by_side_stay_two():
+    """Two peaks two cells apart whose boxes cover the same head (a hat above a face, on the overlays
+    of 100 test frames) give one detection, the better one; neighbouring faces that barely touch keep both."""
+    grid = (6, 8)
+    outputs = torch.full((1, 5, *grid), -8.0)
+    outputs[0, 1:3] = 0.5                                  # centre offsets: the middle of each cell
+    outputs[0, 3:] = float(np.log(0.8))                    # every box 0.8 of the frame wide and high
+    outputs[0, 0, 2, 3], outputs[0, 0, 2, 5] = 3.0, 1.0    # one head's two peaks two cells apart (IoU 0.52)
+    found = fd.decode(outputs, threshold=0.2, max_faces=5)[0]
+    assert [round(score, 2) for score, _ in found] == [0.95]
+    assert len(fd.decode(outputs, threshold=0.2, max_faces=5, overlap=None)[0]) == 2
+    outputs[0, 0, 2, 5] = -8.0
+    outputs[0, 0, 2, 7] = 1.0                              # a second head four cells away (IoU 0.23)
+    assert len(fd.decode(outputs, threshold=0.2, max_faces=5)[0]) == 2
+
+
 def test_frame_input_is_relative_to_the_room_and_tolerates_non_finite_pixels():
     frame = np.full((120, 160), 22.0, dtype=np.float32)
     frame[30:90, 60:100] = 34.0
