@@ -150,17 +150,21 @@ def clean_executed_notebook(raw: str) -> str:
     return nbformat.writes(book) + "\n"
 
 
-def publish_executed(notebook_names: list[str], raw_dir: Path, *, remove_others: bool) -> dict[str, str]:
+def publish_executed(notebook_names: list[str], raw_dir: Path, *, remove_stale: bool,
+                     notebooks_dir: Path | None = None) -> dict[str, str]:
     """Write the cleaned executed copies into `executed/`; returns {repository-relative path: SHA-256}.
-    `remove_others`: a complete run also removes copies of notebooks it did not run."""
+    `remove_stale`: a complete run also removes copies of notebooks that no longer exist (renamed or
+    deleted). Copies of existing notebooks stay: they belong to another profile's published run (an
+    extended run must not delete the default run's executed/01-11, nor the other way round)."""
     published: dict[str, str] = {}
     for name in notebook_names:
         cleaned = clean_executed_notebook((raw_dir / name).read_text())
         path = write_bytes_atomic(paths.EXECUTED_DIR / name, cleaned.encode())
         published[path.relative_to(paths.OUTPUT_ROOT).as_posix()] = sha256(path)
-    if remove_others:
+    if remove_stale:
+        existing = {nb.name for nb in list_notebooks(notebooks_dir)}
         for stale in paths.EXECUTED_DIR.glob("*.ipynb"):
-            if stale.name not in notebook_names:
+            if stale.name not in existing and stale.name not in notebook_names:
                 stale.unlink()
     return published
 
@@ -274,7 +278,8 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         outputs = check_outputs(notebook, started)
         results.append(NotebookResult(notebook.stem, round(seconds, 1), outputs))
         print(f"[{i}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
-    executed = publish_executed([nb.name for nb in notebooks], out_dir, remove_others=not only)
+    executed = publish_executed([nb.name for nb in notebooks], out_dir, remove_stale=not only,
+                                notebooks_dir=notebooks_dir)
     manifest = {
         "profile": profile,
         "seed": seed,

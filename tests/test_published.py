@@ -80,6 +80,9 @@ def _executed_in_manifest(manifest: dict) -> dict[str, str]:
 
 def test_published_executed_notebooks_are_exactly_what_the_run_wrote(manifest):
     executed = _executed_in_manifest(manifest)
+    extended = _extended_manifest()
+    if extended is not None:  # the extended studies' executed/12-14, when published
+        executed |= _executed_in_manifest(extended)
     mismatched = [name for name, digest in executed.items()
                   if not (paths.REPO_ROOT / name).is_file() or sha256(paths.REPO_ROOT / name) != digest]
     assert not mismatched, f"executed notebooks missing or changed since the reproduction: {mismatched}"
@@ -99,13 +102,25 @@ def test_every_notebook_has_its_executed_copy_in_the_published_set(manifest):
     assert set(executed) == expected, f"missing executed copies: {sorted(expected - set(executed))}"
 
 
+def test_extended_executed_copies_when_published_are_all_there():
+    from m3mstl import reproduce
+
+    extended = _extended_manifest()
+    if extended is None:
+        pytest.skip("the extended studies have not been published yet")
+    expected = {f"executed/{nb.name}" for nb in reproduce.notebooks_for_profile("extended")}
+    assert set(_executed_in_manifest(extended)) == expected
+
+
 def test_published_executed_notebooks_show_their_figures_inline(manifest):
     """A reader of `executed/` sees every figure a notebook saves, inline, without running it."""
     import nbformat
 
     from m3mstl import reproduce
 
-    for notebook in reproduce.notebooks_for_profile(manifest["profile"]):
+    profiles = [manifest["profile"]] + (["extended"] if _extended_manifest() is not None else [])
+    notebooks = [nb for profile in profiles for nb in reproduce.notebooks_for_profile(profile)]
+    for notebook in notebooks:
         path = paths.REPO_ROOT / "executed" / notebook.name
         book = nbformat.read(path, as_version=4)
         outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]

@@ -312,6 +312,24 @@ def test_regenerated_outputs_do_not_mark_the_code_dirty(tmp_path, monkeypatch):
     assert runs.git_commit() == clean + "-dirty"
 
 
+def test_a_complete_run_keeps_other_profiles_executed_copies_and_drops_removed_notebooks(tmp_path, monkeypatch):
+    """An extended run must not delete the default run's published executed/01-11 (it once did);
+    a copy whose notebook no longer exists does go."""
+    monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "EXECUTED_DIR", tmp_path / "executed")
+    notebooks, raw = tmp_path / "notebooks", tmp_path / "raw"
+    notebooks.mkdir(), raw.mkdir(), (tmp_path / "executed").mkdir()
+    for name in ("01_default.ipynb", "12_extended.ipynb"):
+        (notebooks / name).write_text(nbformat.writes(new_notebook()))
+    (raw / "12_extended.ipynb").write_text(nbformat.writes(new_notebook()))
+    (tmp_path / "executed" / "01_default.ipynb").write_text("the default run's copy")
+    (tmp_path / "executed" / "05_renamed_away.ipynb").write_text("a notebook that is gone")
+    published = reproduce.publish_executed(["12_extended.ipynb"], raw, remove_stale=True, notebooks_dir=notebooks)
+    assert list(published) == ["executed/12_extended.ipynb"]
+    left = sorted(p.name for p in (tmp_path / "executed").iterdir())
+    assert left == ["01_default.ipynb", "12_extended.ipynb"]
+
+
 def test_cleaning_an_executed_notebook_removes_what_changes_between_runs():
     from nbformat.v4 import new_output
 
