@@ -169,8 +169,14 @@ def publish_executed(notebook_names: list[str], raw_dir: Path, *, remove_stale: 
     return published
 
 
+# Folders whose every file must be a promised output of some notebook (the published set).
+PUBLISHED_FOLDERS = ("tables", "figures")
+
+
 def check_outputs(notebook: Path, started: float) -> list[str]:
-    """Every promised output must exist and be newer than the notebook's start."""
+    """Every promised output must exist and be newer than the notebook's start, and every table or
+    figure the notebook wrote must be promised: an unpromised one would stay out of the manifest,
+    unpublished and unchecked, while the README might cite it."""
     problems, outputs = [], promised_outputs(notebook)
     for rel in outputs:
         path = paths.OUTPUT_ROOT / rel
@@ -178,6 +184,12 @@ def check_outputs(notebook: Path, started: float) -> list[str]:
             problems.append(f"{rel} is missing")
         elif path.stat().st_mtime < started - 1:
             problems.append(f"{rel} was not rewritten by this run")
+    for folder in PUBLISHED_FOLDERS:
+        for path in sorted((paths.OUTPUT_ROOT / folder).glob("*")):
+            rel = f"{folder}/{path.name}"
+            if path.is_file() and path.stat().st_mtime >= started and rel not in outputs:
+                problems.append(f"{rel} was written but is not among the notebook's promised outputs "
+                                "(metadata.m3mstl.outputs)")
     if problems:
         raise NotebookFailed(f"{notebook.name} did not produce what it promises: " + "; ".join(problems))
     return outputs

@@ -65,6 +65,26 @@ def test_missing_promised_output_fails(notebook_dir, tmp_path, tiny_dataset_dir)
         reproduce.reproduce("quick", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir, out_dir=tmp_path / "out")
 
 
+def test_a_table_written_but_not_promised_fails(notebook_dir, tmp_path, monkeypatch):
+    """Notebook 14 once wrote tables/14_detector_choice.* without promising them: the README cited a
+    table that no manifest listed. Now the check names such a file; older files do not count."""
+    import time
+
+    monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "00_older_run.md").write_text("from before this notebook")
+    started = time.time() + 5  # everything written above is older than this notebook's start
+    notebook = _write_notebook(notebook_dir, "14_frames", ["pass"], outputs=["tables/14_detector.md"])
+    for name in ("14_detector.md", "14_detector_choice.md"):
+        path = tmp_path / "tables" / name
+        path.write_text("| a |")
+        os.utime(path, (started + 1, started + 1))
+    with pytest.raises(reproduce.NotebookFailed, match="14_detector_choice.md was written but is not among"):
+        reproduce.check_outputs(notebook, started)
+    (tmp_path / "tables" / "14_detector_choice.md").unlink()
+    assert reproduce.check_outputs(notebook, started) == ["tables/14_detector.md"]
+
+
 def test_a_partial_reproduction_leaves_the_published_manifest_alone(notebook_dir, tmp_path, tiny_dataset_dir,
                                                                    monkeypatch):
     monkeypatch.setattr(paths, "MANIFEST_PATH", tmp_path / "reproduction.json")
