@@ -128,3 +128,22 @@ def test_published_executed_notebooks_show_their_figures_inline(manifest):
         inline = [o for o in outputs if "image/png" in o.get("data", {})]
         assert outputs, f"{path}: no outputs"
         assert len(inline) >= len(figures), f"{path}: {len(inline)} inline figures for {len(figures)} saved"
+
+
+def _manifests(manifest: dict) -> list[dict]:
+    extended = _extended_manifest()
+    return [manifest] + ([extended] if extended is not None else [])
+
+
+def test_every_run_a_published_table_names_is_in_its_manifest(manifest):
+    """A table's "Runs: ..." line names `family/run-id`s; the manifest records each one's seed, commit,
+    CPU and seconds. A bare id (notebook 14 once wrote them) was silently left out of the manifest."""
+    missing = []
+    for published in _manifests(manifest):
+        for notebook in published["notebooks"]:
+            for rel in (name for name in notebook["outputs"] if name.endswith(".md")):
+                for line in (paths.REPO_ROOT / rel).read_text().splitlines():
+                    if line.startswith("Runs: ") and line != "Runs: none":
+                        named = [r.strip() for r in line[len("Runs: "):].split(",")]
+                        missing += [f"{rel}: {r}" for r in named if r not in notebook["runs"]]
+    assert not missing, f"runs named by published tables but not recorded in their manifest: {missing}"
