@@ -145,7 +145,9 @@ class RunResult:
 
     @property
     def run_id(self) -> str:
-        return f"{self.run_dir.parent.name}/{self.run_dir.name}"
+        from m3mstl.runs import run_ref
+
+        return run_ref(self.run_dir)
 
     @property
     def labelled(self) -> np.ndarray:

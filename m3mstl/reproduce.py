@@ -162,9 +162,9 @@ def publish_executed(notebook_names: list[str], raw_dir: Path, *, remove_stale: 
         path = write_bytes_atomic(paths.EXECUTED_DIR / name, cleaned.encode())
         published[path.relative_to(paths.OUTPUT_ROOT).as_posix()] = sha256(path)
     if remove_stale:
-        existing = {nb.name for nb in list_notebooks(notebooks_dir)}
+        existing = {nb.name for nb in list_notebooks(notebooks_dir)}  # includes the ones just written
         for stale in paths.EXECUTED_DIR.glob("*.ipynb"):
-            if stale.name not in existing and stale.name not in notebook_names:
+            if stale.name not in existing:
                 stale.unlink()
     return published
 
@@ -195,6 +195,15 @@ def check_outputs(notebook: Path, started: float) -> list[str]:
     return outputs
 
 
+def runs_named(table_md: Path) -> list[str]:
+    """The runs a Markdown table names on its "Runs: ..." line (`runs.run_ref` form), in order."""
+    named: list[str] = []
+    for line in table_md.read_text().splitlines():
+        if line.startswith("Runs: ") and line != "Runs: none":
+            named += [r.strip() for r in line[len("Runs: "):].split(",")]
+    return named
+
+
 def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
     """The runs a notebook's tables name (their "Runs: ..." line), each with its seed and measured
     training seconds, for the manifest: which trainings, seeds and times the published numbers rest on."""
@@ -202,31 +211,28 @@ def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
     for rel in outputs:
         if not rel.endswith(".md"):
             continue
-        for line in (paths.OUTPUT_ROOT / rel).read_text().splitlines():
-            if not line.startswith("Runs: ") or line == "Runs: none":
+        for run_id in runs_named(paths.OUTPUT_ROOT / rel):
+            run_dir = paths.RUNS_DIR / run_id
+            if not (run_dir / "config.json").is_file():  # a run the study took from the archive
+                run_dir = paths.ARCHIVE_DIR / run_id
+            if run_id in found or not (run_dir / "config.json").is_file():
                 continue
-            for run_id in (r.strip() for r in line[len("Runs: "):].split(",")):
-                run_dir = paths.RUNS_DIR / run_id
-                if not (run_dir / "config.json").is_file():  # a run the study took from the archive
-                    run_dir = paths.ARCHIVE_DIR / run_id
-                if run_id in found or not (run_dir / "config.json").is_file():
-                    continue
-                entry: dict[str, Any] = {"seed": json.loads((run_dir / "config.json").read_text()).get("seed")}
-                environment = run_dir / "environment.json"
-                if environment.is_file():  # the code and CPU that trained it (a study spans sessions)
-                    trained_by = json.loads(environment.read_text())
-                    entry["git_commit"] = trained_by.get("git_commit")
-                    entry["cpu"] = (trained_by.get("cpu") or {}).get("model")
-                if run_dir.is_relative_to(paths.ARCHIVE_DIR):
-                    entry["archived"] = True
-                history = run_dir / "history.jsonl"
-                timings = run_dir / "timings.json"
-                if history.is_file():
-                    entry["train_seconds"] = round(sum(json.loads(l).get("seconds", 0.0)
-                                                       for l in history.read_text().splitlines() if l.strip()), 1)
-                elif timings.is_file():
-                    entry["train_seconds"] = json.loads(timings.read_text()).get("train_seconds")
-                found[run_id] = entry
+            entry: dict[str, Any] = {"seed": json.loads((run_dir / "config.json").read_text()).get("seed")}
+            environment = run_dir / "environment.json"
+            if environment.is_file():  # the code and CPU that trained it (a study spans sessions)
+                trained_by = json.loads(environment.read_text())
+                entry["git_commit"] = trained_by.get("git_commit")
+                entry["cpu"] = (trained_by.get("cpu") or {}).get("model")
+            if run_dir.is_relative_to(paths.ARCHIVE_DIR):
+                entry["archived"] = True
+            history = run_dir / "history.jsonl"
+            timings = run_dir / "timings.json"
+            if history.is_file():
+                entry["train_seconds"] = round(sum(json.loads(l).get("seconds", 0.0)
+                                                   for l in history.read_text().splitlines() if l.strip()), 1)
+            elif timings.is_file():
+                entry["train_seconds"] = json.loads(timings.read_text()).get("train_seconds")
+            found[run_id] = entry
     return found
 
 

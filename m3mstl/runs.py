@@ -46,6 +46,12 @@ def run_dir_for(config: RunConfig, fingerprint: str, runs_root: Path | None = No
     return (runs_root or paths.RUNS_DIR) / config.model / run_id(config, fingerprint)
 
 
+def run_ref(run_dir: Path) -> str:
+    """How tables ("Runs: ..." lines) and the manifest name a run: "<family>/<run-id>", its folder
+    under runs/ (or archive/), so `runs_behind` can find its record."""
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
 def is_complete(run_dir: Path) -> bool:
     return (run_dir / "complete.json").is_file()
 

@@ -49,6 +49,17 @@ def _extended_manifest() -> dict | None:
     return json.loads(EXTENDED_MANIFEST.read_text()) if EXTENDED_MANIFEST.is_file() else None
 
 
+def _manifests(manifest: dict) -> list[dict]:
+    """The published manifests: the default one, and the extended one once published."""
+    extended = _extended_manifest()
+    return [manifest] + ([extended] if extended is not None else [])
+
+
+def _executed_in_manifest(manifest: dict) -> dict[str, str]:
+    return {name: digest for notebook in manifest["notebooks"]
+            for name, digest in notebook.get("executed", {}).items()}
+
+
 def test_extended_manifest_when_published_covers_its_notebooks_byte_for_byte():
     extended = _extended_manifest()
     if extended is None:
@@ -62,27 +73,18 @@ def test_extended_manifest_when_published_covers_its_notebooks_byte_for_byte():
 
 
 def test_no_stray_tables_or_figures_beside_the_published_ones(manifest):
-    published = {name for notebook in manifest["notebooks"] for name in notebook["outputs"]}
-    extended = _extended_manifest()
-    if extended is not None:
-        published |= {name for notebook in extended["notebooks"] for name in notebook["outputs"]}
-    on_disk = {f"{folder}/{p.name}" for folder in ("tables", "figures")
+    from m3mstl.reproduce import PUBLISHED_FOLDERS
+
+    published = {name for m in _manifests(manifest) for notebook in m["notebooks"] for name in notebook["outputs"]}
+    on_disk = {f"{folder}/{p.name}" for folder in PUBLISHED_FOLDERS
                for p in (paths.REPO_ROOT / folder).iterdir() if p.is_file()}
     # The generator's contact sheet is made by `m3mstl synth`, not by a notebook.
     stray = on_disk - published - {"figures/synth_contact_sheet.png"}
     assert not stray, f"tables/figures no notebook of the published run wrote: {sorted(stray)}"
 
 
-def _executed_in_manifest(manifest: dict) -> dict[str, str]:
-    return {name: digest for notebook in manifest["notebooks"]
-            for name, digest in notebook.get("executed", {}).items()}
-
-
 def test_published_executed_notebooks_are_exactly_what_the_run_wrote(manifest):
-    executed = _executed_in_manifest(manifest)
-    extended = _extended_manifest()
-    if extended is not None:  # the extended studies' executed/12-14, when published
-        executed |= _executed_in_manifest(extended)
+    executed = {name: digest for m in _manifests(manifest) for name, digest in _executed_in_manifest(m).items()}
     mismatched = [name for name, digest in executed.items()
                   if not (paths.REPO_ROOT / name).is_file() or sha256(paths.REPO_ROOT / name) != digest]
     assert not mismatched, f"executed notebooks missing or changed since the reproduction: {mismatched}"
@@ -93,57 +95,36 @@ def test_published_executed_notebooks_are_exactly_what_the_run_wrote(manifest):
 
 
 def test_every_notebook_has_its_executed_copy_in_the_published_set(manifest):
-    """Every notebook the published profile runs (the extended profile's study has its own
-    manifest) has its executed copy, with outputs, in the published set."""
-    from m3mstl import reproduce
-
-    executed = _executed_in_manifest(manifest)
-    expected = {f"executed/{nb.name}" for nb in reproduce.notebooks_for_profile(manifest["profile"])}
-    assert set(executed) == expected, f"missing executed copies: {sorted(expected - set(executed))}"
-
-
-def test_extended_executed_copies_when_published_are_all_there():
-    from m3mstl import reproduce
-
-    extended = _extended_manifest()
-    if extended is None:
-        pytest.skip("the extended studies have not been published yet")
-    expected = {f"executed/{nb.name}" for nb in reproduce.notebooks_for_profile("extended")}
-    assert set(_executed_in_manifest(extended)) == expected
+    """Every notebook a published profile runs has its executed copy in that profile's manifest."""
+    for published in _manifests(manifest):
+        expected = {f"executed/{nb.name}" for nb in notebooks_for_profile(published["profile"])}
+        executed = set(_executed_in_manifest(published))
+        assert executed == expected, f"{published['profile']}: missing executed copies: {sorted(expected - executed)}"
 
 
 def test_published_executed_notebooks_show_their_figures_inline(manifest):
     """A reader of `executed/` sees every figure a notebook saves, inline, without running it."""
     import nbformat
 
-    from m3mstl import reproduce
+    from m3mstl.reproduce import promised_outputs
 
-    profiles = [manifest["profile"]] + (["extended"] if _extended_manifest() is not None else [])
-    notebooks = [nb for profile in profiles for nb in reproduce.notebooks_for_profile(profile)]
-    for notebook in notebooks:
-        path = paths.REPO_ROOT / "executed" / notebook.name
-        book = nbformat.read(path, as_version=4)
-        outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
-        figures = [rel for rel in reproduce.promised_outputs(notebook) if rel.endswith(".png")]
-        inline = [o for o in outputs if "image/png" in o.get("data", {})]
-        assert outputs, f"{path}: no outputs"
-        assert len(inline) >= len(figures), f"{path}: {len(inline)} inline figures for {len(figures)} saved"
-
-
-def _manifests(manifest: dict) -> list[dict]:
-    extended = _extended_manifest()
-    return [manifest] + ([extended] if extended is not None else [])
+    for published in _manifests(manifest):
+        for notebook in notebooks_for_profile(published["profile"]):
+            path = paths.REPO_ROOT / "executed" / notebook.name
+            book = nbformat.read(path, as_version=4)
+            outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+            figures = [rel for rel in promised_outputs(notebook) if rel.endswith(".png")]
+            inline = [o for o in outputs if "image/png" in o.get("data", {})]
+            assert outputs, f"{path}: no outputs"
+            assert len(inline) >= len(figures), f"{path}: {len(inline)} inline figures for {len(figures)} saved"
 
 
 def test_every_run_a_published_table_names_is_in_its_manifest(manifest):
-    """A table's "Runs: ..." line names `family/run-id`s; the manifest records each one's seed, commit,
-    CPU and seconds. A bare id (notebook 14 once wrote them) was silently left out of the manifest."""
-    missing = []
-    for published in _manifests(manifest):
-        for notebook in published["notebooks"]:
-            for rel in (name for name in notebook["outputs"] if name.endswith(".md")):
-                for line in (paths.REPO_ROOT / rel).read_text().splitlines():
-                    if line.startswith("Runs: ") and line != "Runs: none":
-                        named = [r.strip() for r in line[len("Runs: "):].split(",")]
-                        missing += [f"{rel}: {r}" for r in named if r not in notebook["runs"]]
+    """A table's "Runs: ..." line names `family/run-id`s (`runs.run_ref`); the manifest records each
+    one's seed, commit, CPU and seconds. A bare id (notebook 14 once wrote them) was left out of it."""
+    from m3mstl.reproduce import runs_named
+
+    missing = [f"{rel}: {run}" for published in _manifests(manifest) for notebook in published["notebooks"]
+               for rel in notebook["outputs"] if rel.endswith(".md")
+               for run in runs_named(paths.REPO_ROOT / rel) if run not in notebook["runs"]]
     assert not missing, f"runs named by published tables but not recorded in their manifest: {missing}"

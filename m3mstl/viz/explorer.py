@@ -32,12 +32,12 @@ class LoadedRun:
 
 
 def load_runs(run_dirs: Sequence[str | Path]) -> list[LoadedRun]:
-    from m3mstl.runs import load_config, load_model
+    from m3mstl.runs import load_config, load_model, run_ref
 
     loaded = []
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        loaded.append(LoadedRun(f"{run_dir.parent.name}/{run_dir.name}", load_model(run_dir), load_config(run_dir)))
+        loaded.append(LoadedRun(run_ref(run_dir), load_model(run_dir), load_config(run_dir)))
     return loaded
 
 
