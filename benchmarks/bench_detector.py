@@ -4,8 +4,8 @@
 
 Generates `--frames` full frames (`m3mstl synth --full-frame`, 10 per subject) under --out unless
 they exist, then prints (and writes as CSV next to them) the detector's recall at IoU >= 0.5 and mean
-IoU by occluder and pose (m3mstl.detect), and the canthus reading at the TRUE landmarks moved by
-0, 0.02 and 0.05 of the outer-eye-corner distance (m3mstl.thermometry.landmark_error_study), with
+IoU by occluder and pose (m3mstl.detection.rule_based), and the canthus reading at the TRUE landmarks moved by
+0, 0.02 and 0.05 of the outer-eye-corner distance (m3mstl.studies.thermometry.landmark_error_study), with
 the camera's known offset removed (a blackbody reference) and without.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     from m3mstl import paths
     from m3mstl.data.coco import load_temperature, read_dataset
     from m3mstl.data.synth.generate import generate_dataset
-    from m3mstl.detect import evaluate_detector, summarise_detection
-    from m3mstl.metrics import occluder_group, single_occluder_groups
-    from m3mstl.thermometry import landmark_error_study, practice_options
+    from m3mstl.evaluation.detection import evaluate_detector, summarise_detection
+    from m3mstl.data.records import occluder_group, single_occluder_groups
+    from m3mstl.studies.thermometry import landmark_error_study, practice_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)

@@ -2,11 +2,11 @@
 
     python -m benchmarks.bench_face_detector [--seeds 0] [--epochs 12] [--test] [--other DIR ...]
 
-Trains `m3mstl.face_detector` (the default settings, or --epochs/--width/--height changed) on the
+Trains `m3mstl.detection.trained` (the default settings, or --epochs/--width/--height changed) on the
 training frames of `data/synth-default-frames` (generated on first use, about 6 min) for each seed,
 prints its validation learning curve (recall at IoU >= 0.5, mean IoU, false detections per frame per
 epoch: what the default epochs were chosen from) and, for the finished runs and the rule-based
-detector (`m3mstl.detect`): validation recall, mean IoU and false detections by occluder and pose.
+detector (`m3mstl.detection.rule_based`): validation recall, mean IoU and false detections by occluder and pose.
 With --test the same on the test frames (report, never choose, from these); --other adds any other
 full-frame folders (for example `build/detector/dev-1000-seed303`, the set detector version 4 was
 tuned on, or the frames of `bench_detector --frames 300 --seed 202`). Ends with the trained
@@ -26,13 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
-    from m3mstl import face_detector
-    from m3mstl.train.face_detector import train_face_detector
+    from m3mstl.detection import trained
+    from m3mstl.train.detector import train_face_detector
     from m3mstl.config import make_config
     from m3mstl.data.coco import load_temperature, read_dataset
     from m3mstl.data.embedded import ensure_synthetic_frames
-    from m3mstl.frame_study import detector_comparison
-    from m3mstl.peer import split_records
+    from m3mstl.studies.camera_frames import detector_comparison
+    from m3mstl.train.peer import split_records
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     frames_dir = ensure_synthetic_frames("default")
     changes = {k: v for k, v in {"epochs": args.epochs, "input_width": args.width,
                                  "input_height": args.height}.items() if v is not None}
-    settings = replace(face_detector.settings_for("default"), **changes)
+    settings = replace(trained.settings_for("default"), **changes)
     print("settings:", settings)
     run_dirs = []
     for seed in args.seeds:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         history = pd.DataFrame([json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()])
         print(history.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     finders = {"rules (no training)": [None],
-               "trained": [face_detector.TrainedFaceDetector.load(run_dir) for run_dir in run_dirs]}
+               "trained": [trained.TrainedFaceDetector.load(run_dir) for run_dir in run_dirs]}
     split = split_records(make_config("baseline", "default"), frames_dir)
     sets = {"validation": split["val"], **({"test": split["test"]} if args.test else {})}
     sets.update({str(folder): read_dataset(folder).records for folder in args.other})

@@ -7,16 +7,16 @@ detector's box as it is (no mapping, no refinement); the rest below is for landm
 
 Generates `--frames` full frames (`m3mstl synth --full-frame`, 10 per subject, a seed the default
 data does not use) under build/pipeline unless they exist, then runs the finished run RUN_DIR on each
-frame three ways (m3mstl.frames.pipeline_nme): with the true landmark-extent box (as in training),
+frame three ways (m3mstl.studies.camera_frames.pipeline_nme): with the true landmark-extent box (as in training),
 with the detector's head box as it is, and with that box mapped to a landmark-extent box by
-m3mstl.detect.fit_head_box_mapping, fitted on `--fit-faces` faces of the default data's TRAINING
-split re-rendered as whole frames (m3mstl.frames.training_frame_boxes), from the detector's boxes
+m3mstl.detection.head_box.fit_head_box_mapping, fitted on `--fit-faces` faces of the default data's TRAINING
+split re-rendered as whole frames (m3mstl.studies.camera_frames.training_frame_boxes), from the detector's boxes
 on them. Prints median and mean NME (outer-eye-corner normalised) of each and the ratio of medians
 to the true-box median, and the same for the mapped box followed by 1, 2 and 3 passes of the model on
-the extent of its own landmarks (m3mstl.predict.predict_refined; `m3mstl predict` makes
+the extent of its own landmarks (m3mstl.infer.predict.predict_refined; `m3mstl predict` makes
 frames.REFINE_PASSES of them); writes the per-frame table as CSV next to the frames. Issue 16 asks
 the ratio to be at most 1.10. Model inference only, no training. The fitted mapping is what
-m3mstl.detect.SYNTH_HEAD_TO_LANDMARK_BOX records.
+m3mstl.detection.head_box.SYNTH_HEAD_TO_LANDMARK_BOX records.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.splits import run_split_indices
     from m3mstl.data.synth.generate import generate_dataset
-    from m3mstl.detect import fit_head_box_mapping
-    from m3mstl.frames import pipeline_nme, training_frame_boxes
+    from m3mstl.detection.head_box import fit_head_box_mapping
+    from m3mstl.studies.camera_frames import pipeline_nme, training_frame_boxes
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=None, help="a finished run folder (default: none, skip)")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "annotations.json").is_file():
         generate_dataset(root, subjects=max(args.frames // 10, 1), per_subject=min(10, args.frames), size=128,
                          seed=args.seed, full_frame=True, progress=True)
-    from m3mstl.frames import trained_on_head_boxes
+    from m3mstl.infer.frames import trained_on_head_boxes
     from m3mstl.runs import load_config
 
     if trained_on_head_boxes(load_config(args.run)):

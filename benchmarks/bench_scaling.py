@@ -5,7 +5,7 @@ For each trunk and input size: images/s of one training step's model work (forwa
 backward, `benchmarks.bench_model.time_training_step`, channels-last as in the run configs) for
 each M3MSTL stage and the one-stage baseline. From those rates and the default profile's
 schedule (epochs per stage over the training split), the projected training time of one
-M3MSTL + baseline pair, and of the whole `m3mstl.scaling.SCALING_GRIDS["extended"]` grid with
+M3MSTL + baseline pair, and of the whole `m3mstl.studies.scaling.SCALING_GRIDS["extended"]` grid with
 its seeds (data loading and validation excluded: the trainer adds about 5-15 %, see
 benchmarks.bench_trainer). Run it alone on the cores: two torch jobs on two cores slow each
 other many times over.
@@ -55,7 +55,7 @@ def pair_seconds(rows: list[dict[str, Any]], trunk: str, size: int, n_train: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    from m3mstl.scaling import SCALING_GRIDS, SCALING_SEEDS
+    from m3mstl.studies.scaling import SCALING_GRIDS, SCALING_SEEDS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trunks", nargs="+", default=["resnet18", "resnet34", "resnet50"])

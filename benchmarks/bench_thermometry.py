@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from m3mstl.data.synth import renderer
     from m3mstl.data.synth.generate import spec_for
     from m3mstl.data.synth.priors import load_priors
-    from m3mstl.landmarks import INNER_CANTHI
-    from m3mstl.thermometry import face_scaled_window, window_max
+    from m3mstl.core.landmarks import INNER_CANTHI
+    from m3mstl.studies.thermometry import face_scaled_window, window_max
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=int, default=200, help="faces sampled per split (before skipping occluded canthi)")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = read_dataset(args.data)
     splits = run_split_indices(dataset, make_config("m3mstl", "default").data, args.data)
     canthi = list(INNER_CANTHI)
-    priors = load_priors(None)   # as m3mstl.frames.training_frame_boxes: the recorded JSON copy draws hands differently
+    priors = load_priors(None)   # as m3mstl.studies.camera_frames.training_frame_boxes: the recorded JSON copy draws hands differently
     priors = priors if priors == info["priors"] else info["priors"]
 
     def reading(temperature: np.ndarray, landmarks: np.ndarray, offset: float = 0.0) -> float:

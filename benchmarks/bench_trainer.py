@@ -21,7 +21,7 @@ from benchmarks.bench_model import time_training_step
 from m3mstl.config import make_config
 from m3mstl.data.dataset import make_loader
 from m3mstl.data.toy import make_tiny_dataset
-from m3mstl.device import to_device
+from m3mstl.core.device import to_device
 from m3mstl.train.trainer import Trainer, seed_everything
 
 

@@ -21,9 +21,9 @@ _API = {
     "generate_dataset": "m3mstl.data.synth.generate",
     "make_config": "m3mstl.config",
     "train_model": ("m3mstl.train.trainer", "train"),
-    "load_run": "m3mstl.experiments",
+    "load_run": "m3mstl.runs.result",
     "load_model": "m3mstl.runs",
-    "predict_image": "m3mstl.predict",
+    "predict_image": "m3mstl.infer.predict",
     "create_model": "m3mstl.models",
     "list_models": "m3mstl.models",
 }

@@ -21,11 +21,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("m3mstl.data.importers", "convert iBUG .pts, SF-TL54 or COFW-68 labels to the TFD68 layout"),
     "synth": ("m3mstl.data.synth.generate", "generate a SynthTFD68 dataset"),
     "train": ("m3mstl.train.trainer", "train a model (M3MSTL, baseline, hourglass) by its curriculum"),
-    "evaluate": ("m3mstl.evaluate", "compute metrics for a finished run"),
-    "detector": ("m3mstl.train.face_detector", "train the small face detector on full frames (m3mstl synth --full-frame)"),
-    "predict": ("m3mstl.frames", "faces, landmarks and occlusion in thermal frames, as JSON or CSV rows"),
+    "evaluate": ("m3mstl.evaluation.evaluate", "compute metrics for a finished run"),
+    "detector": ("m3mstl.train.detector", "train the small face detector on full frames (m3mstl synth --full-frame)"),
+    "predict": ("m3mstl.infer.frames", "faces, landmarks and occlusion in thermal frames, as JSON or CSV rows"),
     "reproduce": ("m3mstl.reproduce", "execute every notebook with papermill and check the outputs"),
-    "scaling": ("m3mstl.scaling", "train the scaling study's runs point by point, archiving each (notebook 12 reads them)"),
+    "scaling": ("m3mstl.studies.scaling", "train the scaling study's runs point by point, archiving each (notebook 12 reads them)"),
 }
 
 

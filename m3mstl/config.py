@@ -65,7 +65,7 @@ class DataConfig:
     # Which box of each face the crop is made around (`m3mstl.data.dataset.FACE_BOXES`): "annotation",
     # the annotation's `bbox` (SynthTFD68: the extent of the 68 landmarks; TFD68: its face box), or
     # "head", the visible head (`head_bbox`, SynthTFD68 full frames), the kind of box a face detector
-    # returns; or "detector", the boxes `m3mstl.detect` itself finds on the frames (run once at data
+    # returns; or "detector", the boxes `m3mstl.detection.rule_based` itself finds on the frames (run once at data
     # preparation, cached). A model trained on either takes the detector's boxes as they come
     # (docs/thermometry.md).
     face_box: str = "annotation"
@@ -153,7 +153,7 @@ class RunConfig:
         if hashed["data"].get("face_box") == "detector":
             # The crops come from the detector's code, not from the data alone: a detector that
             # moves boxes (a new DETECTOR_VERSION) makes these runs new runs.
-            from m3mstl.detect import DETECTOR_VERSION
+            from m3mstl.detection.rule_based import DETECTOR_VERSION
 
             hashed["data"]["detector_version"] = DETECTOR_VERSION
         canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)

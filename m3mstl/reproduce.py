@@ -9,7 +9,7 @@ duration and every output with its SHA-256.
 When every notebook has run, their executed copies go to `executed/` (beside `figures/`), cleaned of
 what changes from run to run (timings, widget ids, papermill's timestamps, absolute paths), so a
 reader sees every result without running anything and two runs of one commit write the same bytes.
-While a notebook runs, its training progress is relayed to the terminal (`m3mstl.progress`).
+While a notebook runs, its training progress is relayed to the terminal (`m3mstl.core.progress`).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from typing import Any
 from m3mstl import paths
 from m3mstl.config import PROFILES, REPRODUCE_PROFILES
 from m3mstl.data.embedded import ensure_synthetic_data
-from m3mstl.fileio import write_bytes_atomic, write_json_atomic
-from m3mstl.progress import ProgressRelay
+from m3mstl.core.fileio import write_bytes_atomic, write_json_atomic
+from m3mstl.core.progress import ProgressRelay
 from m3mstl.runs import data_fingerprint, environment_info
 
 

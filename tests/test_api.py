@@ -17,9 +17,9 @@ def test_importing_the_package_loads_no_heavy_library():
 def test_each_api_name_is_the_documented_function():
     from m3mstl.config import make_config
     from m3mstl.data.synth.generate import generate_dataset
-    from m3mstl.experiments import load_run
+    from m3mstl.runs.result import load_run
     from m3mstl.models import create_model, list_models
-    from m3mstl.predict import predict_image
+    from m3mstl.infer.predict import predict_image
     from m3mstl.runs import load_model
     from m3mstl.train.trainer import train
 
@@ -36,6 +36,7 @@ def test_an_unknown_name_is_an_attribute_error_and_submodules_still_import():
 
     with pytest.raises(AttributeError, match="no attribute 'trian_model'"):
         m3mstl.trian_model  # noqa: B018
-    from m3mstl import experiments, paths  # submodules are not shadowed by the lazy names
+    from m3mstl import paths  # submodules are not shadowed by the lazy names
+    from m3mstl.studies import comparison
 
-    assert paths.REPO_ROOT.is_dir() and hasattr(experiments, "load_run")
+    assert paths.REPO_ROOT.is_dir() and hasattr(comparison, "load_run")

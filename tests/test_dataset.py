@@ -12,8 +12,8 @@ import m3mstl.data.dataset as dataset_module
 from conftest import FACE_TEMPLATE, make_tiny_dataset
 from m3mstl.data.coco import read_dataset, write_annotations, write_sample
 from m3mstl.data.dataset import AugmentConfig, ThermalFaceDataset, crop_box, make_loader
-from m3mstl.landmarks import MIRROR
-from m3mstl.pose import rotation_from_euler
+from m3mstl.core.landmarks import MIRROR
+from m3mstl.core.pose import rotation_from_euler
 
 torch.set_num_threads(1)
 

@@ -7,20 +7,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from m3mstl import experiments
+from m3mstl.studies import comparison
 from m3mstl.config import PROFILES, make_config
+from m3mstl.runs.result import RunResult
 
 
 def _result(name: str, prob: np.ndarray, nme: np.ndarray, visibility: np.ndarray, subjects: np.ndarray) -> \
-        experiments.RunResult:
+        RunResult:
     ids = np.array([f"img{i:03d}" for i in range(len(nme))])
     predictions = {"image_id": ids, "subject": subjects, "occlusion_prob": prob, "visibility": visibility}
     per_image = pd.DataFrame({"image_id": ids, "subject": subjects, "nme_inter_ocular": nme})
-    return experiments.RunResult(name, Path("runs") / "m3mstl" / name, {}, per_image, predictions)
+    return RunResult(name, Path("runs") / "m3mstl" / name, {}, per_image, predictions)
 
 
 @pytest.fixture()
-def runs() -> list[experiments.RunResult]:
+def runs() -> list[RunResult]:
     rng = np.random.default_rng(0)
     images = 60
     subjects = np.repeat([f"s{i}" for i in range(12)], images // 12)
@@ -35,7 +36,7 @@ def runs() -> list[experiments.RunResult]:
 
 
 def test_differences_leave_out_the_reference_and_measure_each_variant(runs):
-    table = experiments.differences_from_reference(runs, runs[0], n_resamples=200).set_index("variant")
+    table = comparison.differences_from_reference(runs, runs[0], n_resamples=200).set_index("variant")
     assert list(table.index) == ["same", "better"]
     assert table.loc["same"].abs().max() == 0.0  # identical predictions: zero difference, zero-width interval
     better = table.loc["better"]
@@ -48,21 +49,21 @@ def test_differences_refuse_runs_on_different_images(runs):
     other = runs[2]
     other.predictions["image_id"] = other.predictions["image_id"][::-1].copy()
     with pytest.raises(ValueError, match="different images"):
-        experiments.differences_from_reference(runs, runs[0], n_resamples=50)
+        comparison.differences_from_reference(runs, runs[0], n_resamples=50)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("model, variants", [("m3mstl", experiments.ABLATIONS),
-                                             ("hourglass", experiments.HOURGLASS_ABLATIONS)])
+@pytest.mark.parametrize("model, variants", [("m3mstl", comparison.ABLATIONS),
+                                             ("hourglass", comparison.HOURGLASS_ABLATIONS)])
 def test_every_ablation_makes_a_valid_config_in_every_profile(profile, model, variants):
     """Each variant resolves to options its model family accepts, keeps the stages it names,
     and differs from the full model's config (a variant that changes nothing is a typo)."""
     from m3mstl.train.trainer import resolve_model_options
 
-    full = make_config(model, profile, overrides=experiments.ablation_overrides(profile, model, {}))
+    full = make_config(model, profile, overrides=comparison.ablation_overrides(profile, model, {}))
     full_options = resolve_model_options(model, full.model_options)
     for name, variant in variants.items():
-        config = make_config(model, profile, overrides=experiments.ablation_overrides(profile, model, variant))
+        config = make_config(model, profile, overrides=comparison.ablation_overrides(profile, model, variant))
         options = resolve_model_options(model, config.model_options)  # raises on an unknown or invalid option
         for key, value in variant.items():
             if key.startswith("model_options."):
@@ -102,39 +103,39 @@ def _seeded_runs(rng, name: str, n_seeds: int, shift: float, sharpness: float, v
 
 
 def test_profile_seeds_and_tables_over_seeds():
-    assert experiments.profile_seeds("default", 0) == [0, 1, 2]
-    assert experiments.profile_seeds("extended", 5) == [5, 6, 7]
-    assert len(experiments.profile_seeds("quick")) >= 2  # the tests exercise the seed-aware path
+    assert comparison.profile_seeds("default", 0) == [0, 1, 2]
+    assert comparison.profile_seeds("extended", 5) == [5, 6, 7]
+    assert len(comparison.profile_seeds("quick")) >= 2  # the tests exercise the seed-aware path
     rng = np.random.default_rng(1)
     subjects = np.repeat([f"s{i}" for i in range(10)], 4)
     visibility = rng.choice([1, 2], size=(40, 68), p=[0.3, 0.7])
     m3 = _seeded_runs(rng, "m3mstl", 3, 0.0, 0.2, visibility, subjects)
     base = _seeded_runs(rng, "baseline", 3, 0.02, 0.4, visibility, subjects)
-    single = experiments.main_results_over_seeds({"m3mstl": m3[:1], "baseline": base[:1]})
+    single = comparison.main_results_over_seeds({"m3mstl": m3[:1], "baseline": base[:1]})
     # One seed: the single-run table, with the same n_seeds column as several seeds give.
-    assert single.drop(columns="n_seeds").equals(experiments.main_results_table([m3[0], base[0]]))
+    assert single.drop(columns="n_seeds").equals(comparison.main_results_table([m3[0], base[0]]))
     assert single.set_index("source")["n_seeds"].filter(like="ours").eq(1).all()
-    ablation = experiments.summary_over_seeds({"full": m3[:1], "variant": base[:1]}, label="variant")
+    ablation = comparison.summary_over_seeds({"full": m3[:1], "variant": base[:1]}, label="variant")
     assert list(ablation.columns[:2]) == ["variant", "n_seeds"] and ablation["n_seeds"].eq(1).all()
-    table = experiments.main_results_over_seeds({"m3mstl": m3, "baseline": base})
+    table = comparison.main_results_over_seeds({"m3mstl": m3, "baseline": base})
     ours = table[table["source"].str.startswith("ours")].set_index("model")
     assert ours.loc["m3mstl", "n_seeds"] == 3
     expected = [r.metrics["landmarks"]["inter_ocular"]["nme_median"] for r in m3]
     assert ours.loc["m3mstl", "nme_median"] == pytest.approx(np.mean(expected))
     assert ours.loc["m3mstl", "nme_median_sd"] == pytest.approx(np.std(expected, ddof=1))
 
-    intervals = {i.metric: i for i in experiments.seed_aware_differences(m3, base, n_resamples=200)}
+    intervals = {i.metric: i for i in comparison.seed_aware_differences(m3, base, n_resamples=200)}
     assert set(intervals) == {"mean NME (inter_ocular)", "median NME (inter_ocular)", "occlusion accuracy",
                               "roc_auc", "average_precision"}
     assert all(i.variance == "training seeds and test subjects" and i.n_seeds == 3 for i in intervals.values())
     assert intervals["roc_auc"].estimate > 0  # sharper probabilities rank better in every seed
     with pytest.raises(ValueError, match=">= 2"):
-        experiments.seed_aware_differences(m3[:1], base[:1])
+        comparison.seed_aware_differences(m3[:1], base[:1])
 
-    differences = experiments.differences_over_seeds({"full": m3, "variant": base}, "full", n_resamples=200)
+    differences = comparison.differences_over_seeds({"full": m3, "variant": base}, "full", n_resamples=200)
     assert list(differences["variant"]) == ["variant"] and differences["n_seeds"].iloc[0] == 3
     assert differences["variance"].iloc[0] == "training seeds and test subjects"
-    one_seed = experiments.differences_over_seeds({"full": m3[:1], "variant": base[:1]}, "full", n_resamples=200)
+    one_seed = comparison.differences_over_seeds({"full": m3[:1], "variant": base[:1]}, "full", n_resamples=200)
     assert one_seed["variance"].iloc[0].startswith("test subjects only")
 
 
@@ -142,9 +143,9 @@ def test_profile_seeds_and_tables_over_seeds():
 def test_ablation_rows_name_real_variants_and_keep_the_full_model(profile):
     """Each profile's rows are variants of ABLATIONS, the full model among them, so every
     table has its reference row (a typo in ABLATION_ROWS would otherwise train nothing)."""
-    variants = experiments.ablation_variants(profile)
+    variants = comparison.ablation_variants(profile)
     assert "full M3MSTL" in variants
-    assert set(variants) <= set(experiments.ABLATIONS)
+    assert set(variants) <= set(comparison.ABLATIONS)
     assert variants["full M3MSTL"] == {}
 
 
@@ -152,19 +153,19 @@ def test_default_ablations_share_the_main_comparisons_model_and_budget():
     """The default profile's full-M3MSTL ablation row is the main comparison's model itself (same
     config, so the same run id), and a variant changes only its own ingredient: issue 12 asks the
     ablation schedule to stay close to the full default model's."""
-    assert make_config("m3mstl", "default", overrides=experiments.ablation_overrides("default", "m3mstl", {})) \
+    assert make_config("m3mstl", "default", overrides=comparison.ablation_overrides("default", "m3mstl", {})) \
         == make_config("m3mstl", "default")
-    variant = experiments.ABLATIONS["ViT occlusion head without temperature"]
-    config = make_config("m3mstl", "default", overrides=experiments.ablation_overrides("default", "m3mstl", variant))
+    variant = comparison.ABLATIONS["ViT occlusion head without temperature"]
+    config = make_config("m3mstl", "default", overrides=comparison.ablation_overrides("default", "m3mstl", variant))
     assert [s.epochs for s in config.stages] == [s.epochs for s in make_config("m3mstl", "default").stages]
     assert config.data.max_train_images is None
 
 
 @pytest.mark.parametrize("profile", [*PROFILES, "extended"])
 def test_hourglass_ablation_rows_name_real_variants_and_keep_the_full_model(profile):
-    variants = experiments.hourglass_ablation_variants(profile)
+    variants = comparison.hourglass_ablation_variants(profile)
     assert variants["full hourglass"] == {}
-    assert set(variants) <= set(experiments.HOURGLASS_ABLATIONS)
+    assert set(variants) <= set(comparison.HOURGLASS_ABLATIONS)
     assert len(variants) >= 2
 
 
@@ -173,14 +174,14 @@ def test_published_hourglass_ablations_train_the_main_hourglass_with_three_seeds
     notebook 11 (same schedule, every training image; issue 12: an ablation's full model close to
     the full default model), each row with 3 seeds, and a variant changes only its component."""
     main = make_config("hourglass", "default")
-    full = make_config("hourglass", "extended", overrides=experiments.ablation_overrides("extended", "hourglass", {}))
+    full = make_config("hourglass", "extended", overrides=comparison.ablation_overrides("extended", "hourglass", {}))
     assert [(s.name, s.epochs) for s in full.stages] == [(s.name, s.epochs) for s in main.stages]
     assert full.data.max_train_images is None and full.data.input_size == main.data.input_size
     assert full.model_options == main.model_options
-    assert len(experiments.profile_seeds("extended", 0, "ablation")) == 3
-    for name, variant in experiments.hourglass_ablation_variants("extended").items():
+    assert len(comparison.profile_seeds("extended", 0, "ablation")) == 3
+    for name, variant in comparison.hourglass_ablation_variants("extended").items():
         config = make_config("hourglass", "extended",
-                             overrides=experiments.ablation_overrides("extended", "hourglass", variant))
+                             overrides=comparison.ablation_overrides("extended", "hourglass", variant))
         assert [s.epochs for s in config.stages] == [s.epochs for s in main.stages], name
         changed = {k for k in config.model_options if config.model_options[k] != main.model_options.get(k)}
         assert changed == {key.split(".", 1)[1] for key in variant}, name
@@ -188,36 +189,36 @@ def test_published_hourglass_ablations_train_the_main_hourglass_with_three_seeds
 
 @pytest.mark.parametrize("profile", [*PROFILES, "extended"])
 def test_the_budget_matched_stage1_ablation_trains_as_many_epochs_as_the_full_model(profile):
-    full = make_config("m3mstl", profile, overrides=experiments.ablation_overrides(profile, "m3mstl", {}))
-    variant = experiments.ABLATIONS["no stage 1, its epochs given to stage 3"]
-    matched = make_config("m3mstl", profile, overrides=experiments.ablation_overrides(profile, "m3mstl", variant))
-    plain = make_config("m3mstl", profile, overrides=experiments.ablation_overrides(
-        profile, "m3mstl", experiments.ABLATIONS["no stage 1 (no mask pretraining)"]))
+    full = make_config("m3mstl", profile, overrides=comparison.ablation_overrides(profile, "m3mstl", {}))
+    variant = comparison.ABLATIONS["no stage 1, its epochs given to stage 3"]
+    matched = make_config("m3mstl", profile, overrides=comparison.ablation_overrides(profile, "m3mstl", variant))
+    plain = make_config("m3mstl", profile, overrides=comparison.ablation_overrides(
+        profile, "m3mstl", comparison.ABLATIONS["no stage 1 (no mask pretraining)"]))
     epochs = {s.name: s.epochs for s in full.stages}
     assert {s.name: s.epochs for s in matched.stages} == {
         "heads": epochs["heads"], "joint": epochs["joint"] + epochs["mask_pretrain"]}
     assert sum(s.epochs for s in plain.stages) == sum(epochs.values()) - epochs["mask_pretrain"]
     with pytest.raises(ValueError, match="drops"):
-        experiments.ablation_overrides(profile, "m3mstl", {"stages": ["heads", "joint"],
-                                                           experiments.EPOCHS_MOVED_TO: "mask_pretrain"})
+        comparison.ablation_overrides(profile, "m3mstl", {"stages": ["heads", "joint"],
+                                                           comparison.EPOCHS_MOVED_TO: "mask_pretrain"})
 
 
 def test_main_claims_rest_on_three_seeds_outside_quick():
     for profile in ("default", "extended"):
-        assert len(experiments.profile_seeds(profile, 0, "main")) >= 3
-        assert len(experiments.profile_seeds(profile, 0, "ablation")) >= 3
+        assert len(comparison.profile_seeds(profile, 0, "main")) >= 3
+        assert len(comparison.profile_seeds(profile, 0, "ablation")) >= 3
 
 
-def _breakdown_run(name: str, nme: float, auc: float) -> experiments.RunResult:
+def _breakdown_run(name: str, nme: float, auc: float) -> RunResult:
     landmarks = [{"occluder": o, "n_images": 5, "nme_mean": nme, "nme_median": nme} for o in ("none", "mask")]
     occlusion = [{"occluder": o, "class_prior_occluded": 0.2, "accuracy": 0.9, "roc_auc": auc,
                   "average_precision": 0.8} for o in ("none", "mask")]
     metrics = {"by_occluder": {"landmarks": landmarks, "occlusion": occlusion}}
-    return experiments.RunResult(name, Path("."), metrics, pd.DataFrame(), {})
+    return RunResult(name, Path("."), metrics, pd.DataFrame(), {})
 
 
 def test_breakdown_over_seeds_averages_each_group_over_seeds():
-    table = experiments.breakdown_over_seeds(
+    table = comparison.breakdown_over_seeds(
         {"m3mstl": [_breakdown_run("m3mstl", 0.10, 0.90), _breakdown_run("m3mstl", 0.20, 0.80)],
          "peer": [_breakdown_run("peer", 0.05, 0.5)]}, "occluder")
     m3 = table[table.model == "m3mstl"].set_index("occluder")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from m3mstl.config import make_config
-from m3mstl.landmarks import GROUPS
+from m3mstl.core.landmarks import GROUPS
 from m3mstl.models import create_model
-from m3mstl.viz.explorer import LoadedRun, OcclusionExplorer, save_gallery
+from m3mstl.report.explorer import LoadedRun, OcclusionExplorer, save_gallery
 
 EYES = list(GROUPS["right_eye"] + GROUPS["left_eye"])
 

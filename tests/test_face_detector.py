@@ -1,4 +1,4 @@
-"""The trained face detector (m3mstl.face_detector): targets and decoding, input, training and resume."""
+"""The trained face detector (m3mstl.detection.trained): targets and decoding, input, training and resume."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from m3mstl import face_detector as fd
-from m3mstl.train import face_detector as fd_train
+from m3mstl.detection import trained as fd
+from m3mstl.train import detector as fd_train
 from m3mstl.data.synth.generate import generate_dataset
-from m3mstl.detect import evaluate_detector, face_finder
+from m3mstl.evaluation.detection import evaluate_detector
+from m3mstl.detection.rule_based import face_finder
 
 SETTINGS = replace(fd.settings_for("quick"), input_width=64, input_height=48, epochs=2, batch_size=4)
 
@@ -156,7 +157,7 @@ def test_missing_weights_are_a_clear_error(tmp_path):
 
 
 def test_a_missing_run_is_explained_not_trained_when_training_is_off(frames_root, tmp_path):
-    from m3mstl.train.gating import RunNotTrained, allow_training
+    from m3mstl.runs.gating import RunNotTrained, allow_training
 
     allow_training(False)
     try:
@@ -169,8 +170,8 @@ def test_a_missing_run_is_explained_not_trained_when_training_is_off(frames_root
 
 def test_frame_prediction_uses_a_given_face_finder(frames_root):
     from m3mstl.data.coco import read_dataset
-    from m3mstl.detect import Detection
-    from m3mstl.frames import faces_in_frame
+    from m3mstl.detection.base import Detection
+    from m3mstl.infer.frames import faces_in_frame
 
     record = read_dataset(frames_root).records[0]
     fixed = Detection(*record.extras["head_bbox"], 0.9)

@@ -11,7 +11,10 @@ import torch
 from m3mstl.data.synth.generate import generate_dataset, spec_for
 from m3mstl.data.synth.priors import load_priors
 from m3mstl.data.synth.renderer import render
-from m3mstl.detect import Detection, detect_faces, evaluate_detector, iou, summarise_detection
+from m3mstl.detection.base import Detection
+from m3mstl.detection.rule_based import detect_faces
+from m3mstl.evaluation.detection import evaluate_detector, summarise_detection
+from m3mstl.core.boxes import iou
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,7 @@ def test_detector_joins_a_face_cut_by_glasses_and_drops_an_arm(frame_and_crop):
     whole face at the eyes (glasses wider than the face) leaves one box over the whole head, not
     one ending at the lenses; an arm-wide warm bar from the frame's edge to the cheek does not
     stretch the box to the edge. Both fail with those steps switched off (version 2's behaviour)."""
-    from m3mstl.detect import DetectorConfig
+    from m3mstl.detection.rule_based import DetectorConfig
 
     _, frame, _ = frame_and_crop
     hx, hy, hw, hh = frame.head_bbox
@@ -135,7 +138,7 @@ def test_predict_frames_rows_overlays_and_unreadable_files(frame_and_crop, tmp_p
     from PIL import Image
 
     from m3mstl import runs
-    from m3mstl.frames import predict_frames, write_rows
+    from m3mstl.infer.frames import predict_frames, write_rows
 
     _, frame, _ = frame_and_crop
     data = tmp_path / "DATA"
@@ -165,7 +168,7 @@ def test_predict_frames_rows_overlays_and_unreadable_files(frame_and_crop, tmp_p
 
 
 def test_head_box_mapping_recovers_a_known_relation_and_ignores_bad_rows():
-    from m3mstl.detect import HeadBoxMapping, fit_head_box_mapping
+    from m3mstl.detection.head_box import HeadBoxMapping, fit_head_box_mapping
 
     rng = np.random.default_rng(0)
     head = np.column_stack([rng.uniform(0, 100, 50), rng.uniform(0, 100, 50), rng.uniform(40, 90, 50),
@@ -186,7 +189,7 @@ def test_head_box_mapping_recovers_a_known_relation_and_ignores_bad_rows():
 
 def test_training_frame_boxes_render_the_same_face_uncut(tmp_path):
     from m3mstl.data.coco import read_dataset
-    from m3mstl.frames import training_frame_boxes
+    from m3mstl.studies.camera_frames import training_frame_boxes
 
     root = generate_dataset(tmp_path / "crops", subjects=2, per_subject=2, size=64, seed=3).parent
     ids = [r.image_id for r in read_dataset(root).records][:2]
@@ -201,7 +204,7 @@ def test_training_frame_boxes_render_the_same_face_uncut(tmp_path):
 
 
 def test_predict_refined_reruns_the_model_on_the_extent_of_its_own_landmarks(monkeypatch):
-    from m3mstl import predict
+    from m3mstl.infer import predict
 
     boxes = []
 
@@ -220,7 +223,7 @@ def test_predict_refined_reruns_the_model_on_the_extent_of_its_own_landmarks(mon
 
 
 def test_pipeline_refinement_scores_every_pass_along_one_chain():
-    from m3mstl.frames import _refinement_nmes
+    from m3mstl.studies.camera_frames import _refinement_nmes
 
     boxes = []
 
@@ -288,23 +291,23 @@ def test_face_box_option_is_validated_and_stays_out_of_older_run_ids():
     with pytest.raises(ConfigError, match="data.face_box"):
         validate_config(make_config("baseline", "quick", overrides={"data.face_box": "oracle"}))
     # Runs on the detector's own boxes change id with the detector's version (their crops do).
-    from m3mstl import detect
+    from m3mstl.detection import rule_based
     on_detector = make_config("baseline", "quick", overrides={"data.face_box": "detector"})
     first, head_hash = on_detector.config_hash(), head.config_hash()
     try:
-        detect.DETECTOR_VERSION += 1
+        rule_based.DETECTOR_VERSION += 1
         assert on_detector.config_hash() != first
         assert head.config_hash() == head_hash and config.config_hash() == before  # not theirs
     finally:
-        detect.DETECTOR_VERSION -= 1
+        rule_based.DETECTOR_VERSION -= 1
     assert make_config("baseline", "quick", overrides={"data.margin_fraction": 0.15}).config_hash() != before
     with pytest.raises(ConfigError, match="data.margin_fraction"):
         validate_config(make_config("baseline", "quick", overrides={"data.margin_fraction": -0.1}))
 
 
 def test_a_run_trained_on_head_boxes_takes_the_detector_box_as_it_is():
-    from m3mstl.detect import HeadBoxMapping
-    from m3mstl.frames import first_crop_box
+    from m3mstl.detection.head_box import HeadBoxMapping
+    from m3mstl.infer.frames import first_crop_box
 
     mapping = HeadBoxMapping(0.1, 0.3, 0.6, 0.7)
     head_run = SimpleNamespace(data=SimpleNamespace(face_box="head"))
@@ -319,8 +322,8 @@ def test_detector_face_boxes_are_the_detectors_own_and_cached(tmp_path):
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.dataset import ThermalFaceDataset, attach_detector_boxes, crop_box, face_box
     from m3mstl.data.errors import DatasetError
-    from m3mstl.detect import SYNTH_HEAD_TO_LANDMARK_BOX
-    from m3mstl.frames import first_crop_box, true_box
+    from m3mstl.detection.head_box import SYNTH_HEAD_TO_LANDMARK_BOX
+    from m3mstl.infer.frames import first_crop_box, true_box
 
     root = generate_dataset(tmp_path / "ff", subjects=1, per_subject=3, size=32, seed=3, full_frame=True).parent
     frames = read_dataset(root)
@@ -353,7 +356,7 @@ def test_detector_cuts_a_box_with_no_visible_neck(frame_and_crop):
     """Detector version 4 on an edit of one generated frame: a neck 0.7 head widths wide (no
     narrowing below 0.65 for the head and neck split) down to the frame's edge still gives a
     head-sized box; version 3's settings give one running down the neck."""
-    from m3mstl.detect import DetectorConfig
+    from m3mstl.detection.rule_based import DetectorConfig
 
     _, frame, _ = frame_and_crop
     hx, hy, hw, hh = frame.head_bbox
@@ -370,7 +373,7 @@ def test_detector_cuts_a_box_with_no_visible_neck(frame_and_crop):
 
 
 def test_boxes_mostly_inside_a_larger_one_are_dropped():
-    from m3mstl.detect import _without_contained
+    from m3mstl.detection.rule_based import _without_contained
 
     head = Detection(100, 50, 200, 260, 0.6)
     hair_patch = Detection(180, 50, 40, 60, 0.9)        # wholly inside, scored higher: still dropped

@@ -1,10 +1,10 @@
-"""The iBUG-68 schema in m3mstl.landmarks, checked against a face built from geometry alone."""
+"""The iBUG-68 schema in m3mstl.core.landmarks, checked against a face built from geometry alone."""
 from __future__ import annotations
 
 import numpy as np
 
 from conftest import FACE_TEMPLATE
-from m3mstl.landmarks import (
+from m3mstl.core.landmarks import (
     GROUPS,
     INNER_CANTHI,
     MIRROR,

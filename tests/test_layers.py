@@ -2,22 +2,21 @@
 
 A module may import from its own layer and the layers below it, never from a layer above,
 and the modules form no import cycle. Imports inside functions count too: a lazy import
-upward still ties the lower layer to the higher one.
+upward still ties the lower layer to the higher one. The layers are the subpackages, lowest
+first (README, "Architecture"):
 
-    core       paths, fileio, landmarks, pose, metrics, stats, losses, device, errors, progress
-    data       m3mstl.data (readers, splits, the torch dataset, the SynthTFD68 generator and
-               the embedded dataset of each profile), detect (face boxes from temperature arrays)
-    models     m3mstl.models (architectures, the model registry, the curriculum interface)
-    config     run configurations and profiles, built from the registered model families
-    records    runs (run-record layout and ids), predict (inference into a run record),
-               evaluate (metrics of a run's predictions), frames (a run applied to whole
-               camera frames through the detector), face_detector (a trained detector at inference)
-    training   m3mstl.train (the curriculum trainer: it writes a complete run record,
-               final predictions and metrics included, so the record layer is beneath it),
-               peer (the classical dlib landmarker, trained into the same kind of run record)
-    analysis   experiments, scaling, thermometry, report, viz, data.explore (tables and figures
-               about a dataset: nothing below imports it)
-    app        reproduce, cli (the notebooks sit above these)
+    core        m3mstl.core, plus the root's paths and errors: no other project import
+    detection   m3mstl.detection: face detectors behind one interface, the head-box mapping
+    data        m3mstl.data: the TFD68 layout, records, splits, the torch dataset, synth/
+    models      m3mstl.models: the families, their registry and losses (tensors only)
+    config      m3mstl.config, m3mstl.profiles: run configurations from the families
+    runs        m3mstl.runs: the run record, archive, lifecycle
+    infer       m3mstl.infer: predictions of a run on a split, an image, camera frames
+    evaluation  m3mstl.evaluation: metrics, statistics, detector evaluation
+    train       m3mstl.train: the curriculum trainer, the detector's training, the peer
+    report      m3mstl.report: every table writer and figure, the widgets
+    studies     m3mstl.studies: what the notebooks compare
+    app         m3mstl.reproduce, m3mstl.cli (the notebooks sit above these)
 """
 from __future__ import annotations
 
@@ -33,15 +32,17 @@ from m3mstl import paths
 PACKAGE_DIR = paths.REPO_ROOT / "m3mstl"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("m3mstl", "m3mstl.paths", "m3mstl.fileio", "m3mstl.landmarks", "m3mstl.pose", "m3mstl.metrics",
-              "m3mstl.stats", "m3mstl.losses", "m3mstl.device", "m3mstl.errors", "m3mstl.progress")),
-    ("data", ("m3mstl.data", "m3mstl.detect")),
+    ("core", ("m3mstl", "m3mstl.paths", "m3mstl.errors", "m3mstl.core")),
+    ("detection", ("m3mstl.detection",)),
+    ("data", ("m3mstl.data",)),
     ("models", ("m3mstl.models",)),
-    ("config", ("m3mstl.config",)),
-    ("records", ("m3mstl.runs", "m3mstl.predict", "m3mstl.evaluate", "m3mstl.frames", "m3mstl.face_detector")),
-    ("training", ("m3mstl.train", "m3mstl.peer")),
-    ("analysis", ("m3mstl.experiments", "m3mstl.scaling", "m3mstl.thermometry", "m3mstl.report", "m3mstl.viz",
-                  "m3mstl.data.explore", "m3mstl.frame_study")),
+    ("config", ("m3mstl.config", "m3mstl.profiles")),
+    ("runs", ("m3mstl.runs",)),
+    ("infer", ("m3mstl.infer",)),
+    ("evaluation", ("m3mstl.evaluation",)),
+    ("train", ("m3mstl.train",)),
+    ("report", ("m3mstl.report",)),
+    ("studies", ("m3mstl.studies",)),
     ("app", ("m3mstl.reproduce", "m3mstl.cli")),
 ]
 
@@ -133,9 +134,9 @@ def test_no_import_cycle_between_modules():
 def test_the_layer_scan_sees_lazy_upward_imports(tmp_path):
     """The scan is not blind to imports inside functions (the kind that hid the old cycle)."""
     module = tmp_path / "lazy.py"
-    module.write_text("def f():\n    from m3mstl.predict import predict_batch\n    return predict_batch\n")
-    assert "m3mstl.predict" in imported_modules(module, {"m3mstl.predict"})
-    assert layer_of("m3mstl.predict") > layer_of("m3mstl.models.base")
+    module.write_text("def f():\n    from m3mstl.infer.predict import predict_batch\n    return predict_batch\n")
+    assert "m3mstl.infer.predict" in imported_modules(module, {"m3mstl.infer.predict"})
+    assert layer_of("m3mstl.infer.predict") > layer_of("m3mstl.models.base")
     with pytest.raises(AssertionError, match="in no layer"):
         layer_of("m3mstl.not_declared")
 
@@ -156,7 +157,7 @@ for module in {modules!r}:
 """
 
 
-@pytest.mark.parametrize("layer", ["core", "data", "models", "config", "records", "training"])
+@pytest.mark.parametrize("layer", [name for name, _ in LAYERS[:-1]])
 def test_layer_imports_with_higher_layers_blocked(layer):
     index = [name for name, _ in LAYERS].index(layer)
     graph = import_graph()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from m3mstl.losses import (disk_radius_px, landmark_disk_mask, landmark_heatmaps, mask_bce, mask_iou,
+from m3mstl.models.losses import (disk_radius_px, landmark_disk_mask, landmark_heatmaps, mask_bce, mask_iou,
                            occlusion_bce, stage1_target, wing, wing_loss)
 
 torch.set_num_threads(1)
@@ -207,7 +207,7 @@ def test_mask_iou_golden() -> None:
 
 
 def test_min_disk_radius_keeps_small_input_disks_resolvable() -> None:
-    from m3mstl.losses import disk_radius_px
+    from m3mstl.models.losses import disk_radius_px
 
     assert disk_radius_px(64) == pytest.approx(0.75)  # the paper's 3 px at 256, scaled
     assert disk_radius_px(64, min_radius_px=2.0) == pytest.approx(2.0)

@@ -1,4 +1,4 @@
-"""Golden tests of m3mstl.metrics: hand-worked NME cases, CED closed forms, occlusion metrics
+"""Golden tests of m3mstl.evaluation.metrics: hand-worked NME cases, CED closed forms, occlusion metrics
 against scikit-learn, ECE by hand, breakdowns, and head pose on known rotations."""
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from m3mstl import metrics
-from m3mstl.metrics import MetricsInputError
-from m3mstl.pose import rotation_from_euler
+from m3mstl.data import records
+from m3mstl.evaluation import metrics
+from m3mstl.evaluation.metrics import MetricsInputError
+from m3mstl.core.pose import rotation_from_euler
 
 
 def hand_face() -> np.ndarray:
@@ -244,9 +245,9 @@ def test_yaw_bins_and_occluder_group_labels() -> None:
     bins = metrics.yaw_bins(np.array([-5.0, 20.0, 44.9, 45.0, -80.0, 15.0]))
     assert list(bins) == ["0-15", "15-30", "30-45", "45-60", "60+", "15-30"]
     assert list(bins.categories) == ["0-15", "15-30", "30-45", "45-60", "60+"]
-    assert metrics.occluder_group([]) == "none"
-    assert metrics.occluder_group(["mask", "glasses", "mask"]) == "glasses+mask"
-    collapsed = metrics.single_occluder_groups(["none", "glasses", "glasses+mask", "hand+hat+scarf"])
+    assert records.occluder_group([]) == "none"
+    assert records.occluder_group(["mask", "glasses", "mask"]) == "glasses+mask"
+    collapsed = records.single_occluder_groups(["none", "glasses", "glasses+mask", "hand+hat+scarf"])
     assert collapsed.tolist() == ["none", "glasses", "several", "several"]
     # Categorical groups keep their bin order in breakdown tables.
     gt = np.stack([hand_face()] * 6)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from conftest import make_tiny_dataset
 from m3mstl.config import make_config
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.landmarks import NUM_LANDMARKS
 from m3mstl.models import create_model, list_models
 from m3mstl.models.base import CurriculumModel
 from m3mstl.models.registry import UnknownOptionError, get_family, register_model, reject_unknown_options
@@ -94,8 +94,8 @@ def test_a_registered_family_is_configured_from_its_own_curriculum():
 def test_the_toy_family_trains_from_the_command_line_predicts_and_evaluates(tmp_path, capsys, monkeypatch):
     from m3mstl import paths
     from m3mstl.cli import main
-    from m3mstl.evaluate import evaluate_run
-    from m3mstl.predict import predict_image
+    from m3mstl.evaluation.evaluate import evaluate_run
+    from m3mstl.infer.predict import predict_image
 
     data_dir = make_tiny_dataset(tmp_path / "data", n_subjects=5, images_per_subject=2)
     runs_root = tmp_path / "runs"

@@ -14,7 +14,7 @@ from m3mstl.models import create_model, list_models
 from m3mstl.models.backbones import batchnorm_modules, create_trunk
 from m3mstl.models.heads import (LandmarkHead, MaskDecoder, PooledMLPOcclusionHead, TokenMLPOcclusionHead,
                                  ViTOcclusionHead)
-from m3mstl.experiments import ABLATIONS
+from m3mstl.studies.comparison import ABLATIONS
 from m3mstl.models.m3mstl import M3MSTL
 from m3mstl.models.temperature_cues import (NUM_CUES, CueSettings, infer_has_temperature,
                                             normalised_temperature_channel, temperature_cues,

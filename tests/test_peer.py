@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from m3mstl import experiments, peer
+from m3mstl.studies import comparison
+from m3mstl.train import peer
 from m3mstl.data.coco import read_dataset
 from m3mstl.data.dataset import crop_box
-from m3mstl.metrics import per_image_nme
-from m3mstl.predict import load_predictions
+from m3mstl.evaluation.metrics import per_image_nme
+from m3mstl.runs.predictions import load_predictions
 from m3mstl.report import write_table
+from m3mstl.runs.result import load_run
 
 pytest.importorskip("dlib")
 pytestmark = pytest.mark.slow
@@ -124,18 +126,18 @@ def test_unknown_option_and_missing_data_are_named(tmp_path):
 
 
 def test_peer_rows_show_no_occlusion_number(peer_run, tmp_path):
-    result = experiments.load_run(peer_run, "dlib shape predictor")
-    assert not experiments.has_occlusion(result)
-    row = experiments.summary_row(result)
+    result = load_run(peer_run, "dlib shape predictor")
+    assert not comparison.has_occlusion(result)
+    row = comparison.summary_row(result)
     assert row["roc_auc"] is None and row["occlusion_accuracy"] is None and row["nme_median"] > 0
-    main = experiments.main_results_table([result])
+    main = comparison.main_results_table([result])
     paths = write_table(main, "peer_main", caption="test", run_ids=[result.run_id], out_dir=tmp_path)
     peer_line = next(line for line in paths["md"].read_text().splitlines() if "dlib" in line)
     cells = [c.strip() for c in peer_line.strip("|").split("|")]
     header = [c.strip() for c in paths["md"].read_text().splitlines()[2].strip("|").split("|")]
     for column in ("occlusion_accuracy", "roc_auc", "average_precision", "class_prior_occluded"):
         assert cells[header.index(column)] == "–", column
-    by_occluder = experiments.breakdown_table([result], "occluder")
+    by_occluder = comparison.breakdown_table([result], "occluder")
     assert len(by_occluder) > 0 and by_occluder["roc_auc"].isna().all() and by_occluder["nme_mean"].notna().all()
 
 

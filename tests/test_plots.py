@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from m3mstl.viz import plots
+from m3mstl.report import plots
 
 
 def test_stage1_mask_grid_shows_image_target_and_prediction_per_face():

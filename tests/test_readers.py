@@ -7,7 +7,7 @@ from PIL import Image
 
 from m3mstl.data.coco import image_to_unit_range, read_image_file
 from m3mstl.data.errors import DatasetError
-from m3mstl.predict import _read_image
+from m3mstl.infer.predict import _read_image
 
 
 def _files(tmp_path):
@@ -46,7 +46,7 @@ def test_prediction_and_training_read_every_encoding_alike(tmp_path):
 
 def test_a_page_of_a_tiff_sequence_reads_as_the_same_frame_saved_alone(tmp_path):
     """`m3mstl predict` on multi-page TIFFs decodes each page as training decodes a single file."""
-    from m3mstl.frames import expand_inputs, read_frame
+    from m3mstl.infer.frames import expand_inputs, read_frame
 
     unit, _ = _files(tmp_path)
     pages = [Image.fromarray((unit * 65535).astype(np.uint16)), Image.fromarray(unit),

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from m3mstl import fileio, paths
+from m3mstl import paths
+from m3mstl.core import fileio
 from m3mstl.report import ReportError, figure_size, figure_style, format_p_value, savefig, subplots, write_table
 
 

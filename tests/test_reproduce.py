@@ -249,7 +249,7 @@ def test_quick_profile_runs_every_notebook(quick_reproduction):
         assert all(math.isfinite(v) for v in values), f"{path.name} records a non-finite metric"
     actual = {path.stem: json.loads(path.read_text()) for path in recorded}
     if os.environ.get("M3MSTL_UPDATE_EXPECTED"):
-        from m3mstl.fileio import write_json_atomic
+        from m3mstl.core.fileio import write_json_atomic
         from m3mstl.runs import environment_info
 
         environment = environment_info("cpu")
@@ -384,10 +384,10 @@ def test_cleaning_an_executed_notebook_removes_what_changes_between_runs():
 def test_progress_written_by_another_process_reaches_the_terminal(tmp_path):
     import io
 
-    from m3mstl import progress
+    from m3mstl.core import progress
 
     stream = io.StringIO()
-    script = "from m3mstl import progress; progress.report('[m3mstl] stage 3/3 joint epoch 2/7 step 5/9: 31.0 img/s')"
+    script = "from m3mstl.core import progress; progress.report('[m3mstl] stage 3/3 joint epoch 2/7 step 5/9: 31.0 img/s')"
     with progress.ProgressRelay(tmp_path / "progress.log", prefix="[4/12] ", stream=stream, poll_seconds=0.05):
         assert os.environ[progress.ENV_VAR] == str(tmp_path / "progress.log")
         subprocess.run([sys.executable, "-c", script], check=True, env=os.environ.copy())

@@ -469,14 +469,14 @@ def test_unknown_faults_keep_their_traceback():
 
 def test_every_shipped_config_passes_the_config_checks():
     """The checks refuse bad configs, not the ones the project itself runs (profiles, ablations)."""
-    from m3mstl import experiments
+    from m3mstl.studies import comparison
     from m3mstl.config import PROFILES, make_config, validate_config
     from m3mstl.models.registry import list_models
 
     for profile in PROFILES:
         for model in list_models():
             validate_config(make_config(model, profile))
-        for model, variants in (("m3mstl", experiments.ABLATIONS), ("hourglass", experiments.HOURGLASS_ABLATIONS)):
+        for model, variants in (("m3mstl", comparison.ABLATIONS), ("hourglass", comparison.HOURGLASS_ABLATIONS)):
             for variant in variants.values():
                 validate_config(make_config(model, profile,
-                                            overrides=experiments.ablation_overrides(profile, model, variant)))
+                                            overrides=comparison.ablation_overrides(profile, model, variant)))

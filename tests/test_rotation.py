@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from m3mstl import pose as np_pose
+from m3mstl.core import pose as np_pose
 from m3mstl.models.rotation import (
     IDENTITY_6D, euler_from_rotation, geodesic_distance, geodesic_loss, rotation_from_6d, rotation_from_euler,
     rotation_to_6d, wrap_degrees,

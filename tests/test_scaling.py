@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from m3mstl import paths, reproduce, scaling
+from m3mstl import paths, reproduce
+from m3mstl.studies import scaling
 from m3mstl.config import make_config
 from m3mstl.models import create_model
+from m3mstl.runs.result import RunResult
 
 NOTEBOOK = paths.NOTEBOOKS_DIR / "12_scaling_study.ipynb"
 
@@ -148,7 +150,7 @@ def test_scaling_notebook_runs_on_the_quick_grid(tmp_path):
 
 # -- the run archive: the study resumes across machine sessions from committed run records ----------
 def _fake_finished_run(run_dir: Path) -> Path:
-    from m3mstl.runs import ARCHIVE_REQUIRED
+    from m3mstl.runs.archive import ARCHIVE_REQUIRED
 
     import numpy as np
 
@@ -168,7 +170,7 @@ def _fake_finished_run(run_dir: Path) -> Path:
 
 def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
     from m3mstl.errors import RunError
-    from m3mstl.runs import ARCHIVE_REQUIRED, archive_run, archived_run_dir
+    from m3mstl.runs.archive import ARCHIVE_REQUIRED, archive_run, archived_run_dir
 
     run_dir = _fake_finished_run(tmp_path / "runs" / "m3mstl" / "abc123")
     archive = tmp_path / "archive"
@@ -179,7 +181,7 @@ def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
     # The predictions come back whole but for the crop-frame copy; the ground truth, the same for every run
     # of the split, is stored once beside the runs.
     import numpy as np
-    from m3mstl.predict import load_predictions
+    from m3mstl.runs.predictions import load_predictions
 
     original, archived = load_predictions(run_dir / "predictions_test.npz"), load_predictions(target / "predictions_test.npz")
     assert set(original) - set(archived) == {"pred_landmarks_crop"}
@@ -208,14 +210,12 @@ def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
 
 
 def test_train_point_archives_each_run_and_resumes_from_the_archive(tmp_path, monkeypatch, tiny_dataset_dir):
-    from m3mstl import experiments
-
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(paths, "ARCHIVE_DIR", tmp_path / "archive")
     measured = []
     monkeypatch.setattr(scaling, "stage1_validation_iou", lambda run_dir, data_dir: measured.append(run_dir))
     monkeypatch.setattr(scaling, "training_flops", lambda run_dir, data_dir: 0.0)
-    monkeypatch.setattr(experiments, "load_run", lambda run_dir, name: experiments.RunResult(name, Path(run_dir), {}, None, None))
+    monkeypatch.setattr(scaling, "load_run", lambda run_dir, name: RunResult(name, Path(run_dir), {}, None, None))
     trained = []
 
     def fake_train(model, profile, data_dir, *, seed, overrides, device):

@@ -1,4 +1,4 @@
-"""m3mstl.stats: paired tests against scipy, effect sizes and Holm by hand, exact McNemar on a
+"""m3mstl.evaluation.stats: paired tests against scipy, effect sizes and Holm by hand, exact McNemar on a
 known table, and the coverage of the subject bootstrap in a seeded simulation."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from m3mstl import stats
-from m3mstl.landmarks import NUM_LANDMARKS
-from m3mstl.stats import StatsInputError
+from m3mstl.evaluation import stats
+from m3mstl.core.landmarks import NUM_LANDMARKS
+from m3mstl.evaluation.stats import StatsInputError
 
 
 def test_paired_t_test_equals_scipy() -> None:
@@ -286,10 +286,19 @@ def test_seed_spread_and_summary() -> None:
         "seed": [0, 1, 0, 1],
         "nme": [0.20, 0.24, 0.40, 0.36],
     })
-    summary = stats.summarise_over_seeds(runs, ["nme"]).set_index("model")
-    assert summary.loc["m3mstl", "nme_mean"] == pytest.approx(0.22)
-    assert summary.loc["baseline", "nme_std"] == pytest.approx(np.sqrt(0.0008))
+    summary = stats.summarise_over_seeds(runs, "model", ["nme"])
+    assert list(summary.columns) == ["model", "n_seeds", "nme", "nme_sd"]
+    assert list(summary["model"]) == ["m3mstl", "baseline"]   # order of first appearance
+    summary = summary.set_index("model")
+    assert summary.loc["m3mstl", "nme"] == pytest.approx(0.22)
+    assert summary.loc["baseline", "nme_sd"] == pytest.approx(np.sqrt(0.0008))
     assert summary.loc["baseline", "n_seeds"] == 2
+    # Every numeric column by default; a constant column keeps its value; a metric no seed has stays NaN.
+    runs["faces"], runs["auc"] = 800, [0.9, 0.8, np.nan, np.nan]
+    full = stats.summarise_over_seeds(runs, "model", constant=["faces"]).set_index("model")
+    assert list(full.columns) == ["n_seeds", "faces", "nme", "nme_sd", "auc", "auc_sd"]
+    assert full.loc["baseline", "faces"] == 800 and np.isnan(full.loc["baseline", "auc"])
+    assert np.isnan(stats.summarise_over_seeds(runs.iloc[:1], "model")["nme_sd"].iloc[0])
 
 
 # --------------------------------------------------------------------------- seed-aware intervals

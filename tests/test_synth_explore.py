@@ -1,4 +1,4 @@
-"""Data-exploration helpers (m3mstl.data.explore) on a small generated dataset and a hand-made one."""
+"""Data-exploration helpers (m3mstl.studies.dataset_summary) on a small generated dataset and a hand-made one."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 
 from m3mstl.data import coco
 from m3mstl.data.coco import read_dataset
-from m3mstl.data.explore import (
-    contact_sheet,
+from m3mstl.report.dataset_figures import contact_sheet
+from m3mstl.studies.dataset_summary import (
     dataset_summary,
     landmark_table,
     occlusion_by_occluder,

@@ -10,7 +10,7 @@ from scipy.ndimage import binary_fill_holes
 from m3mstl.data.synth import load_priors, render, sample_spec
 from m3mstl.data.synth.face3d import Expression, FaceShape, HairStyle, HeadModel
 from m3mstl.data.synth.spec import Pose
-from m3mstl.landmarks import MIRROR
+from m3mstl.core.landmarks import MIRROR
 
 PRIORS = load_priors()
 

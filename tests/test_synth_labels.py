@@ -9,8 +9,8 @@ import pytest
 from m3mstl.data.synth import load_priors, mirror_spec, render, sample_spec, with_occluders
 from m3mstl.data.synth.face3d import Expression
 from m3mstl.data.synth.spec import Pose
-from m3mstl.landmarks import MIRROR, flip_horizontal
-from m3mstl.pose import euler_from_rotation, flip_rotation, rotation_from_euler
+from m3mstl.core.landmarks import MIRROR, flip_horizontal
+from m3mstl.core.pose import euler_from_rotation, flip_rotation, rotation_from_euler
 
 PRIORS = load_priors()
 SIZE = 96

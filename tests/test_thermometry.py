@@ -1,13 +1,13 @@
-"""m3mstl.thermometry on constructed temperature maps where the right reading is known."""
+"""m3mstl.studies.thermometry on constructed temperature maps where the right reading is known."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from m3mstl import thermometry
-from m3mstl.landmarks import INNER_CANTHI
-from m3mstl.thermometry import ThermometryInputError
+from m3mstl.studies import thermometry
+from m3mstl.core.landmarks import INNER_CANTHI
+from m3mstl.studies.thermometry import ThermometryInputError
 
 SKIN_C = 30.0        # background face skin
 CANTHUS_C = 35.5     # true inner-canthus temperature, both sides
@@ -231,7 +231,7 @@ def test_end_to_end_on_a_dataset_read_from_disk(tiny_dataset) -> None:
 
 
 def test_face_scaled_window_single_pixel_truth_override_and_offset():
-    from m3mstl.thermometry import face_scaled_window, landmark_error_study, read_canthus_temperatures
+    from m3mstl.studies.thermometry import face_scaled_window, landmark_error_study, read_canthus_temperatures
 
     landmarks = np.zeros((1, 68, 2))
     landmarks[0, 36], landmarks[0, 45] = (10.0, 20.0), (50.0, 20.0)      # outer eye corners 40 px apart
@@ -256,7 +256,7 @@ def test_face_scaled_window_single_pixel_truth_override_and_offset():
 def test_practice_options_need_the_canthus_reference():
     from types import SimpleNamespace
 
-    from m3mstl.thermometry import practice_options
+    from m3mstl.studies.thermometry import practice_options
 
     plain = SimpleNamespace(extras={"skin_temperature_c": [0.0] * 68})
     assert practice_options([plain]) == {}

@@ -12,9 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from conftest import make_tiny_dataset
 from m3mstl.config import make_config
-from m3mstl.evaluate import evaluate_run
-from m3mstl.landmarks import OUTER_EYE_CORNERS
-from m3mstl.predict import load_predictions
+from m3mstl.evaluation.evaluate import evaluate_run
+from m3mstl.core.landmarks import OUTER_EYE_CORNERS
+from m3mstl.runs.predictions import load_predictions
 from m3mstl.runs import read_history
 from m3mstl.train.trainer import Trainer, TrainingInterrupted, cosine_learning_rate
 
@@ -129,7 +129,7 @@ def test_predict_on_a_camera_frame_matches_the_stored_predictions(finished_run, 
     """`m3mstl predict` with the face box reproduces what the run stored for that image."""
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.dataset import face_box
-    from m3mstl.predict import predict_image
+    from m3mstl.infer.predict import predict_image
 
     preds = load_predictions(finished_run / "predictions_test.npz")
     record = read_dataset(data_dir).by_id(str(preds["image_id"][0]))
@@ -146,7 +146,7 @@ def test_predict_on_a_camera_frame_matches_the_stored_predictions(finished_run, 
 def test_predict_names_the_file_on_bad_input(finished_run, data_dir, tmp_path):
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.errors import DatasetError
-    from m3mstl.predict import predict_image
+    from m3mstl.infer.predict import predict_image
 
     record = read_dataset(data_dir).records[0]
     corrupt = tmp_path / "corrupt.png"
@@ -161,7 +161,7 @@ def test_predict_names_the_file_on_bad_input(finished_run, data_dir, tmp_path):
 
 def test_evaluate_on_another_dataset_records_its_fingerprint(finished_run, tmp_path):
     """`m3mstl evaluate RUN --data OTHER`: the trained model on every image of another folder."""
-    from m3mstl.evaluate import evaluate_on_dataset
+    from m3mstl.evaluation.evaluate import evaluate_on_dataset
     from m3mstl.runs import data_fingerprint
 
     other = make_tiny_dataset(tmp_path / "other", n_subjects=2, images_per_subject=3, width=96, height=80, seed=5)
@@ -211,7 +211,7 @@ def test_trainer_builds_the_model_in_the_configured_memory_format(data_dir, tmp_
 @pytest.fixture
 def training_refused():
     """Training not allowed, as in a notebook opened with TRAIN = FORCE = False."""
-    from m3mstl.train import gating
+    from m3mstl.runs import gating
 
     gating.allow_training(False)
     yield
@@ -232,8 +232,9 @@ def test_refused_training_names_the_command_that_trains_exactly_the_missing_run(
     import argparse
     import shlex
 
-    from m3mstl.train import gating, trainer
+    from m3mstl.train import trainer
 
+    from m3mstl.runs import gating
     runs_root = finished_run.parent.parent
     overrides = {"stages": ["heads", "joint"], "model_options.occlusion_uses_temperature": False}
     with pytest.raises(gating.RunNotTrained) as refused:
@@ -254,7 +255,7 @@ def test_refused_training_names_the_command_that_trains_exactly_the_missing_run(
 
 
 def test_validation_nme_is_the_old_torch_inter_ocular_nme_within_float_rounding(data_dir, tmp_path):
-    """val_nme now comes from m3mstl.metrics; it must equal what the trainer's former torch
+    """val_nme now comes from m3mstl.evaluation.metrics; it must equal what the trainer's former torch
     formula gave on the same predictions, and leave val_loss (early stopping) alone."""
     trainer = Trainer(make_config("baseline", "quick"), data_dir, runs_root=tmp_path, progress=False)
     model = trainer._build_model()

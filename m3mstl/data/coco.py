@@ -43,8 +43,8 @@ from m3mstl.data.records import (
     FaceDataset,
     FaceRecord,
 )
-from m3mstl.fileio import atomic_path, write_bytes_atomic
-from m3mstl.landmarks import NAMES, NUM_LANDMARKS
+from m3mstl.core.fileio import atomic_path, write_bytes_atomic
+from m3mstl.core.landmarks import NAMES, NUM_LANDMARKS
 
 ANNOTATIONS_FILE = "annotations.json"
 THERMAL_DIR, TEMPERATURE_DIR, OCCLUDERS_DIR = "thermal", "temperature", "occluders"

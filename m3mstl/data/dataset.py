@@ -53,8 +53,8 @@ from tqdm.auto import tqdm
 from m3mstl.data.coco import image_to_unit_range, load_image, load_occluder_mask, load_temperature
 from m3mstl.data.errors import DatasetError
 from m3mstl.data.records import VIS_OCCLUDED, VIS_UNLABELLED, FaceDataset, FaceRecord
-from m3mstl.landmarks import MIRROR, NUM_LANDMARKS
-from m3mstl.pose import euler_from_rotation, flip_rotation, rotation_from_euler
+from m3mstl.core.landmarks import MIRROR, NUM_LANDMARKS
+from m3mstl.core.pose import euler_from_rotation, flip_rotation, rotation_from_euler
 
 CACHE_FORMAT_VERSION = 1  # bump when the cached crops would change for the same inputs
 
@@ -112,7 +112,7 @@ def face_box(record: FaceRecord, kind: str = "annotation") -> tuple[float, float
     its own margin to the plain extent instead of adding it twice.
     kind "head": the visible head (`head_bbox`, what SynthTFD68 full frames carry), the box a face
     detector returns; a record without one is an error naming its image.
-    kind "detector": the box `m3mstl.detect` found for this face (`attach_detector_boxes` stores it).
+    kind "detector": the box `m3mstl.detection.rule_based` found for this face (`attach_detector_boxes` stores it).
     """
     if kind == "detector":
         box = record.extras.get(DETECTOR_BOX_KEY)
@@ -140,7 +140,7 @@ def face_box(record: FaceRecord, kind: str = "annotation") -> tuple[float, float
 
 
 def attach_detector_boxes(dataset: FaceDataset, cache_dir: Path | None = None, progress: bool = False) -> dict:
-    """Run the thermal face detector (`m3mstl.detect`) on every record's temperature map and store the
+    """Run the thermal face detector (`m3mstl.detection.rule_based`) on every record's temperature map and store the
     detection that best overlaps the record's true face box (its `head_bbox`, else its `bbox`) in
     `extras["detector_bbox"]`: the boxes a model with `data.face_box = "detector"` trains on, the same
     kind `m3mstl predict` gives it. A face the detector misses keeps its true box there (counted in
@@ -150,8 +150,9 @@ def attach_detector_boxes(dataset: FaceDataset, cache_dir: Path | None = None, p
     the boxes. Returns {"faces", "found", "mean_iou"}."""
     from m3mstl.data.coco import load_temperature
     from m3mstl.data.fingerprint import data_fingerprint
-    from m3mstl.detect import DETECTOR_VERSION, detect_faces, match_detections
-    from m3mstl.fileio import write_json_atomic
+    from m3mstl.detection.rule_based import DETECTOR_VERSION, detect_faces
+    from m3mstl.detection.base import match_detections
+    from m3mstl.core.fileio import write_json_atomic
 
     cached = None
     if cache_dir is not None:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from m3mstl import paths
-from m3mstl.fileio import write_json_atomic
+from m3mstl.core.fileio import write_json_atomic
 
 # quick: enough subjects for a 60/20/20 subject split; default: 4,000 faces at 128 px, as many
 # as the 25-minute training budget of the two main models can use on 2 CPU cores; paper:

@@ -77,7 +77,7 @@ class _DigestCache:
     def save(self) -> None:
         if not self.changed:
             return
-        from m3mstl.fileio import write_json_atomic
+        from m3mstl.core.fileio import write_json_atomic
 
         try:
             write_json_atomic(self.path, self.entries, indent=None)

@@ -41,8 +41,8 @@ from PIL import Image
 from m3mstl.data.coco import ANNOTATIONS_FILE, subject_from_file_name, write_annotations, write_sample
 from m3mstl.data.errors import DatasetError, DatasetWarning
 from m3mstl.data.records import VIS_OCCLUDED, VIS_UNLABELLED, VIS_VISIBLE
-from m3mstl.fileio import atomic_folder
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.fileio import atomic_folder
+from m3mstl.core.landmarks import NUM_LANDMARKS
 
 FORMATS = ("pts", "sftl54", "cofw68")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.landmarks import NUM_LANDMARKS
 
 VIS_UNLABELLED, VIS_OCCLUDED, VIS_VISIBLE = 0, 1, 2
 
@@ -90,3 +91,20 @@ class FaceDataset:
             if record.image_id == image_id:
                 return record
         raise KeyError(f"no image {image_id!r} in {self.root}")
+
+
+def occluder_group(occluder_types: Sequence[str]) -> str:
+    """One label per image from its occluder list: "none", "glasses", "glasses+mask", ..."""
+    types = sorted({str(t) for t in occluder_types})
+    return "+".join(types) if types else "none"
+
+
+SEVERAL_OCCLUDERS = "several"
+
+
+def single_occluder_groups(labels: Sequence[str]) -> np.ndarray:
+    """Collapse `occluder_group` labels for a breakdown table: an image with one occluder type
+    keeps it ("none", "glasses", ...), one with two or more becomes "several". Exact
+    combinations split a test split into dozens of groups of one to five images each, too
+    few for a per-group ROC-AUC; the per-image CSV keeps the exact combination."""
+    return np.array([SEVERAL_OCCLUDERS if "+" in str(label) else str(label) for label in labels], dtype=object)

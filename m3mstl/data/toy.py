@@ -100,7 +100,7 @@ def make_tiny_dataset(
     maps). Subjects are "001", "002", ... unless ``subject_ids`` is given.
     """
     from m3mstl.data.coco import write_annotations, write_sample
-    from m3mstl.pose import rotation_from_euler
+    from m3mstl.core.pose import rotation_from_euler
 
     root = Path(root)
     rng = np.random.default_rng(seed)

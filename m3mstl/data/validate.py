@@ -22,7 +22,7 @@ from m3mstl.data.coco import (
 )
 from m3mstl.data.errors import DatasetError
 from m3mstl.data.records import VIS_OCCLUDED, FaceRecord
-from m3mstl.landmarks import REGIONS
+from m3mstl.core.landmarks import REGIONS
 
 
 # Raised whenever a check is added or made stricter, so a dataset remembered as valid is checked again.
@@ -207,7 +207,7 @@ def check_dataset(root: str | Path, fingerprint: str | None = None) -> None:
     in the build cache, so checking the same data again costs one fingerprint.
     """
     from m3mstl import paths
-    from m3mstl.fileio import write_json_atomic
+    from m3mstl.core.fileio import write_json_atomic
     from m3mstl.data.fingerprint import data_fingerprint
 
     fingerprint = fingerprint or data_fingerprint(root)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from timm.layers import Mlp, trunc_normal_
 from timm.models.vision_transformer import Block
 
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.landmarks import NUM_LANDMARKS
 from m3mstl.models.temperature_cues import sample_at_points
 
 

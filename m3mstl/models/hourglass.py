@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.landmarks import NUM_LANDMARKS
 from m3mstl.models.base import CurriculumModel
 from m3mstl.models.heatmaps import DECODE_METHODS, decode_heatmaps_normalised, landmark_heatmap_targets
 from m3mstl.models.registry import register_model, reject_unknown_options

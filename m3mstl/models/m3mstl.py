@@ -26,8 +26,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from m3mstl.landmarks import NUM_LANDMARKS
-from m3mstl.losses import (STAGE1_TARGETS, WING_UNITS, mask_bce, mask_iou, occlusion_bce, stage1_target,
+from m3mstl.core.landmarks import NUM_LANDMARKS
+from m3mstl.models.losses import (STAGE1_TARGETS, WING_UNITS, mask_bce, mask_iou, occlusion_bce, stage1_target,
                            wing_loss)
 from m3mstl.models.backbones import create_trunk, set_batchnorm_eval
 from m3mstl.models.base import CurriculumModel
@@ -61,7 +61,7 @@ class M3MSTLOptions:
         disk_radius_256: disk radius in pixels at 256x256, scaled with the input size [CODE: 3].
         disk_min_radius_px: smallest disk radius in input pixels, or None [INFER: None, the paper's
             scaling]. At 64 px the paper's radius is 0.75 px, below what the stride-4 decoder can
-            draw; 2.0 (half that stride) keeps the disks resolvable (m3mstl.losses.disk_radius_px).
+            draw; 2.0 (half that stride) keeps the disks resolvable (m3mstl.models.losses.disk_radius_px).
             Recorded in the run config only when set, so runs without it keep their ids.
         heatmap_sigma_256: Gaussian sigma in pixels at 256x256 for "heatmaps" [CODE heatmap setting: 6].
         decoder_width: channels of the stage-1 decoder [INFER: 64, "light"].

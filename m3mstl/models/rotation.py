@@ -12,7 +12,7 @@ Euler angles must learn a discontinuous function there. The 6D representation is
 first two columns of the matrix: it changes exactly as smoothly as the rotation does,
 and Gram-Schmidt maps any (non-degenerate) 6-vector back to a valid rotation.
 
-Conventions follow `m3mstl.pose`: R = R_y(yaw) @ R_x(pitch) @ R_z(roll), degrees.
+Conventions follow `m3mstl.core.pose`: R = R_y(yaw) @ R_x(pitch) @ R_z(roll), degrees.
 The 6D vector is (first column, second column) of R, i.e. ``R[..., :, 0]`` then
 ``R[..., :, 1]`` (Zhou et al.'s column convention).
 
@@ -103,7 +103,7 @@ def geodesic_loss(predicted: torch.Tensor, target: torch.Tensor, weight: torch.T
 def rotation_from_euler(angles_deg: torch.Tensor) -> torch.Tensor:
     """(..., 3) yaw, pitch, roll in degrees -> (..., 3, 3), R = R_y(yaw) R_x(pitch) R_z(roll).
 
-    Torch twin of `m3mstl.pose.rotation_from_euler` (differentiable, batched).
+    Torch twin of `m3mstl.core.pose.rotation_from_euler` (differentiable, batched).
     """
     if angles_deg.shape[-1] != 3:
         raise ValueError(f"rotation_from_euler expects (..., 3) angles, got shape {tuple(angles_deg.shape)}")
@@ -114,7 +114,7 @@ def rotation_from_euler(angles_deg: torch.Tensor) -> torch.Tensor:
 
 
 def euler_from_rotation(rotation: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) -> (..., 3) yaw, pitch, roll in degrees; torch twin of `m3mstl.pose.euler_from_rotation`.
+    """(..., 3, 3) -> (..., 3) yaw, pitch, roll in degrees; torch twin of `m3mstl.core.pose.euler_from_rotation`.
 
     With R = R_y(y) R_x(p) R_z(r): R[1,2] = -sin p, (R[0,2], R[2,2]) = cos p (sin y, cos y),
     (R[1,0], R[1,1]) = cos p (sin r, cos r). Pitch lies in [-90, 90]; at gimbal lock

@@ -30,7 +30,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from m3mstl import paths  # noqa: E402
-from m3mstl.fileio import write_bytes_atomic  # noqa: E402
+from m3mstl.core.fileio import write_bytes_atomic  # noqa: E402
 from m3mstl.report.tables import ReportError, check_output_name  # noqa: E402
 
 PNG_DPI = 150

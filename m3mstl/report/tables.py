@@ -3,7 +3,7 @@
 All three files show the same numbers: each cell is formatted once (per-column decimals
 or format spec) and the formatted text is written to every format. Rounding the CSV too
 keeps committed tables stable across platforms (no churn in the 17th digit) and makes
-the CSV agree with what the paper shows. Files are written atomically (m3mstl.fileio).
+the CSV agree with what the paper shows. Files are written atomically (m3mstl.core.fileio).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from m3mstl import paths
-from m3mstl.fileio import write_bytes_atomic
+from m3mstl.core.fileio import write_bytes_atomic
 
 MISSING_TEXT = {"csv": "", "md": "–", "tex": "--"}
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -35,7 +35,7 @@ class ReportError(ValueError):
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
-    """UTF-8 text with "\\n" line endings, written atomically (m3mstl.fileio): a reader never
+    """UTF-8 text with "\\n" line endings, written atomically (m3mstl.core.fileio): a reader never
     sees a half-written table, and an interrupted run leaves the previous file."""
     return write_bytes_atomic(path, text.encode("utf-8"))
 

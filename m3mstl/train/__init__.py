@@ -1,1 +1,1 @@
-"""Training: the generic curriculum trainer and its run records."""
+"""Training: the curriculum trainer, the face detector's training and the classical dlib peer."""

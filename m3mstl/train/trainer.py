@@ -28,10 +28,10 @@ from m3mstl import paths
 from m3mstl.config import PROFILES, RunConfig, StageConfig, make_config, validate_config
 from m3mstl.data.dataset import PreparedData
 from m3mstl.data.errors import DatasetError
-from m3mstl.device import resolve_device, to_device
+from m3mstl.core.device import resolve_device, to_device
 from m3mstl.errors import ConfigError, RunError, UsageError
-from m3mstl.fileio import atomic_path, write_bytes_atomic, write_json_atomic
-from m3mstl.metrics import progress_nme
+from m3mstl.core.fileio import atomic_path, write_bytes_atomic, write_json_atomic
+from m3mstl.evaluation.metrics import progress_nme
 from m3mstl.models import create_model, list_models
 from m3mstl.models.registry import get_family
 from m3mstl.runs import (
@@ -44,8 +44,8 @@ from m3mstl.runs import (
     load_checkpoint,
     run_dir_for,
 )
-from m3mstl.progress import format_duration, relay_path, report as relay_progress
-from m3mstl.train import gating
+from m3mstl.core.progress import format_duration, relay_path, report as relay_progress
+from m3mstl.runs import gating
 
 STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
 RELAY_SECONDS = 10.0  # how often a relayed progress line is written during an epoch
@@ -444,7 +444,7 @@ class Trainer:
         """Validation loss of the stage (drives early stopping) and mean landmark NME
         normalised by the inter-ocular distance in crop coordinates (progress only).
 
-        The NME is `m3mstl.metrics.progress_nme`, the evaluation's `per_image_nme` averaged,
+        The NME is `m3mstl.evaluation.metrics.progress_nme`, the evaluation's `per_image_nme` averaged,
         on the gathered validation predictions (68 points per image: small next to the pass)."""
         from m3mstl.data.dataset import make_loader
 
@@ -487,7 +487,7 @@ class Trainer:
         write_bytes_atomic(self.run_dir / "history.jsonl", lines.encode())
 
     def _finish(self, model) -> None:
-        from m3mstl.predict import predict_split
+        from m3mstl.infer.predict import predict_split
 
         if self.progress:
             relay_progress(f"[{self.config.model}] trained; predicting the validation and test splits")
@@ -497,7 +497,7 @@ class Trainer:
         for split in ("val", "test"):
             predict_split(model, self.data, split, self.run_dir / f"predictions_{split}.npz",
                           batch_size=self.config.data.eval_batch_size, device=self.device)
-        from m3mstl.evaluate import evaluate_run
+        from m3mstl.evaluation.evaluate import evaluate_run
 
         evaluate_run(self.run_dir)
         write_json_atomic(self.run_dir / "complete.json", {"run_dir": str(self.run_dir),

@@ -1,7 +1,7 @@
 """Camera of SynthTFD68: projection, face crop, sensor effects, background and the 8-bit view.
 ("spec N.N": section N.N of docs/thermal_physics.md.)
 
-Frames. The head frame is `m3mstl.pose`'s (x right, y up, z towards the camera). The camera
+Frames. The head frame is `m3mstl.core.pose`'s (x right, y up, z towards the camera). The camera
 frame is OpenCV's: x right, y DOWN, z forward along the optical axis, millimetres. A head point
 p goes to the camera as
 

@@ -1,7 +1,7 @@
 """3D head geometry of SynthTFD68: a lofted head surface with the 68 iBUG landmarks on it.
 ("spec N.N": section N.N of docs/thermal_physics.md.)
 
-Head frame (the one of `m3mstl.pose`): millimetres, x to the image right of a frontal face (the
+Head frame (the one of `m3mstl.core.pose`): millimetres, x to the image right of a frontal face (the
 subject's LEFT), y up, z out of the face towards the camera; y = 0 is the pupil line and the
 origin lies on the head's vertical axis, near the tragi (spec 5.3).
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.landmarks import NUM_LANDMARKS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 
 from m3mstl.data import coco
 from m3mstl.data.synth.priors import SynthConfigError, check_physics, load_priors
-from m3mstl.fileio import atomic_folder
+from m3mstl.core.fileio import atomic_folder
 from m3mstl.data.synth.renderer import GENERATOR_VERSION, RenderedFace, render
 from m3mstl.data.synth.spec import FaceSpec, sample_identity, sample_spec
 
@@ -152,7 +152,7 @@ def _generate_into(build: Path, root: Path, priors: dict[str, Any], *, subjects:
         "conventions": {
             "landmarks": "continuous pixel coordinates, pixel (r, c) centre at (c + 0.5, r + 0.5)",
             "landmarks_3d": "camera frame (OpenCV: x right, y down, z forward), mm",
-            "head_pose": "m3mstl.pose: R = Ry(yaw) Rx(pitch) Rz(roll), degrees",
+            "head_pose": "m3mstl.core.pose: R = Ry(yaw) Rx(pitch) Rz(roll), degrees",
             "occluder_mask": "bit k = occluder k of the image's 'occluders' list covers the person",
             "skin_temperature_c": "true skin temperature at each landmark before any occluder",
             "bbox": "extent of the 68 landmarks (x, y, w, h), hidden ones included",

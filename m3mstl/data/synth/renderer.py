@@ -49,8 +49,8 @@ from m3mstl.data.synth.face3d import (
 from m3mstl.data.synth.occluders import BuildContext, OccluderGeometry, build_occluder
 from m3mstl.data.synth.spec import FaceSpec
 from m3mstl.data.synth.thermal import SkinField, apparent_temperature
-from m3mstl.landmarks import MIRROR, NUM_LANDMARKS
-from m3mstl.pose import FLIP, rotation_from_euler
+from m3mstl.core.landmarks import MIRROR, NUM_LANDMARKS
+from m3mstl.core.pose import FLIP, rotation_from_euler
 
 GENERATOR_VERSION = "1.0"
 

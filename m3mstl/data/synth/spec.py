@@ -22,7 +22,7 @@ from m3mstl.data.synth.face3d import Expression, FaceShape, HairStyle
 from m3mstl.data.synth.occluders import MAX_OCCLUDERS, OCCLUDER_KINDS, OccluderSpec, sample_occluder
 from m3mstl.data.synth.priors import load_priors
 from m3mstl.data.synth.thermal import ThermalConditions, ThermalProfile
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.landmarks import NUM_LANDMARKS
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Identity:
 
 @dataclass(frozen=True)
 class Pose:
-    """Head pose in degrees (m3mstl.pose convention) and how much the neck follows it."""
+    """Head pose in degrees (m3mstl.core.pose convention) and how much the neck follows it."""
 
     yaw: float = 0.0
     pitch: float = 0.0
@@ -112,7 +112,7 @@ def _normal(rng: np.random.Generator, mean_sd: Any) -> float:
 
 def _smooth_offsets(rng: np.random.Generator, sd: float) -> tuple[tuple[float, float], ...]:
     """Per-landmark (68, 2) offsets, correlated within each facial part so shapes stay smooth."""
-    from m3mstl.landmarks import GROUPS
+    from m3mstl.core.landmarks import GROUPS
 
     out = np.zeros((NUM_LANDMARKS, 2))
     for indices in GROUPS.values():

@@ -33,19 +33,20 @@ It returns (x, y, w, h, score) boxes in continuous pixel coordinates, best first
 several faces, none for a frame without one. Input is a temperature map in deg C; an 8-bit view
 has no absolute scale, so `detect_faces_view` maps it to a nominal range first (weaker).
 
-`evaluate_detector` measures recall at IoU >= 0.5 and mean IoU against true boxes, by occluder
-and pose, on generated full frames (`m3mstl synth --full-frame`).
+`m3mstl.evaluation.detection.evaluate_detector` measures recall at IoU >= 0.5 and mean IoU against
+true boxes, by occluder and pose, on generated full frames (`m3mstl synth --full-frame`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
+
+from m3mstl.core.boxes import intersection
+from m3mstl.detection.base import Detection, FaceFinder
 
 
 #: Bump when a change to this module can move a box: boxes cached for training on the detector's own
@@ -77,36 +78,6 @@ class DetectorConfig:
     max_box_aspect: float | None = 1.5
     neck_like_ratio: float = 0.85
     contained_fraction: float | None = 0.7
-
-
-@dataclass(frozen=True)
-class Detection:
-    x: float
-    y: float
-    w: float
-    h: float
-    score: float
-
-    @property
-    def box(self) -> tuple[float, float, float, float]:
-        return (self.x, self.y, self.w, self.h)
-
-    def as_dict(self) -> dict[str, float]:
-        return {k: round(float(v), 3) for k, v in asdict(self).items()}
-
-
-def intersection(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Area shared by two (x, y, w, h) boxes."""
-    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return iw * ih
-
-
-def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    inter = intersection(a, b)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def detect_faces(temperature_c: np.ndarray, config: DetectorConfig | None = None) -> list[Detection]:
@@ -351,11 +322,6 @@ def detect_faces_view(image: np.ndarray, config: DetectorConfig | FaceFinder | N
     return face_finder(config)(low_c + image * (high_c - low_c))
 
 
-#: A face finder: a temperature frame (H, W) deg C -> its faces, best first. `detect_faces` with its
-#: settings is one; a trained detector (`m3mstl.face_detector.TrainedFaceDetector`) is another.
-FaceFinder = Callable[[np.ndarray], list[Detection]]
-
-
 def face_finder(detector: DetectorConfig | FaceFinder | None = None) -> FaceFinder:
     """The rule-based detector with `detector`'s settings (None: the defaults), or `detector`
     itself when it is already a face finder (a trained detector)."""
@@ -374,138 +340,3 @@ def detector_description(detector: DetectorConfig | FaceFinder | None = None) ->
     return dict(getattr(detector, "description", {"detector": name}))
 
 
-# -- evaluation -----------------------------------------------------------------------------------
-def match_detections(true_boxes: list[tuple[float, float, float, float]], detections: list[Detection]
-                     ) -> list[tuple[float, Detection | None]]:
-    """Greedy one-to-one matching by IoU (each true box takes the best free detection)."""
-    free = list(detections)
-    out = []
-    for box in true_boxes:
-        best, best_iou = None, 0.0
-        for detection in free:
-            value = iou(box, detection.box)
-            if value > best_iou:
-                best, best_iou = detection, value
-        if best is not None:
-            free.remove(best)
-        out.append((best_iou, best))
-    return out
-
-
-def pose_bin(yaw: float, pitch: float) -> str:
-    """Coarse pose group by the larger of |yaw| and |pitch|."""
-    turn = max(abs(yaw), abs(pitch))
-    return "frontal (<15 deg)" if turn < 15 else "turned (15-45 deg)" if turn < 45 else "profile (>=45 deg)"
-
-
-def evaluate_detector(dataset, config: DetectorConfig | FaceFinder | None = None, *, iou_threshold: float = 0.5,
-                      box: str = "head_bbox", progress: bool = False, records=None) -> pd.DataFrame:
-    """Per-face detection results on a full-frame dataset (a `FaceDataset` of `synth --full-frame`),
-    on all its records or on `records` (for example one split's).
-
-    The faces are found by the rule-based detector with settings `config` (None: the defaults), or
-    by `config` itself when it is a face finder (`face_finder`: a trained detector).
-    Columns: image_id, occluder_type, pose, iou (best matched detection, 0 if none), found
-    (iou >= iou_threshold), score, n_detections (in the frame), true box. `box` names the
-    annotation field holding the true box ("head_bbox", or "bbox" for the landmark extent).
-    """
-    from m3mstl.data.coco import load_temperature
-    from m3mstl.metrics import occluder_group
-
-    rows = []
-    find = face_finder(config)
-    records = dataset.records if records is None else list(records)
-    if progress:
-        from tqdm.auto import tqdm
-        records = tqdm(records, desc="detect", unit="frame")
-    for record in records:
-        truth = record.bbox if box == "bbox" else record.extras.get(box)
-        if truth is None:
-            raise ValueError(f"{record.image_id}: no {box!r} in its annotation (generate with m3mstl synth)")
-        temperature = load_temperature(record)
-        detections = find(temperature)
-        (value, match), = match_detections([tuple(truth)], detections)
-        pose = record.extras.get("head_pose", {"yaw": 0.0, "pitch": 0.0})
-        rows.append({
-            "image_id": record.image_id,
-            "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
-            "pose": pose_bin(pose["yaw"], pose["pitch"]),
-            "iou": value, "found": value >= iou_threshold,
-            "score": None if match is None else match.score, "n_detections": len(detections),
-            "true_box": list(truth), "detected_box": None if match is None else list(match.box),
-        })
-    table = pd.DataFrame(rows)
-    table.attrs["settings"] = {"iou_threshold": iou_threshold, "box": box, **detector_description(config)}
-    return table
-
-
-def summarise_detection(per_face: pd.DataFrame) -> pd.DataFrame:
-    """Recall at the IoU threshold, mean IoU and faces per group: all, by occluder (single types and
-    "several"), by pose."""
-    rows = []
-
-    def add(kind: str, group: str, part: pd.DataFrame) -> None:
-        rows.append({"breakdown": kind, "group": group, "faces": len(part), "recall": float(part["found"].mean()),
-                     "mean_iou": float(part["iou"].mean()),
-                     "false_positives_per_frame": float((part["n_detections"] - part["found"]).mean())})
-
-    add("all", "all", per_face)
-    # One row per single occluder type and "several" for combinations (as the model tables group
-    # them): exact combinations split a test split into groups of one or two faces.
-    from m3mstl.metrics import single_occluder_groups
-
-    grouped = per_face.assign(occluder_type=single_occluder_groups(per_face["occluder_type"]))
-    for column in ("occluder_type", "pose"):
-        for group, part in grouped.groupby(column, sort=True):
-            add(column, str(group), part)
-    table = pd.DataFrame(rows)
-    table.attrs["settings"] = dict(per_face.attrs.get("settings", {}))
-    return table
-
-
-# -- from a detector's head box to the crop a landmark model was trained on -------------------------
-@dataclass(frozen=True)
-class HeadBoxMapping:
-    """Landmark-extent box from a head box: x = hx + dx * hw, y = hy + dy * hh, w = sw * hw, h = sh * hh.
-
-    A detector boxes the visible head (forehead, hair, ears); the landmark models were trained on
-    crops around the extent of the 68 landmarks (`bbox`). Fitted on a training split by
-    `fit_head_box_mapping`; the identity (0, 0, 1, 1) passes a head box through unchanged."""
-
-    dx: float = 0.0
-    dy: float = 0.0
-    sw: float = 1.0
-    sh: float = 1.0
-
-    def apply(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        x, y, w, h = (float(v) for v in box)
-        return (x + self.dx * w, y + self.dy * h, self.sw * w, self.sh * h)
-
-
-#: The mapping `m3mstl predict` applies to detector boxes: fitted by `fit_head_box_mapping` on 298 faces
-#: of the default SynthTFD68 TRAINING split rendered as whole frames, from this detector's boxes
-#: (benchmarks/bench_pipeline.py, 2026-12-02; docs/thermometry.md). On real frames whose heads differ
-#: from the generator's (hair volume, framing), refit it on frames of your own with landmarks.
-SYNTH_HEAD_TO_LANDMARK_BOX = HeadBoxMapping(dx=0.0862, dy=0.3486, sw=0.6430, sh=0.7107)
-
-
-def fit_head_box_mapping(head_boxes: Any, landmark_boxes: Any) -> HeadBoxMapping:
-    """Median offsets and scales from head boxes to landmark-extent boxes, (N, 4) each (x, y, w, h).
-
-    Fit it on whole frames (`m3mstl synth --full-frame`, or the training split's faces rendered
-    as full frames): in face crops the crop cuts the head, so a crop's head box is not the one a
-    detector gives on a frame. Medians, so a few odd faces (a hand over the head, an extreme
-    turn) do not move the fit. Rows with a non-finite value or a non-positive head size are
-    skipped; ValueError when none is left."""
-    head = np.asarray(head_boxes, dtype=float).reshape(-1, 4)
-    land = np.asarray(landmark_boxes, dtype=float).reshape(-1, 4)
-    if head.shape != land.shape:
-        raise ValueError(f"fit_head_box_mapping: {len(head)} head boxes but {len(land)} landmark boxes")
-    keep = np.isfinite(head).all(axis=1) & np.isfinite(land).all(axis=1) & (head[:, 2] > 0) & (head[:, 3] > 0)
-    if not keep.any():
-        raise ValueError("fit_head_box_mapping: no pair of finite boxes with a positive head size")
-    head, land = head[keep], land[keep]
-    ratios = np.column_stack([(land[:, 0] - head[:, 0]) / head[:, 2], (land[:, 1] - head[:, 1]) / head[:, 3],
-                              land[:, 2] / head[:, 2], land[:, 3] / head[:, 3]])
-    dx, dy, sw, sh = np.median(ratios, axis=0)
-    return HeadBoxMapping(float(dx), float(dy), float(sw), float(sh))

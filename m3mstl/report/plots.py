@@ -10,9 +10,9 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from m3mstl.experiments import RunResult
-from m3mstl.landmarks import MIRROR, OUTER_EYE_CORNERS
-from m3mstl.metrics import PAPER_NORMALISER, ced_curve, normalised_point_errors
+from m3mstl.runs.result import RunResult
+from m3mstl.core.landmarks import MIRROR, OUTER_EYE_CORNERS
+from m3mstl.evaluation.metrics import PAPER_NORMALISER, ced_curve, normalised_point_errors
 from m3mstl.report import subplots
 
 
@@ -226,7 +226,7 @@ def pipeline_frames(records: Sequence, predictions: dict[str, np.ndarray], *, pe
     from matplotlib.patches import Rectangle
 
     from m3mstl.data.coco import image_to_unit_range, load_image
-    from m3mstl.metrics import occluder_group
+    from m3mstl.data.records import occluder_group
 
     kinds = [occluder_group([o.get("type", "unknown") for o in r.extras.get("occluders", [])]) for r in records]
     chosen = []
@@ -252,3 +252,50 @@ def pipeline_frames(records: Sequence, predictions: dict[str, np.ndarray], *, pe
         ax.set_axis_off()
     fig.suptitle("detector box (yellow), landmarks called visible (green) / occluded (red)", fontsize=7)
     return fig
+
+
+def scaling_difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note: str):
+    """M3MSTL - baseline (ROC-AUC, median NME) with 95 % intervals against input size and against
+    training compute (counted floating-point operations, `studies.scaling.training_flops`: measured seconds depend on
+    the CPU and on what ran beside the training), and both models' median NME beside the classical
+    peer's line."""
+    fig, axes = subplots(3, 2, width="double", aspect=0.9, sharex="col")
+    markers = {backbone: marker for backbone, marker in zip(sorted(table["backbone"].unique()), "osD^v")}
+    compute = table["train_tflop_m3mstl"] + table["train_tflop_baseline"]
+    for col, (x_values, x_label) in enumerate(((table["input_size"], "input size (px)"),
+                                               (compute, "training compute, both models (TFLOP, counted)"))):
+        series = table.assign(x=x_values).groupby(["backbone", "variant"], sort=False)
+        for k, ((backbone, variant), part) in enumerate(series):
+            # Series at the same input size are dodged sideways so their marks do not hide each other;
+            # one colour per series in every panel, so the bottom row reads with the top legend.
+            x = part["x"] + (1.5 * (k - (series.ngroups - 1) / 2) if col == 0 else 0.0)
+            style = dict(marker=markers[backbone], color=f"C{k}")
+            for row, column in ((0, "roc_auc"), (1, "nme_median")):
+                estimate = part[f"diff_{column}"]
+                error = [estimate - part[f"diff_{column}_low"], part[f"diff_{column}_high"] - estimate]
+                axes[row, col].errorbar(x, estimate, yerr=error, capsize=2, ls="-", label=f"{backbone}, {variant}",
+                                        **style)
+            # Both models' own median NME: M3MSTL filled, the baseline open.
+            axes[2, col].scatter(x, part["m3mstl_nme_median"], s=16, **style)
+            axes[2, col].scatter(x, part["baseline_nme_median"], s=22, facecolors="none",
+                                 edgecolors=style["color"], marker=style["marker"])
+        for row, label in ((0, "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
+                           (1, "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
+            axes[row, col].axhline(0.0, color="grey", lw=0.8, ls=":")
+            axes[row, col].set(ylabel=label)
+        if peer_nme is not None:
+            axes[2, col].axhline(peer_nme, color="black", ls="--", lw=1.0)
+        axes[2, col].set(ylabel="median NME (inter-ocular)", xlabel=x_label)
+    axes[0, 0].legend(fontsize=6)
+    from matplotlib.lines import Line2D
+    key = [Line2D([], [], ls="", marker="o", color="grey", label="M3MSTL (filled)"),
+           Line2D([], [], ls="", marker="o", markerfacecolor="none", color="grey", label="baseline (open)")]
+    if peer_nme is not None:
+        key.append(Line2D([], [], color="black", ls="--", label=f"classical peer (dlib) {peer_nme:.3f}"))
+    axes[2, 0].legend(handles=key, fontsize=6)
+    fig.suptitle("M3MSTL vs baseline across input sizes; bars: 95 % intervals over training seeds and test "
+                 f"subjects.\n{trunk_note}", fontsize=7)
+    return fig
+
+
+# -- command line: the study's training without the notebook ------------------------------------

@@ -1,8 +1,8 @@
 """Prediction on camera frames: find the faces, then landmarks and occlusion for each.
 
 `m3mstl predict RUN PATH...` (several paths, a folder, or a multi-page TIFF sequence) lands here.
-For every frame the faces are found by `m3mstl.detect`'s rules, or by a trained detector run with
-`--detector` (`m3mstl.face_detector`), on the temperature map when one is found, else on the 8-bit
+For every frame the faces are found by `m3mstl.detection.rule_based`'s rules, or by a trained detector run with
+`--detector` (`m3mstl.detection.trained`), on the temperature map when one is found, else on the 8-bit
 view, unless a box is given, and each face gives one output row:
 landmarks, occlusion probabilities, the detector's box and score, and the crop the landmarks came
 from (the detector's head box mapped to a landmark-extent box by `detect.SYNTH_HEAD_TO_LANDMARK_BOX`,
@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl.detect import (SYNTH_HEAD_TO_LANDMARK_BOX, Detection, DetectorConfig, FaceFinder, HeadBoxMapping,
-                           detect_faces_view, face_finder)
-from m3mstl.fileio import atomic_path, json_safe
+from m3mstl.detection.head_box import SYNTH_HEAD_TO_LANDMARK_BOX, HeadBoxMapping
+from m3mstl.detection.base import Detection, FaceFinder
+from m3mstl.detection.rule_based import DetectorConfig, detect_faces_view, face_finder
+from m3mstl.core.fileio import atomic_path, json_safe
 
 #: Passes of the model on the extent of its own landmarks after the first, on the mapped detector box
 #: (benchmarks/bench_pipeline.py --limit 80, 80 generated frames: one pass lowers the default baseline's
@@ -86,7 +87,7 @@ def read_frame(frame: Frame) -> np.ndarray:
 
     from m3mstl.data.coco import decode_pil_image, image_to_unit_range
     from m3mstl.data.errors import DatasetError
-    from m3mstl.predict import _read_image
+    from m3mstl.infer.predict import _read_image
 
     if frame.pages == 1:
         return _read_image(frame.path)
@@ -166,7 +167,7 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
 
     from m3mstl.data.coco import read_temperature_file
     from m3mstl.data.errors import DatasetError
-    from m3mstl.predict import predict_refined
+    from m3mstl.infer.predict import predict_refined
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
@@ -184,7 +185,7 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
             yield {**base, "error": str(error)}
             continue
         if box is not None:  # the same box on every frame: checked (or clipped) against each one
-            from m3mstl.predict import check_box
+            from m3mstl.infer.predict import check_box
 
             faces = [Detection(*check_box(box, image.shape[1], image.shape[0]), 1.0)]
         else:
@@ -259,159 +260,6 @@ def write_rows(rows: list[dict[str, Any]], out_path: Path | None, fmt: str) -> s
     return text
 
 
-# -- the whole pipeline on generated frames --------------------------------------------------------
-def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | FaceFinder | None = None,
-                 limit: int | None = None, device: str = "cpu", progress: bool = False,
-                 mapping: HeadBoxMapping | None = None, refine_passes: tuple[int, ...] = ()):
-    """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box of
-    the kind the run was trained on (`data.face_box`: the landmark extent, or the visible head) and
-    with the detector's best box (IoU-matched to the true head box) as the detector gives it. For a
-    run trained on landmark-extent boxes, with `mapping` (`detect.fit_head_box_mapping` on a
-    training split), also that box mapped to a landmark-extent box.
-    Returns a DataFrame: image_id, occluder_type, yaw, nme_true_box, nme_detector_box (NaN when no
-    face was detected), nme_mapped_box (with `mapping`, landmark-extent runs), nme_refined_<k> for each k in
-    `refine_passes` (the mapped box, then k passes on the predicted extent: `predict.predict_refined`), iou."""
-    import pandas as pd
-
-    from m3mstl.data.coco import read_dataset
-    from m3mstl.metrics import occluder_group, per_image_nme
-    from m3mstl.predict import predict_arrays
-    from m3mstl.runs import load_config, load_model
-
-    model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
-    records = read_dataset(frames_root).records[:limit]
-    rows = []
-    for record, image, temperature, value, match in _frames_with_detection(records, detector, progress, "pipeline"):
-        true_points = record.landmarks
-
-        def nme(points):  # the evaluation's own inter-ocular NME over the labelled landmarks
-            return float(per_image_nme(points[None], true_points[None], np.asarray(record.labelled)[None],
-                                       normaliser="inter_ocular")[0])
-
-        def predicted(box):
-            return predict_arrays(model, config, image, temperature, box, device)["landmarks"]
-
-        row = {"image_id": record.image_id,
-               "occluder_type": occluder_group([o.get("type", "unknown") for o in record.extras.get("occluders", [])]),
-               "yaw": float(record.extras.get("head_pose", {}).get("yaw", float("nan"))),
-               # The true box of the kind the run was trained on: the landmark extent or the visible head.
-               "nme_true_box": nme(predicted(true_box(record, config))),
-               "nme_detector_box": nme(predicted(match.box)) if match is not None else float("nan"), "iou": value}
-        if mapping is not None and not trained_on_head_boxes(config):
-            row.update(_refinement_nmes(mapping.apply(match.box) if match is not None else None, refine_passes,
-                                        predicted, nme))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: DetectorConfig | FaceFinder | None = None,
-                      device: str = "cpu", progress: bool = False,
-                      mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
-                      refine_passes: int = REFINE_PASSES) -> dict[str, np.ndarray]:
-    """A run's landmarks and occlusion probabilities on generated full frames (`records` of a
-    `m3mstl synth --full-frame` dataset), twice per face: from the true box of the kind the run was
-    trained on (`data.face_box`), and as `m3mstl predict` makes them, from the detection that best
-    overlaps the true head box (`detect.match_detections`; `iou` says how well) through `first_crop_box`.
-
-    Returns arrays over the records: true_landmarks (N, 68, 2) and true_occlusion_prob (N, 68) from
-    the true box; detector_landmarks and detector_occlusion_prob (NaN where no face was detected);
-    detected (N,) bool, iou (N,) of the best detection with the true head box, detector_box (N, 4)."""
-    from m3mstl.predict import predict_arrays, predict_refined
-    from m3mstl.runs import load_config, load_model
-
-    model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
-    n = len(records)
-    out = {"true_landmarks": np.full((n, 68, 2), np.nan), "true_occlusion_prob": np.full((n, 68), np.nan),
-           "detector_landmarks": np.full((n, 68, 2), np.nan), "detector_occlusion_prob": np.full((n, 68), np.nan),
-           "detected": np.zeros(n, dtype=bool), "iou": np.zeros(n), "detector_box": np.full((n, 4), np.nan)}
-    for i, (record, image, temperature, value, match) in enumerate(
-            _frames_with_detection(records, detector, progress, "frames")):
-        true = predict_arrays(model, config, image, temperature, true_box(record, config), device)
-        out["true_landmarks"][i], out["true_occlusion_prob"][i] = true["landmarks"], true["occlusion_prob"]
-        out["iou"][i] = value
-        if match is None:
-            continue
-        first_box, passes = first_crop_box(config, match.box, given=False, mapping=mapping,
-                                           refine_passes=refine_passes)
-        found = predict_refined(model, config, image, temperature, first_box, device, passes)
-        out["detected"][i], out["detector_box"][i] = True, match.box
-        out["detector_landmarks"][i], out["detector_occlusion_prob"][i] = found["landmarks"], found["occlusion_prob"]
-    return out
-
-
-def _frames_with_detection(records: Sequence[Any], detector: DetectorConfig | FaceFinder | None, progress: bool, desc: str):
-    """Each generated full frame as (record, image in [0, 1], temperature map, IoU, detection): the
-    detection that best overlaps the record's true head box (`detect.match_detections`; None if none)."""
-    from tqdm.auto import tqdm
-
-    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
-    from m3mstl.detect import match_detections
-
-    find = face_finder(detector)
-    for record in tqdm(records, desc=desc, disable=not progress):
-        temperature = load_temperature(record)
-        (value, match), = match_detections([tuple(record.extras["head_bbox"])], find(temperature))
-        yield record, image_to_unit_range(load_image(record)), temperature, value, match
-
-
-def _refinement_nmes(mapped_box, refine_passes, predicted, nme) -> dict[str, float]:
-    """nme_mapped_box and nme_refined_<k> along ONE chain of passes (as `predict.predict_refined`
-    makes them), so k = 1, 2, 3 cost 4 model runs, not 1 + 2 + 3 + 4."""
-    from m3mstl.predict import landmark_extent
-
-    wanted = set(refine_passes)
-    if mapped_box is None:
-        return {"nme_mapped_box": float("nan"), **{f"nme_refined_{k}": float("nan") for k in sorted(wanted)}}
-    points = predicted(mapped_box)
-    out = {"nme_mapped_box": nme(points)}
-    for passes in range(1, max(wanted, default=0) + 1):
-        points = predicted(landmark_extent(points))
-        if passes in wanted:
-            out[f"nme_refined_{passes}"] = nme(points)
-    return out
-
-
-def training_frame_boxes(data_dir: Path, image_ids: Sequence[str], *, detector: DetectorConfig | FaceFinder | None = None,
-                         progress: bool = False):
-    """Head, landmark and detector boxes of a SynthTFD68 dataset's faces rendered as WHOLE frames.
-
-    Each image id (thermal_<subject>_<index>_<expression>) is re-rendered from its spec (the
-    dataset's seed, subject count and priors, read from its annotations) with `full_frame=True`:
-    the same face, pose and camera, uncut. Its crop cannot serve, since the crop cuts the head.
-    Returns a DataFrame: image_id, head_box, landmark_box, detected_box (None when the detector
-    found nothing matching), iou; feed head_box (or detected_box) and landmark_box to
-    `detect.fit_head_box_mapping`."""
-    import json
-
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from m3mstl.data.synth.generate import spec_for
-    from m3mstl.data.synth.priors import load_priors
-    from m3mstl.data.synth.renderer import render
-    from m3mstl.detect import match_detections
-
-    info = json.loads((Path(data_dir) / "annotations.json").read_text())["info"]
-    if info.get("generator") != "SynthTFD68":
-        raise ValueError(f"{data_dir}: training_frame_boxes needs a SynthTFD68 dataset")
-    # The shipped priors when the dataset recorded them: equal after the JSON round trip, yet the
-    # recorded copy (lists for tuples) does not draw every face identically (hands differ).
-    priors = load_priors(None)
-    priors = priors if priors == info["priors"] else info["priors"]
-    rows, find = [], face_finder(detector)
-    for image_id in tqdm(list(image_ids), desc="frames", disable=not progress):
-        _, subject, index, _ = str(image_id).split("_")
-        spec = spec_for(int(info["seed"]), int(subject), int(index), int(info["subjects"]), priors)
-        face = render(spec, int(info["size"]), full_frame=True)
-        if face.head_bbox is None:
-            continue
-        (value, match), = match_detections([tuple(face.head_bbox)], find(face.temperature_c))
-        rows.append({"image_id": str(image_id), "head_box": list(face.head_bbox), "landmark_box": list(face.bbox),
-                     "detected_box": None if match is None else list(match.box), "iou": value})
-    return pd.DataFrame(rows)
-
-
-# -- the `m3mstl predict` command ----------------------------------------------------------------
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run folder runs/<model>/<run-id>")
     parser.add_argument("image", type=Path, nargs="+",
@@ -465,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
         if args.whole_image:
             if len(args.image) != 1:
                 raise UsageError("--whole-image", "takes exactly one image")
-            from m3mstl.predict import predict_image
+            from m3mstl.infer.predict import predict_image
 
             result = predict_image(args.run_dir, args.image[0], temperature_path=args.temperature, box=box,
                                    device=args.device)
@@ -493,7 +341,7 @@ def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float]
         raise UsageError("--refine-passes", f"must be 0 or more, got {args.refine_passes}")
     detector = None
     if args.detector is not None:
-        from m3mstl.face_detector import TrainedFaceDetector
+        from m3mstl.detection.trained import TrainedFaceDetector
 
         detector = TrainedFaceDetector.load(args.detector, device=args.device)
     rows = list(predict_frames(args.run_dir, args.image, temperature_dir=temperature_dir, box=box,

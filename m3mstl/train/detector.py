@@ -1,4 +1,4 @@
-"""Training the small thermal face detector (`m3mstl.face_detector`) on whole frames.
+"""Training the small thermal face detector (`m3mstl.detection.trained`) on whole frames.
 
 CenterNet's targets ("Objects as Points", Zhou et al. 2019) for one class: a Gaussian bump at each
 true visible-head box's centre (`head_bbox` of `m3mstl synth --full-frame` frames) under its
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl.face_detector import (FACE_DETECTOR_VERSION, FaceDetectorSettings, TrainedFaceDetector, build_network,
+from m3mstl.detection.trained import (FACE_DETECTOR_VERSION, FaceDetectorSettings, TrainedFaceDetector, build_network,
                                   decode, frame_input, grid_shape, settings_for)
 
 
@@ -142,7 +142,7 @@ def train_face_detector(profile: str, frames_dir: str | Path, *, seed: int = 0,
     FORCE are False (`train.gating.allow_training`), a missing run is explained, not trained."""
     from m3mstl import paths
     from m3mstl.runs import RunLock, data_fingerprint, is_complete
-    from m3mstl.train.gating import RunNotTrained, training_allowed
+    from m3mstl.runs.gating import RunNotTrained, training_allowed
 
     frames_dir = Path(frames_dir)
     settings = settings or settings_for(profile)
@@ -169,10 +169,10 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
     import torch
 
     from m3mstl.config import make_config
-    from m3mstl.detect import evaluate_detector, summarise_detection
-    from m3mstl.device import resolve_device
-    from m3mstl.fileio import atomic_path, write_json_atomic
-    from m3mstl.peer import split_records
+    from m3mstl.evaluation.detection import evaluate_detector, summarise_detection
+    from m3mstl.core.device import resolve_device
+    from m3mstl.core.fileio import atomic_path, write_json_atomic
+    from m3mstl.train.peer import split_records
     from m3mstl.runs import environment_info
 
     torch_device = resolve_device(device)
@@ -251,7 +251,7 @@ def _validation_scores(network, inputs, boxes: np.ndarray, sizes: list[tuple[int
     as it is (the history's learning curve; `detect.evaluate_detector` scores the finished run)."""
     import torch
 
-    from m3mstl.detect import iou
+    from m3mstl.core.boxes import iou
 
     network.eval()
     found, ious, false = [], [], 0

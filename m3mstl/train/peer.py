@@ -9,8 +9,8 @@ What is the same as for the deep models:
   training images (`data.max_train_images`), taken from the profile's baseline config;
 - the face region: `m3mstl.data.dataset.crop_box` (landmark extent or annotated box, plus the
   margin, squared), rounded to whole pixels because dlib's rectangles are integer;
-- the scoring: predictions are stored like `m3mstl.predict.predict_split` stores them and scored
-  by `m3mstl.evaluate` (the same NME functions and breakdowns).
+- the scoring: predictions are stored like `m3mstl.infer.predict.predict_split` stores them and scored
+  by `m3mstl.evaluation.evaluate` (the same NME functions and breakdowns).
 
 What differs, by the nature of the method: dlib reads the source image itself (at its own
 resolution, 128 px in the default profile), not a resized crop, and its landmark coordinates are
@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl import paths, progress
+from m3mstl import paths
+from m3mstl.core import progress
 from m3mstl.config import RunConfig, apply_override, base_profile, make_config
 from m3mstl.errors import UnknownOptionError
-from m3mstl.fileio import atomic_path, write_json_atomic
+from m3mstl.core.fileio import atomic_path, write_json_atomic
 from m3mstl.runs import (
     RunLock,
     check_recorded_fingerprint,
@@ -194,9 +195,9 @@ def split_records(config: RunConfig, data_dir: Path):
 
 
 def save_predictions(records, pred_landmarks: np.ndarray, config: RunConfig, out_path: Path) -> Path:
-    """The peer's predictions in the deep models' format (`m3mstl.predict.predict_split`), without
+    """The peer's predictions in the deep models' format (`m3mstl.infer.predict.predict_split`), without
     occlusion probabilities: evaluation then reports landmarks only."""
-    from m3mstl.predict import ground_truth_arrays
+    from m3mstl.runs.predictions import ground_truth_arrays
 
     arrays = {"pred_landmarks": pred_landmarks,
               "crop_box": np.array(_boxes(config, records), dtype=np.float64),
@@ -256,7 +257,7 @@ def _train_peer_locked(run_dir: Path, config: RunConfig, data_dir: Path, fingerp
             predictor.save(str(tmp))
         write_json_atomic(trained, {"train_seconds": round(train_seconds, 2), "n_train": len(splits["train"])})
     timings = dict(load_json(trained))
-    from m3mstl.evaluate import evaluate_run
+    from m3mstl.evaluation.evaluate import evaluate_run
 
     for split in ("val", "test"):
         started = time.perf_counter()

@@ -41,8 +41,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from m3mstl.landmarks import NUM_LANDMARKS, OUTER_EYE_CORNERS, eye_centres
-from m3mstl.pose import euler_from_rotation
+from m3mstl.core.landmarks import NUM_LANDMARKS, OUTER_EYE_CORNERS, eye_centres
+from m3mstl.core.pose import euler_from_rotation
 
 NORMALISERS: tuple[str, ...] = ("inter_ocular", "inter_pupil", "box", "bbox_diagonal")
 #: The paper's normaliser; functions that take a default use this one and record it in their output.
@@ -439,23 +439,6 @@ def occlusion_metrics(
 # --------------------------------------------------------------------------- breakdowns
 
 
-def occluder_group(occluder_types: Sequence[str]) -> str:
-    """One label per image from its occluder list: "none", "glasses", "glasses+mask", ..."""
-    types = sorted({str(t) for t in occluder_types})
-    return "+".join(types) if types else "none"
-
-
-SEVERAL_OCCLUDERS = "several"
-
-
-def single_occluder_groups(labels: Sequence[str]) -> np.ndarray:
-    """Collapse `occluder_group` labels for a breakdown table: an image with one occluder type
-    keeps it ("none", "glasses", ...), one with two or more becomes "several". Exact
-    combinations split a test split into dozens of groups of one to five images each, too
-    few for a per-group ROC-AUC; the per-image CSV keeps the exact combination."""
-    return np.array([SEVERAL_OCCLUDERS if "+" in str(label) else str(label) for label in labels], dtype=object)
-
-
 def yaw_bins(yaw_deg: np.ndarray, edges: Sequence[float] = DEFAULT_YAW_EDGES) -> pd.Categorical:
     """Ordered categorical of |yaw| bins, e.g. "0-15", ..., "60+" (the last bin is open)."""
     yaw = np.abs(np.asarray(yaw_deg, dtype=float))
@@ -623,7 +606,7 @@ def _wrap_degrees(angle: np.ndarray) -> np.ndarray:
 
 
 def pose_metrics(pred_rotation: np.ndarray, gt_rotation: np.ndarray) -> dict[str, Any]:
-    """Head-pose errors: MAE of yaw, pitch, roll (m3mstl.pose convention) and geodesic error, degrees.
+    """Head-pose errors: MAE of yaw, pitch, roll (m3mstl.core.pose convention) and geodesic error, degrees.
 
     Keys: n_images, mae_yaw, mae_pitch, mae_roll, mae_mean (mean of the three),
     geodesic_mean, geodesic_median; arrays per_image_geodesic (N,), per_image_abs_euler (N, 3).

@@ -39,55 +39,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m3mstl.landmarks import INNER_CANTHI, NUM_LANDMARKS, OUTER_EYE_CORNERS
-from m3mstl.metrics import occluder_group
+from m3mstl.core.landmarks import INNER_CANTHI, NUM_LANDMARKS, OUTER_EYE_CORNERS
+from m3mstl.data.records import occluder_group
+from m3mstl.infer.canthus import ThermometryInputError, canthus_maxima, face_scaled_window, window_max
 
 METHODS: tuple[str, ...] = ("single_pixel", "naive", "skip_occluded", "calibrated", "oracle")
 COMBINE_RULES: tuple[str, ...] = ("mean", "max")
-
-
-class ThermometryInputError(ValueError):
-    """Inputs a temperature reading cannot be taken from."""
-
-
-def window_max(temperature_map: np.ndarray, point_xy: Sequence[float], window_px: int) -> float:
-    """Maximum of a (H, W) map in a window_px x window_px window centred on a point's pixel.
-
-    The point is in continuous pixel coordinates (pixel (r, c) covers [c, c+1) x [r, r+1)),
-    so it lies in pixel (floor(y), floor(x)). The window is clipped to the map; NaN pixels
-    are ignored; NaN is returned when no pixel of the window lies on the map (or the point
-    itself is not finite).
-    """
-    if window_px < 1 or window_px % 2 == 0:
-        raise ThermometryInputError(f"window_px must be a positive odd number of pixels, got {window_px}")
-    x, y = float(point_xy[0]), float(point_xy[1])
-    if not (np.isfinite(x) and np.isfinite(y)):
-        return float("nan")
-    height, width = temperature_map.shape
-    half = window_px // 2
-    row, col = int(np.floor(y)), int(np.floor(x))
-    top, bottom = max(row - half, 0), min(row + half + 1, height)
-    left, right = max(col - half, 0), min(col + half + 1, width)
-    if top >= bottom or left >= right:
-        return float("nan")
-    window = temperature_map[top:bottom, left:right]
-    if np.isnan(window).all():
-        return float("nan")
-    return float(np.nanmax(window))
-
-
-def canthus_maxima(temperature_map: np.ndarray, points: np.ndarray, window_px: int) -> np.ndarray:
-    """(2,) window maxima of one map at the inner canthi (39, 42) of its (68, 2) points."""
-    return np.array([window_max(temperature_map, points[k], window_px) for k in INNER_CANTHI])
-
-
-def face_scaled_window(landmarks: np.ndarray, fraction: float) -> int:
-    """An odd window side in pixels: `fraction` of the outer-eye-corner distance of (68, 2) landmarks."""
-    if fraction <= 0:
-        raise ThermometryInputError(f"window_fraction must be positive, got {fraction}")
-    span = float(np.linalg.norm(np.asarray(landmarks)[OUTER_EYE_CORNERS[0]] - np.asarray(landmarks)[OUTER_EYE_CORNERS[1]]))
-    side = int(round(fraction * span)) if np.isfinite(span) else 1
-    return max(1, side + (1 - side % 2))
 
 
 def _combine(values: np.ndarray, use: np.ndarray, combine: str) -> float:
@@ -167,7 +124,7 @@ def read_canthus_temperatures(
     map's continuous pixel coordinates; occlusion_prob (N, 68) predicted; skin_temperature_c
     (N, 68) true skin temperature under any occluder; occluder_types: one label per image
     ("none", "glasses", ...) or one list of occluder types per image (joined by
-    metrics.occluder_group); occluded_gt (N, 68) bool adds the "oracle" reading.
+    data.records.occluder_group); occluded_gt (N, 68) bool adds the "oracle" reading.
 
     Columns: image_id, occluder_type, true_c, right_c, left_c (window maxima at the predicted
     canthi 39 and 42), right_prob, left_prob, then per method M: M_c, M_error_c (reading -

@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from m3mstl.models.heatmaps import landmark_heatmap_targets
+
 #: Stage-1 target kinds (option `stage1_target` of the M3MSTL model).
 STAGE1_TARGETS = ("disk_mask", "visible_disk_mask", "heatmaps")
 #: Units in which the Wing loss measures landmark error (option `wing_units`).
@@ -135,16 +137,11 @@ def landmark_disk_mask(landmarks: torch.Tensor, include: torch.Tensor, image_siz
 def landmark_heatmaps(landmarks: torch.Tensor, image_size: int, sigma_256: float = 6.0) -> torch.Tensor:
     """One Gaussian channel per landmark (B, L, S, S), peak 1 at the landmark, sigma scaled with S.
 
-    sigma 6 px at 256x256 is the TFD68 baseline code's heatmap setting. The Gaussian is
-    separable, so it is built as the outer product of a row and a column profile.
+    sigma 6 px at 256x256 is the TFD68 baseline code's heatmap setting (the hourglass's targets come
+    from the same renderer, `models.heatmaps`).
     """
     size = int(image_size)
-    sigma = sigma_256 * size / REFERENCE_SIZE
-    centres = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
-    points = landmarks.float() * size
-    gx = torch.exp(-((centres - points[..., 0, None]) ** 2) / (2 * sigma * sigma))  # (B, L, S)
-    gy = torch.exp(-((centres - points[..., 1, None]) ** 2) / (2 * sigma * sigma))
-    return gy[..., :, None] * gx[..., None, :]
+    return landmark_heatmap_targets(landmarks, size, size, sigma=sigma_256 * size / REFERENCE_SIZE)
 
 
 @torch.no_grad()

@@ -8,8 +8,8 @@ study records the stage-1 validation IoU (does stage 1 learn anything at this si
 of the feature maps the occlusion tokens are sampled from, the measured training time and the counted
 training compute (`training_flops`), and the
 M3MSTL - baseline differences in ROC-AUC, AP, occlusion accuracy and median NME with 95 %
-intervals over training seeds and test subjects (`m3mstl.stats.seed_subject_interval`). The
-classical peer (`m3mstl.peer`) gives a reference NME.
+intervals over training seeds and test subjects (`m3mstl.evaluation.stats.seed_subject_interval`). The
+classical peer (`m3mstl.train.peer`) gives a reference NME.
 
 Runs are ordinary run records (`runs/<model>/<run-id>/`): the study reuses every finished run
 with the same config and data, and an interrupted training resumes, so the study can be stopped
@@ -26,11 +26,14 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from m3mstl import experiments, paths
+from m3mstl import paths
+from m3mstl.studies import comparison
 from m3mstl.config import make_config
-from m3mstl.fileio import write_json_atomic
+from m3mstl.core.fileio import write_json_atomic
 from m3mstl.data.fingerprint import data_fingerprint
-from m3mstl.runs import archive_run, archived_run_dir, is_complete, load_config, load_json, read_history, run_id
+from m3mstl.runs.archive import archive_run, archived_run_dir
+from m3mstl.runs import is_complete, load_config, load_json, read_history, run_id
+from m3mstl.runs.result import RunResult, load_run
 
 
 PAPER_VARIANT = "paper stage-1 radius"
@@ -215,8 +218,8 @@ def stage1_validation_iou(run_dir: Path, data_dir: Path, max_images: int = 256) 
 class PointRuns:
     point: ScalePoint
     seeds: list[int]
-    m3mstl: list[experiments.RunResult]
-    baseline: list[experiments.RunResult]
+    m3mstl: list[RunResult]
+    baseline: list[RunResult]
 
 
 def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int], *,
@@ -231,7 +234,7 @@ def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int
     if train is None:
         from m3mstl.train.trainer import train
     fingerprint = data_fingerprint(data_dir) if use_archive else None
-    results: dict[str, list[experiments.RunResult]] = {"m3mstl": [], "baseline": []}
+    results: dict[str, list[RunResult]] = {"m3mstl": [], "baseline": []}
     for model in results:
         for seed in seeds:
             overrides = point.overrides(model, profile)
@@ -240,7 +243,7 @@ def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int
                 run_dir = train(model, profile, data_dir, seed=seed, overrides=overrides, device=device)
                 if use_archive:
                     archive_measured_run(run_dir, data_dir)
-            results[model].append(experiments.load_run(run_dir, model))
+            results[model].append(load_run(run_dir, model))
     return PointRuns(point, seeds, results["m3mstl"], results["baseline"])
 
 
@@ -294,10 +297,10 @@ def point_row(runs: PointRuns, data_dir: Path, n_train: int, *, n_resamples: int
         # The same for every seed (same config, same epochs): counted on the first seed's run.
         "train_tflop_m3mstl": training_flops(m3_dirs[0], data_dir) / 1e12,
         "train_tflop_baseline": training_flops(base_dirs[0], data_dir) / 1e12,
-        "m3mstl_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.m3mstl])),
-        "baseline_nme_median": float(np.mean([experiments.summary_row(r)["nme_median"] for r in runs.baseline])),
+        "m3mstl_nme_median": float(np.mean([comparison.summary_row(r)["nme_median"] for r in runs.m3mstl])),
+        "baseline_nme_median": float(np.mean([comparison.summary_row(r)["nme_median"] for r in runs.baseline])),
     }
-    intervals = {i.metric: i for i in experiments.seed_aware_differences(runs.m3mstl, runs.baseline,
+    intervals = {i.metric: i for i in comparison.seed_aware_differences(runs.m3mstl, runs.baseline,
                                                                          n_resamples=n_resamples, seed=seed)}
     for column, metric in DIFFERENCE_METRICS.items():
         interval = intervals[metric]
@@ -309,58 +312,11 @@ def point_row(runs: PointRuns, data_dir: Path, n_train: int, *, n_resamples: int
 
 def number_of_training_images(profile: str, data_dir: Path) -> int:
     """Images in the training split the grid's configs use (the same at every point)."""
-    from m3mstl.peer import split_records
+    from m3mstl.train.peer import split_records
 
     return len(split_records(make_config("baseline", profile), data_dir)["train"])
 
 
-def difference_figure(table: pd.DataFrame, peer_nme: float | None, *, trunk_note: str):
-    """M3MSTL - baseline (ROC-AUC, median NME) with 95 % intervals against input size and against
-    training compute (counted floating-point operations, `training_flops`: measured seconds depend on
-    the CPU and on what ran beside the training), and both models' median NME beside the classical
-    peer's line."""
-    from m3mstl.report import subplots
-
-    fig, axes = subplots(3, 2, width="double", aspect=0.9, sharex="col")
-    markers = {backbone: marker for backbone, marker in zip(sorted(table["backbone"].unique()), "osD^v")}
-    compute = table["train_tflop_m3mstl"] + table["train_tflop_baseline"]
-    for col, (x_values, x_label) in enumerate(((table["input_size"], "input size (px)"),
-                                               (compute, "training compute, both models (TFLOP, counted)"))):
-        series = table.assign(x=x_values).groupby(["backbone", "variant"], sort=False)
-        for k, ((backbone, variant), part) in enumerate(series):
-            # Series at the same input size are dodged sideways so their marks do not hide each other;
-            # one colour per series in every panel, so the bottom row reads with the top legend.
-            x = part["x"] + (1.5 * (k - (series.ngroups - 1) / 2) if col == 0 else 0.0)
-            style = dict(marker=markers[backbone], color=f"C{k}")
-            for row, column in ((0, "roc_auc"), (1, "nme_median")):
-                estimate = part[f"diff_{column}"]
-                error = [estimate - part[f"diff_{column}_low"], part[f"diff_{column}_high"] - estimate]
-                axes[row, col].errorbar(x, estimate, yerr=error, capsize=2, ls="-", label=f"{backbone}, {variant}",
-                                        **style)
-            # Both models' own median NME: M3MSTL filled, the baseline open.
-            axes[2, col].scatter(x, part["m3mstl_nme_median"], s=16, **style)
-            axes[2, col].scatter(x, part["baseline_nme_median"], s=22, facecolors="none",
-                                 edgecolors=style["color"], marker=style["marker"])
-        for row, label in ((0, "ROC-AUC: M3MSTL - baseline\n(> 0: M3MSTL better)"),
-                           (1, "median NME: M3MSTL - baseline\n(< 0: M3MSTL better)")):
-            axes[row, col].axhline(0.0, color="grey", lw=0.8, ls=":")
-            axes[row, col].set(ylabel=label)
-        if peer_nme is not None:
-            axes[2, col].axhline(peer_nme, color="black", ls="--", lw=1.0)
-        axes[2, col].set(ylabel="median NME (inter-ocular)", xlabel=x_label)
-    axes[0, 0].legend(fontsize=6)
-    from matplotlib.lines import Line2D
-    key = [Line2D([], [], ls="", marker="o", color="grey", label="M3MSTL (filled)"),
-           Line2D([], [], ls="", marker="o", markerfacecolor="none", color="grey", label="baseline (open)")]
-    if peer_nme is not None:
-        key.append(Line2D([], [], color="black", ls="--", label=f"classical peer (dlib) {peer_nme:.3f}"))
-    axes[2, 0].legend(handles=key, fontsize=6)
-    fig.suptitle("M3MSTL vs baseline across input sizes; bars: 95 % intervals over training seeds and test "
-                 f"subjects.\n{trunk_note}", fontsize=7)
-    return fig
-
-
-# -- command line: the study's training without the notebook ------------------------------------
 def configure_parser(parser) -> None:
     parser.add_argument("--profile", default="extended", choices=sorted(SCALING_GRIDS))
     parser.add_argument("--points", nargs="+", default=None, metavar="LABEL",

@@ -1,6 +1,6 @@
 """A small trained thermal face detector: face centres and box sizes from a timm trunk.
 
-Why a trained one beside the rule-based detector (`m3mstl.detect`): the rules segment skin-warm
+Why a trained one beside the rule-based detector (`m3mstl.detection.rule_based`): the rules segment skin-warm
 pixels, and a hand or an arm at skin temperature across the face, or a warm object touching the
 head, joins the face's blob and stretches its box (the misses left in `docs/thermometry.md`). A
 network that has seen such frames learns where a head is from its shape and its surroundings.
@@ -19,7 +19,7 @@ The method is CenterNet's ("Objects as Points", Zhou et al. 2019), cut down to o
 This module is the detector at inference: `TrainedFaceDetector.load(run_dir)` is a face finder
 (`detect.face_finder`): call it on a temperature map (deg C) for a list of `detect.Detection`;
 `m3mstl predict RUN FRAMES --detector runs/detector/<run-id>` uses it. Training (targets, loss,
-augmentation, the run record) is `m3mstl.train.face_detector` (`m3mstl detector DATA`).
+augmentation, the run record) is `m3mstl.train.detector` (`m3mstl detector DATA`).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl.detect import Detection
+from m3mstl.detection.base import Detection
 
 #: Bump when a change here changes what a run with the same settings learns (part of the run id).
 FACE_DETECTOR_VERSION = 1
@@ -101,7 +101,7 @@ DUPLICATE_IOU = 0.4
 
 
 def _drop_duplicates(found, overlap: float):
-    from m3mstl.detect import iou
+    from m3mstl.core.boxes import iou
 
     kept: list = []
     for score, box in found:  # best first

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m3mstl import stats
+from m3mstl.evaluation import stats
 from m3mstl.data.embedded import resolve_data_dir  # noqa: F401  (notebooks call experiments.resolve_data_dir)
-from m3mstl.metrics import PAPER_NORMALISER, occlusion_correct
-from m3mstl.predict import load_predictions
-from m3mstl.train.gating import allow_training  # noqa: F401  (called by every notebook's setup cell)
+from m3mstl.evaluation.metrics import PAPER_NORMALISER, occlusion_correct
+from m3mstl.runs.predictions import load_predictions
+from m3mstl.runs.result import RunResult, load_run
+from m3mstl.runs.gating import allow_training  # noqa: F401  (called by every notebook's setup cell)
 
 # Reported in the M3MSTL paper's abstract (TFD68 test split); NME as a fraction, inter-ocular.
 PAPER_RESULTS = {
@@ -131,39 +132,6 @@ def hourglass_ablation_variants(profile: str) -> dict[str, dict[str, Any]]:
     """The hourglass ablation rows `profile` trains (HOURGLASS_ABLATION_ROWS; every row when it names none)."""
     rows = HOURGLASS_ABLATION_ROWS.get(profile)
     return dict(HOURGLASS_ABLATIONS) if rows is None else {name: HOURGLASS_ABLATIONS[name] for name in rows}
-
-
-@dataclass
-class RunResult:
-    """A finished run's record, loaded for comparison."""
-
-    name: str
-    run_dir: Path
-    metrics: dict[str, Any]
-    per_image: pd.DataFrame
-    predictions: dict[str, np.ndarray]
-
-    @property
-    def run_id(self) -> str:
-        from m3mstl.runs import run_ref
-
-        return run_ref(self.run_dir)
-
-    @property
-    def labelled(self) -> np.ndarray:
-        return self.predictions["visibility"] > 0
-
-    @property
-    def occluded(self) -> np.ndarray:
-        return self.predictions["visibility"] == 1
-
-
-def load_run(run_dir: str | Path, name: str | None = None, split: str = "test") -> RunResult:
-    run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / f"metrics_{split}.json").read_text())
-    per_image = pd.read_csv(run_dir / f"per_image_{split}.csv", dtype={"subject": str, "image_id": str})
-    preds = load_predictions(run_dir / f"predictions_{split}.npz")
-    return RunResult(name or run_dir.parent.name, run_dir, metrics, per_image, preds)
 
 
 def summary_row(result: RunResult, normaliser: str = PAPER_NORMALISER) -> dict[str, Any]:
@@ -343,20 +311,10 @@ def summary_over_seeds(results_by_name: dict[str, list[RunResult]], *, label: st
             columns={"model": label})
         table.insert(1, "n_seeds", 1)  # the same columns whatever the profile's seed count
         return table
-    rows = []
-    for name, runs in results_by_name.items():
-        per_seed = pd.DataFrame([summary_row(r) for r in runs])
-        row: dict[str, Any] = {label: name, "n_seeds": len(runs)}
-        for metric in SEED_METRICS:
-            values = pd.to_numeric(per_seed[metric], errors="coerce")
-            if values.isna().all():  # a landmarks-only model: no occlusion number
-                row[metric], row[f"{metric}_sd"] = None, None
-                continue
-            spread = stats.seed_spread(values.to_numpy())
-            row[metric], row[f"{metric}_sd"] = spread.mean, spread.std
-        row["n_images"] = int(per_seed["n_images"].iloc[0])
-        rows.append(row)
-    return pd.DataFrame(rows)
+    per_seed = pd.DataFrame([{**summary_row(run), label: name} for name, runs in results_by_name.items()
+                             for run in runs])
+    table = stats.summarise_over_seeds(per_seed, label, SEED_METRICS, constant=["n_images"])
+    return table[[c for c in table.columns if c != "n_images"] + ["n_images"]]
 
 
 def main_results_over_seeds(results_by_name: dict[str, list[RunResult]]) -> pd.DataFrame:
@@ -439,6 +397,6 @@ def differences_over_seeds(results_by_name: dict[str, list[RunResult]], referenc
 def record_metrics(notebook: str, values: dict[str, Any]) -> Path:
     """Metrics a notebook reports, for the tests that read them (build/metrics/<notebook>.json)."""
     from m3mstl import paths
-    from m3mstl.fileio import write_json_atomic
+    from m3mstl.core.fileio import write_json_atomic
 
     return write_json_atomic(paths.BUILD_DIR / "metrics" / f"{notebook}.json", values)

@@ -104,7 +104,7 @@ class OcclusionExplorer:
         """Re-render, re-predict and redraw; returns the new state."""
         from m3mstl.data.synth.renderer import render
         from m3mstl.data.synth.spec import with_occluders
-        from m3mstl.predict import predict_arrays, temperature_at
+        from m3mstl.infer.predict import predict_arrays, temperature_at
 
         spec = with_occluders(self.base_spec(), self.active_kinds(), seed=self.seed)
         face = render(spec, self.size)

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from m3mstl.data.dataset import PreparedData
-from m3mstl.device import to_device  # noqa: F401  (re-exported: the old import path)
-from m3mstl.fileio import atomic_path
-from m3mstl.metrics import occluder_group
+from m3mstl.core.device import to_device  # noqa: F401  (re-exported: the old import path)
+from m3mstl.core.fileio import atomic_path
 from m3mstl.models.base import predict_batch
+from m3mstl.runs.predictions import ground_truth_arrays, write_predictions
 
 
 def crop_to_image_coords(normalised: torch.Tensor, crop_to_image: torch.Tensor, input_size: int) -> torch.Tensor:
@@ -69,64 +69,11 @@ def predict_split(model, data, split: str, out_path: Path, *, batch_size: int, d
     records = [data.dataset.records[i] for i in arrays["record_index"]]
     arrays.update(ground_truth_arrays(records))
     arrays["input_size"] = np.array(input_size)
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-    return out_path
-
-
-def ground_truth_arrays(records) -> dict[str, np.ndarray]:
-    """What evaluation needs of the records beside the predictions: ground truth, ids and the
-    per-image labels of the breakdowns, kept with the predictions so evaluation does not have
-    to reopen the dataset (shared by every model's prediction files)."""
-    arrays = {
-        "gt_landmarks": np.stack([r.landmarks for r in records]).astype(np.float64),
-        "visibility": np.stack([r.visibility for r in records]).astype(np.int8),
-        "image_id": np.array([r.image_id for r in records]),
-        "subject": np.array([r.subject for r in records]),
-        "occluder_group": np.array([occluder_group([o.get("type", "unknown") for o in r.extras.get("occluders", [])])
-                                    for r in records]),
-    }
-    poses = [r.extras.get("head_pose") for r in records]
-    if all(p is not None for p in poses):
-        arrays["gt_pose"] = np.array([[p["yaw"], p["pitch"], p["roll"]] for p in poses], dtype=np.float64)
-        arrays["gt_rotation"] = np.array([p["rotation"] for p in poses], dtype=np.float64)
-    return arrays
+    return write_predictions(out_path, arrays)
 
 
 def _append(chunks: dict[str, list[Any]], key: str, value: Any) -> None:
     chunks.setdefault(key, []).append(value)
-
-
-def load_predictions(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a predictions .npz; a missing, truncated or foreign file is a RunError naming it."""
-    import zipfile
-
-    from m3mstl.errors import RunError
-
-    if not Path(path).is_file():
-        raise RunError(path, "predictions file not found")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as error:
-        raise RunError(path, f"cannot read the predictions (truncated or not an .npz file): {error}") from None
-    return _with_archived_ground_truth(arrays, Path(path))
-
-
-def _with_archived_ground_truth(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
-    """An archived run (m3mstl.runs.archive_run) names the ground-truth file it shares with the other
-    runs of its split, relative to the archive's root (archive/<model>/<run-id>/predictions_*.npz)."""
-    from m3mstl.errors import RunError
-    from m3mstl.runs import ARCHIVED_GROUND_TRUTH_KEY
-
-    if ARCHIVED_GROUND_TRUTH_KEY not in arrays:
-        return arrays
-    shared = path.parents[2] / str(arrays.pop(ARCHIVED_GROUND_TRUTH_KEY))
-    if not shared.is_file():
-        raise RunError(path, f"its ground truth {shared} is missing from the archive")
-    with np.load(shared, allow_pickle=False) as npz:
-        return {**arrays, **{k: npz[k] for k in npz.files}}
 
 
 # -- one image ---------------------------------------------------------------------------------

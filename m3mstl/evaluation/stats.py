@@ -36,7 +36,7 @@ from scipy import sparse
 from scipy import stats as scipy_stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from m3mstl.landmarks import NUM_LANDMARKS
+from m3mstl.core.landmarks import NUM_LANDMARKS
 
 
 class StatsInputError(ValueError):
@@ -589,26 +589,32 @@ def seed_spread(values: Sequence[float]) -> SeedSpread:
     )
 
 
-def summarise_over_seeds(
-    table: pd.DataFrame, metrics: Sequence[str], *, group_by: str | Sequence[str] = "model"
-) -> pd.DataFrame:
-    """Collapse one row per (group, seed) into one row per group: <metric>_mean, <metric>_std, n_seeds."""
-    keys = [group_by] if isinstance(group_by, str) else list(group_by)
-    missing = set(keys) | set(metrics)
-    missing -= set(table.columns)
+def summarise_over_seeds(table: pd.DataFrame, by: str | Sequence[str], metrics: Sequence[str] | None = None, *,
+                         constant: Sequence[str] = ()) -> pd.DataFrame:
+    """Collapse one row per (group, training seed) into one row per group, in order of first appearance.
+
+    Columns: the `by` keys, n_seeds, the `constant` columns (the same for every seed, such as the
+    test faces: their first value), then for each metric its mean over seeds followed by
+    `<metric>_sd` (sample sd, ddof=1: NaN with one seed). `metrics` None takes every numeric column
+    that is not a key, a constant or "seed". A metric no seed of a group has (a landmarks-only model's
+    occlusion numbers) stays NaN. The one summary over seeds of every table in the project."""
+    keys = [by] if isinstance(by, str) else list(by)
+    if metrics is None:
+        metrics = [c for c in table.columns
+                   if c not in (*keys, *constant, "seed") and pd.api.types.is_numeric_dtype(table[c])]
+    missing = (set(keys) | set(metrics) | set(constant)) - set(table.columns)
     if missing:
         raise StatsInputError(f"summarise_over_seeds: table lacks column(s) {sorted(missing)}")
-    rows = []
-    for key, group in table.groupby(keys, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        row: dict[str, Any] = dict(zip(keys, key))
-        row["n_seeds"] = len(group)
-        for metric in metrics:
-            spread = seed_spread(group[metric].to_numpy())
-            row[f"{metric}_mean"] = spread.mean
-            row[f"{metric}_std"] = spread.std
-        rows.append(row)
-    return pd.DataFrame(rows)
+    values = table[list(metrics)].apply(pd.to_numeric, errors="coerce")
+    grouped = values.groupby([table[k] for k in keys], sort=False)
+    mean, sd = grouped.mean(), grouped.std(ddof=1)
+    summary = pd.DataFrame(index=mean.index)
+    summary["n_seeds"] = grouped.size()
+    for column in constant:
+        summary[column] = table.groupby(keys, sort=False)[column].first()
+    for metric in metrics:
+        summary[metric], summary[f"{metric}_sd"] = mean[metric], sd[metric]
+    return summary.reset_index()
 
 
 # --------------------------------------------------------------------------- seed-aware intervals

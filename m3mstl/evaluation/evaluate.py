@@ -21,21 +21,10 @@ import numpy as np
 import pandas as pd
 
 from m3mstl.errors import ConfigError, RunError
-from m3mstl.fileio import atomic_path, json_safe, write_json_atomic
-from m3mstl.metrics import (
-    NORMALISERS,
-    PAPER_NORMALISER,
-    landmark_metrics,
-    landmark_metrics_by_group,
-    occlusion_metrics,
-    occlusion_metrics_by_group,
-    per_image_table,
-    pose_metrics,
-    scalar_summary,
-    single_occluder_groups,
-    yaw_bins,
-)
-from m3mstl.predict import load_predictions
+from m3mstl.core.fileio import atomic_path, json_safe, write_json_atomic
+from m3mstl.evaluation.metrics import NORMALISERS, PAPER_NORMALISER, landmark_metrics, landmark_metrics_by_group, occlusion_metrics, occlusion_metrics_by_group, per_image_table, pose_metrics, scalar_summary, yaw_bins
+from m3mstl.data.records import single_occluder_groups
+from m3mstl.runs.predictions import load_predictions
 
 
 def metrics_from_predictions(preds: dict[str, np.ndarray]) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -116,8 +105,8 @@ def evaluate_on_dataset(run_dir: Path, data_dir: Path, device: str = "auto") -> 
     """Apply a finished run's model to every image of another TFD68-layout dataset."""
     from m3mstl.config import validate_config
     from m3mstl.data.validate import check_dataset
-    from m3mstl.device import resolve_device
-    from m3mstl.predict import predict_split, prepare_eval_data
+    from m3mstl.core.device import resolve_device
+    from m3mstl.infer.predict import predict_split, prepare_eval_data
     from m3mstl.runs import data_fingerprint, load_config, load_model
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)

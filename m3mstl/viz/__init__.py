@@ -1,1 +1,0 @@
-"""Plots of results and the interactive occlusion explorer."""
