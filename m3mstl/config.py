@@ -1,4 +1,4 @@
-"""Run configurations and the three profiles (quick, default, paper).
+"""Run configurations under the three profiles (quick, default, paper).
 
 A `RunConfig` says everything that determines a trained model: the model family and
 its options, the data preparation, the curriculum (which stages, for how long, with
@@ -6,7 +6,7 @@ which optimiser settings) and the seed. Its hash, together with the data fingerp
 names the run folder `runs/<model>/<run-id>/`, so an identical request reuses a
 finished run instead of retraining.
 
-Profiles (see README):
+Profiles (see README; their settings tables: `m3mstl.profiles`):
 - quick:   tests and CI; every step runs, numbers are not meaningful.
 - default: the README's `make reproduce` on 2 CPU cores (ResNet-18 at 64x64 input, three seeds).
 - paper:   the authors' settings (256x256, Adam 1e-4, batch 8, 15/25/25 epochs,
@@ -22,14 +22,11 @@ from dataclasses import dataclass, field
 import math
 from typing import Any
 
-from m3mstl.data.embedded import PROFILE_BASE, SYNTH_SETTINGS, base_profile  # noqa: F401  (re-exported)
 from m3mstl.errors import ConfigError, UnknownOptionError
 from m3mstl.models.registry import list_models
-
-PROFILES = ("quick", "default", "paper")
-#: Every profile `m3mstl reproduce` accepts: the three model profiles and the profiles of longer
-#: studies that reuse one of them (`m3mstl.data.embedded.PROFILE_BASE`).
-REPRODUCE_PROFILES = (*PROFILES, *PROFILE_BASE)
+from m3mstl.profiles import (  # noqa: F401  (re-exported: notebooks and tests read them here)
+    PROFILE_BASE, PROFILES, REPRODUCE_PROFILES, SYNTH_SETTINGS, TRAINING, base_profile,
+)
 
 
 @dataclass
@@ -167,47 +164,8 @@ class RunConfig:
 
 
 # --- the profiles ---------------------------------------------------------------------
-# The curricula themselves belong to the model families (`m3mstl.models.registry`), which read
-# these settings.
-#
-# `cosine`: the long stage of each model (M3MSTL's and the baseline's joint stage, the
-# hourglass's multitask stage) decays its learning rate along a half cosine. In the default
-# profile's short runs both models were still improving at a constant rate when they stopped,
-# with a validation NME jumping by 0.02 from epoch to epoch; ending on a small rate settles
-# them. It applies to M3MSTL and the baseline alike. The paper profile keeps the authors'
-# constant rate (with reduce-on-plateau in stage 1).
-#
-# Default epochs: 2/1/7 for M3MSTL, 10 for the baseline (the same total). A first default run
-# with 3/2/5 showed the frozen-trunk stage gaining little in its second epoch and the joint
-# stage still improving at its end; the paper's own split (15/25/25) also puts most epochs
-# after stage 1.
-#
-# Default trunk: ResNet-18 (timm), not the paper's ResNet-50. Every M3MSTL vs baseline claim rests
-# on three training seeds (issue 12), and on this 2-core machine ResNet-50 at 64 px costs about
-# 25 min of training per seed for the two models (the published single-seed run): three seeds and
-# the ablations would need over two hours. ResNet-18 trains 2.4x (M3MSTL) to 3.7x (baseline) as
-# many images per second (`benchmarks/bench_scaling.py`, benchmarks/results/2026-12-01-*), so
-# three seeds of both models, two ablation rows with three seeds each, the classical peer and the
-# hourglass fit in the 90-minute budget. The extended profile's scaling study keeps ResNet-50
-# points at 64 and 128 px.
-#
-# `stage1_min_disk_px`: M3MSTL's stage-1 disks are floored at 2 px in the default profile (the
-# option `disk_min_radius_px`). At 64 px the paper's radius scales to 0.75 px, which the stride-4
-# decoder cannot draw: stage 1 then reaches a validation IoU of 0.0002 (ResNet-18, 2 epochs);
-# floored at 2 px it reaches 0.19. The choice was made on the validation split, after the whole
-# curriculum (seed 0, one run each: a setting, not a claim): the floor gave
-# ROC-AUC 0.956 vs 0.954, AP 0.916 vs 0.911, median NME 0.092 vs 0.093. Quick and paper keep the
-# paper's radius.
-_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
-    "quick": dict(input_size=64, batch=8, epochs=(1, 1, 1), steps=4, patience=None, lr=1e-4, cosine=False,
-                  backbone="resnet18", eval_batch=32, max_train=64, hourglass_epochs=(1, 1), stage1_min_disk_px=None),
-    "default": dict(input_size=64, batch=32, epochs=(2, 1, 7), steps=None, patience=3, lr=3e-4, cosine=True,
-                    backbone="resnet18", eval_batch=64, max_train=None, hourglass_epochs=(12, 3),
-                    stage1_min_disk_px=2.0),
-    "paper": dict(input_size=256, batch=8, epochs=(15, 25, 25), steps=1000, patience=6, lr=1e-4, cosine=False,
-                  backbone="resnet50", eval_batch=32, max_train=None, hourglass_epochs=(40, 10),
-                  stage1_min_disk_px=None),
-}
+# Every per-profile table is in `m3mstl.profiles` (the settings each family's curriculum reads:
+# TRAINING, and why its numbers); each family's own per-profile epochs are in its module.
 
 
 def make_config(model: str, profile: str = "default", *, seed: int = 0,
@@ -217,12 +175,10 @@ def make_config(model: str, profile: str = "default", *, seed: int = 0,
     if profile not in REPRODUCE_PROFILES:
         raise ConfigError("profile", f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
     profile = base_profile(profile)
-    p = _PROFILE_SETTINGS[profile]
+    p = TRAINING[profile]
     data = DataConfig(input_size=p["input_size"], batch_size=p["batch"], eval_batch_size=p["eval_batch"],
-                      max_train_images=p["max_train"])
-    if profile == "paper":
-        data.square_crop = False  # the authors' baseline stretches the face box to the input square
-    options, stage_fields = _family(model).curriculum(p)
+                      max_train_images=p["max_train"], square_crop=p["square_crop"])
+    options, stage_fields = _family(model).curriculum({**p, "profile": profile})
     stages = [StageConfig(**fields) for fields in stage_fields]
     config = RunConfig(model=model, profile=profile, model_options=options, stages=stages, data=data, seed=seed)
     for key, value in (overrides or {}).items():
@@ -234,7 +190,7 @@ def _family(model: str):
     from m3mstl.models.registry import get_family, list_models
 
     if model not in list_models():
-        raise ValueError(f"no curriculum for model {model!r}; registered models: {list_models()}")
+        raise UnknownOptionError("model", f"no curriculum for model {model!r}; registered models: {list_models()}")
     return get_family(model)
 
 
@@ -265,10 +221,16 @@ def apply_override(config: RunConfig, key: str, value: Any) -> None:
         return
     if parts[0] == "stages" and len(parts) == 3:
         if parts[1] not in [s.name for s in config.stages]:
-            raise ConfigError(key, f"no stage {parts[1]!r} in this model's curriculum {[s.name for s in config.stages]}")
+            raise UnknownOptionError(key, f"no stage {parts[1]!r} in this model's curriculum "
+                                          f"{[s.name for s in config.stages]}")
         stage = config.stage(parts[1])
         _set_field(stage, parts[2], value, key)
         return
+    if parts == ["model_options"] and isinstance(value, dict) and config.model in list_models():
+        known = _family(config.model).option_names
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise UnknownOptionError(key, f"model {config.model!r} has no option(s) {unknown} (options: {sorted(known)})")
     if parts[0] == "model_options" and len(parts) == 2:
         known = _family(config.model).option_names
         if parts[1] not in known:
@@ -313,7 +275,7 @@ def validate_config(config: RunConfig) -> None:
     """Raise ConfigError naming the first option that is of the wrong type, out of range, unknown,
     or not a stage of the model's curriculum; run before any data is read or epoch trained."""
     if config.model not in list_models():
-        raise ConfigError("model", f"unknown model {config.model!r}; choose from {list_models()}")
+        raise UnknownOptionError("model", f"unknown model {config.model!r}; choose from {list_models()}")
     if config.profile not in PROFILES:
         raise ConfigError("profile", f"unknown profile {config.profile!r}; choose from {PROFILES}")
     _whole(config.seed, "seed", 0, MAX_SEED)
@@ -357,7 +319,7 @@ def _validate_data(data: DataConfig) -> None:
     known = {f.name: f.default for f in dataclasses.fields(AugmentConfig)}
     for key, value in data.augment.items():
         if key not in known:
-            raise ConfigError(f"data.augment.{key}", f"unknown augmentation setting (known: {sorted(known)})")
+            raise UnknownOptionError(f"data.augment.{key}", f"unknown augmentation setting (known: {sorted(known)})")
         default = known[key]
         if isinstance(default, tuple):
             if (not isinstance(value, (list, tuple)) or len(value) != len(default)
@@ -375,7 +337,7 @@ def _validate_stages(config: RunConfig) -> None:
     for stage in config.stages:
         prefix = f"stages.{stage.name}"
         if stage.name not in curriculum:
-            raise ConfigError("stages", f"{stage.name!r} is not a stage of {config.model} (stages: {curriculum})")
+            raise UnknownOptionError("stages", f"{stage.name!r} is not a stage of {config.model} (stages: {curriculum})")
         if stage.name in seen:
             raise ConfigError("stages", f"stage {stage.name!r} is listed twice")
         seen.add(stage.name)
@@ -414,5 +376,3 @@ def _flag(value: Any, key: str) -> None:
     if not isinstance(value, bool):
         raise ConfigError(key, f"must be true or false, got {value!r}")
 
-
-# The embedded synthetic data of each profile: `m3mstl.data.embedded` (re-exported here).

@@ -46,6 +46,17 @@ ARCHIVE_DIR = OUTPUT_ROOT / "archive"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"    # clean sources, no outputs
 
 
+def portable_data_path(data_dir: str | os.PathLike) -> str:
+    """A dataset as records name it (run environments, the manifest): relative to the output or
+    repository root when it lies inside one, else only its folder name: never one machine's absolute
+    path (the data fingerprint recorded beside it identifies the data)."""
+    resolved = Path(data_dir).resolve()
+    for root in (OUTPUT_ROOT, REPO_ROOT):
+        if resolved.is_relative_to(root.resolve()):
+            return resolved.relative_to(root.resolve()).as_posix()
+    return resolved.name
+
+
 def default_synth_dir(profile: str) -> Path:
     """Where the embedded synthetic dataset of a profile is generated."""
     return DATA_DIR / f"synth-{profile}"

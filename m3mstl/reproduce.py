@@ -247,17 +247,6 @@ def manifest_path_for(only: list[str] | None, profile: str = "default") -> Path:
     return paths.BUILD_DIR / "reproduction-partial.json" if only else manifest_path(profile)
 
 
-def portable_data_path(data_dir: Path) -> str:
-    """The dataset as the manifest names it: relative to the repository (or output) root when it
-    lies inside it, else only its folder name: never one machine's absolute path (the fingerprint
-    beside it identifies the data)."""
-    resolved = Path(data_dir).resolve()
-    for root in (paths.OUTPUT_ROOT, paths.REPO_ROOT):
-        if resolved.is_relative_to(root.resolve()):
-            return resolved.relative_to(root.resolve()).as_posix()
-    return resolved.name
-
-
 def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
               seed: int = 0, device: str = "auto", force: bool = False,
               notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
@@ -301,7 +290,7 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
     manifest = {
         "profile": profile,
         "seed": seed,
-        "data_dir": portable_data_path(data_dir),
+        "data_dir": paths.portable_data_path(data_dir),
         "data_fingerprint": fingerprint,
         "environment": environment,
         "total_seconds": round(time.perf_counter() - t_all, 1),

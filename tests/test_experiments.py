@@ -85,6 +85,83 @@ def test_a_misspelt_ablation_option_is_refused():
         make_config("hourglass", "quick", overrides={"model_options.use_fpff": False})
 
 
+def _with_augment(setting: dict):
+    from m3mstl.config import validate_config
+
+    config = make_config("m3mstl", "quick")
+    config.data.augment = setting
+    validate_config(config)
+
+
+def _unknown_option_paths():
+    """Every way an unknown option key enters, each as (name, call, the key the error must name)."""
+    from m3mstl.config import apply_override
+    from m3mstl.detection import trained
+    from m3mstl.models import create_model
+    from m3mstl.models.registry import get_family
+    from m3mstl.studies import scaling
+    from m3mstl.train import peer
+
+    def override(key, value, model="m3mstl"):
+        return lambda: apply_override(make_config(model, "quick"), key, value)
+
+    return [
+        # `--set` and config overrides (apply_override, make_config(overrides=...))
+        ("set data field", override("data.input_sise", 64), "input_sise"),
+        ("set loader field", override("loader.workers", 1), "workers"),
+        ("set stage field", override("stages.joint.epoch", 1), "epoch"),
+        ("set unknown stage", override("stages.stage4.epochs", 1), "stage4"),
+        ("set stage list", override("stages", ["heads", "stage4"]), "stage4"),
+        ("set top-level field", override("sed", 1), "sed"),
+        ("set unknown section", override("optimiser.lr", 1), "optimiser"),
+        ("set model option", override("model_options.occlusion_wieght", 1.0), "occlusion_wieght"),
+        ("set all model options", override("model_options", {"backbone": "resnet18", "depht": 2}), "depht"),
+        ("set hourglass option", override("model_options.use_fpff", False, "hourglass"), "use_fpff"),
+        ("make_config overrides", lambda: make_config("baseline", "quick", overrides={"data.nope": 1}), "nope"),
+        ("augmentation setting", lambda: _with_augment({"hflip_prb": 0.5}), "hflip_prb"),
+        # the registry: model options of every family, its option resolution, the model name
+        ("create_model m3mstl", lambda: create_model("m3mstl", depht=2), "depht"),
+        ("create_model baseline", lambda: create_model("baseline", depht=2), "depht"),
+        ("create_model hourglass", lambda: create_model("hourglass", depht=2), "depht"),
+        ("resolve m3mstl options", lambda: get_family("m3mstl").resolve_options({"depht": 2}), "depht"),
+        ("resolve hourglass options", lambda: get_family("hourglass").resolve_options({"depht": 2}), "depht"),
+        ("unknown model", lambda: create_model("m3mstll"), "m3mstll"),
+        ("make_config unknown model", lambda: make_config("m3mstll", "quick"), "m3mstll"),
+        # ablation and scaling overrides
+        ("ablation option", lambda: make_config("m3mstl", "quick", overrides=comparison.ablation_overrides(
+            "quick", "m3mstl", {"model_options.occlusion_uses_temprature": False})), "occlusion_uses_temprature"),
+        ("ablation epochs receiver", lambda: comparison.ablation_overrides(
+            "quick", "m3mstl", {"stages": ["heads", "joint"], comparison.EPOCHS_MOVED_TO: "jiont"}), "jiont"),
+        ("scaling point key", lambda: scaling.scale_point({"input_size": 64, "backbone": "resnet18", "seeds": 2}),
+         "seeds"),
+        ("scaling M3MSTL override", lambda: make_config("m3mstl", "quick", overrides=scaling.ScalePoint(
+            64, "resnet18", m3mstl_overrides={"model_options.disk_min_radius": 2.0}).overrides("m3mstl", "quick")),
+         "disk_min_radius"),
+        ("scaling budget without a joint stage", lambda: scaling.ScalePoint(64, "resnet18", epochs_factor=2)
+         .overrides("hourglass", "quick"), "joint"),
+        # the classical peer's options
+        ("peer option", lambda: peer.peer_config("quick", overrides={"model_options.tree_dpth": 3}), "tree_dpth"),
+        ("peer options at once", lambda: peer.peer_config("quick", overrides={"model_options": {"tree_dpth": 3}}),
+         "tree_dpth"),
+        ("peer data field", lambda: peer.peer_config("quick", overrides={"data.nope": 1}), "nope"),
+        ("peer training options", lambda: peer._training_options({"tree_dpth": 3}, 0), "tree_dpth"),
+        # the trained face detector's settings
+        ("detector settings", lambda: trained.settings_for("quick", epoch=3), "epoch"),
+        ("detector settings table", lambda: trained.make_settings({"input_widht": 64}), "input_widht"),
+    ]
+
+
+@pytest.mark.parametrize("name, call, key", _unknown_option_paths(), ids=[c[0] for c in _unknown_option_paths()])
+def test_an_unknown_option_is_one_error_type_on_every_path(name, call, key):
+    """Whatever the path, a misspelt or unknown key raises UnknownOptionError naming it (still a
+    KeyError, ValueError and TypeError, the types some paths raised before)."""
+    from m3mstl.errors import UnknownOptionError
+
+    with pytest.raises(UnknownOptionError, match=key) as raised:
+        call()
+    assert isinstance(raised.value, (KeyError, ValueError, TypeError))
+
+
 def _seeded_runs(rng, name: str, n_seeds: int, shift: float, sharpness: float, visibility, subjects):
     occluded = visibility == 1
     runs = []

@@ -157,7 +157,7 @@ def test_missing_weights_are_a_clear_error(tmp_path):
 
 
 def test_a_missing_run_is_explained_not_trained_when_training_is_off(frames_root, tmp_path):
-    from m3mstl.runs.gating import RunNotTrained, allow_training
+    from m3mstl.runs.lifecycle import RunNotTrained, allow_training
 
     allow_training(False)
     try:

@@ -5,11 +5,12 @@ and the modules form no import cycle. Imports inside functions count too: a lazy
 upward still ties the lower layer to the higher one. The layers are the subpackages, lowest
 first (README, "Architecture"):
 
-    core        m3mstl.core, plus the root's paths and errors: no other project import
+    core        m3mstl.core, plus the root's paths, errors and profiles (every per-profile settings
+                table, plain data): no other project import
     detection   m3mstl.detection: face detectors behind one interface, the head-box mapping
     data        m3mstl.data: the TFD68 layout, records, splits, the torch dataset, synth/
     models      m3mstl.models: the families, their registry and losses (tensors only)
-    config      m3mstl.config, m3mstl.profiles: run configurations from the families
+    config      m3mstl.config: run configurations from the families and the profiles
     runs        m3mstl.runs: the run record, archive, lifecycle
     infer       m3mstl.infer: predictions of a run on a split, an image, camera frames
     evaluation  m3mstl.evaluation: metrics, statistics, detector evaluation
@@ -32,11 +33,11 @@ from m3mstl import paths
 PACKAGE_DIR = paths.REPO_ROOT / "m3mstl"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("m3mstl", "m3mstl.paths", "m3mstl.errors", "m3mstl.core")),
+    ("core", ("m3mstl", "m3mstl.paths", "m3mstl.errors", "m3mstl.profiles", "m3mstl.core")),
     ("detection", ("m3mstl.detection",)),
     ("data", ("m3mstl.data",)),
     ("models", ("m3mstl.models",)),
-    ("config", ("m3mstl.config", "m3mstl.profiles")),
+    ("config", ("m3mstl.config",)),
     ("runs", ("m3mstl.runs",)),
     ("infer", ("m3mstl.infer",)),
     ("evaluation", ("m3mstl.evaluation",)),

@@ -1,6 +1,7 @@
 """A model family is one module: registering it here, with nothing edited anywhere else, makes
 it configurable, trainable from the command line, predictable and evaluable, and every
-registered family meets the same contract."""
+registered family meets the same contract. The toy family is registered only while a test
+uses it (the `toy_family` fixture), so it never shows up in another test file's registry."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from conftest import make_tiny_dataset
 from m3mstl.config import make_config
 from m3mstl.core.landmarks import NUM_LANDMARKS
-from m3mstl.models import create_model, list_models
+from m3mstl.models import create_model, list_models, unregister_model
 from m3mstl.models.base import CurriculumModel
 from m3mstl.models.registry import UnknownOptionError, get_family, register_model, reject_unknown_options
 
@@ -75,12 +76,39 @@ def _toy_curriculum(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[d
     return {}, [dict(name="fit", epochs=1, lr=settings["lr"] * 10, steps_per_epoch=settings["steps"])]
 
 
-@register_model(resolve_options=_toy_options, curriculum=_toy_curriculum, option_names=TOY_OPTIONS)
 def toy_regressor(**options: Any) -> ToyRegressor:
     return ToyRegressor(ToyOptions(**_toy_options(options)))
 
 
+TOY = toy_regressor.__name__
+
+
+@pytest.fixture
+def toy_family():
+    """The toy family registered for one test, and unregistered after it."""
+    register_model(resolve_options=_toy_options, curriculum=_toy_curriculum, option_names=TOY_OPTIONS)(toy_regressor)
+    yield TOY
+    if TOY in list_models():  # a test may have unregistered it itself
+        unregister_model(TOY)
+
+
+def test_the_toy_family_is_registered_only_inside_its_fixture():
+    assert TOY not in list_models()
+
+
+def test_unregistering_removes_the_family(toy_family):
+    assert toy_family in list_models()
+    unregister_model(toy_family)
+    assert toy_family not in list_models()
+    with pytest.raises(UnknownOptionError, match=toy_family):
+        make_config(toy_family, "quick")
+    with pytest.raises(UnknownOptionError, match=toy_family):
+        unregister_model(toy_family)
+    register_model(resolve_options=_toy_options, curriculum=_toy_curriculum, option_names=TOY_OPTIONS)(toy_regressor)
+
+
 # ----------------------------------------------------------------------------- what registering gives
+@pytest.mark.usefixtures("toy_family")
 def test_a_registered_family_is_configured_from_its_own_curriculum():
     assert "toy_regressor" in list_models()
     config = make_config("toy_regressor", "quick", overrides={"model_options.width": 4})
@@ -91,6 +119,7 @@ def test_a_registered_family_is_configured_from_its_own_curriculum():
         create_model("toy_regressor", depth=2)
 
 
+@pytest.mark.usefixtures("toy_family")
 def test_the_toy_family_trains_from_the_command_line_predicts_and_evaluates(tmp_path, capsys, monkeypatch):
     from m3mstl import paths
     from m3mstl.cli import main
@@ -129,7 +158,8 @@ def _fake_batch(size: int) -> dict[str, Any]:
             "has_pose": torch.zeros(2, dtype=torch.bool)}
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [*list_models(), TOY])
+@pytest.mark.usefixtures("toy_family")
 def test_every_registered_family_meets_the_trainer_contract(name):
     """Its quick config resolves without building the network, builds, and runs each stage."""
     config = make_config(name, "quick")

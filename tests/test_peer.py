@@ -158,3 +158,40 @@ def test_peer_training_reports_progress_when_a_reproduction_relays_it(data_dir, 
     assert lines[0].startswith("[peer] training dlib's shape predictor on ") and "oversampling 20" in lines[0]
     assert lines[-1].startswith("[peer] trained in ")
     assert "cascade" in capfd.readouterr().out.lower()  # dlib's verbose log, written by C++ to fd 1
+
+
+def test_the_peer_honours_the_notebook_gate(peer_run, data_dir, runs_root, tmp_path):
+    """As the other producers (`m3mstl.runs.lifecycle`): with TRAIN = FORCE = False a finished peer
+    run is reused, a missing one is explained (how to train it) and nothing is written."""
+    from m3mstl.runs.lifecycle import RunNotTrained
+
+    comparison.allow_training(False)  # what every notebook's setup cell calls
+    try:
+        assert peer.train_peer("quick", data_dir, overrides=ONE_CORE, runs_root=runs_root) == peer_run
+        with pytest.raises(RunNotTrained) as refused:
+            peer.train_peer("quick", data_dir, overrides=ONE_CORE, runs_root=tmp_path / "runs")
+        with pytest.raises(RunNotTrained):
+            peer.train_peer("quick", data_dir, overrides=ONE_CORE, runs_root=runs_root, force=True)
+    finally:
+        comparison.allow_training(True)
+    message = str(refused.value)
+    assert message.startswith("Not trained yet: dlib_shape_predictor") and "TRAIN = True" in message
+    assert "train_peer('quick'" in message and "'model_options.num_threads': 1" in message
+    assert not (tmp_path / "runs").exists()
+    assert (peer_run / "complete.json").is_file()
+
+
+def test_force_retrains_the_peer_into_the_same_record(peer_run, data_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "runs"
+    shutil.copytree(peer_run.parent.parent, copy)
+    run_dir = copy / peer_run.parent.name / peer_run.name
+    (run_dir / "stale.txt").write_text("not the peer's")
+    model_time = (run_dir / "model.dat").stat().st_mtime_ns
+    assert peer.train_peer("quick", data_dir, overrides=ONE_CORE, runs_root=copy, force=True) == run_dir
+    assert (run_dir / "model.dat").stat().st_mtime_ns != model_time and not (run_dir / "stale.txt").exists()
+    assert {p.name for p in run_dir.iterdir()} == {p.name for p in peer_run.iterdir()}
+    assert (run_dir / "config.json").read_bytes() == (peer_run / "config.json").read_bytes()
+    np.testing.assert_array_equal(load_predictions(run_dir / "predictions_test.npz")["pred_landmarks"],
+                                  load_predictions(peer_run / "predictions_test.npz")["pred_landmarks"])

@@ -110,8 +110,8 @@ def test_a_partial_reproduction_leaves_the_published_manifest_alone(notebook_dir
 def test_a_dataset_outside_the_repository_is_named_without_its_absolute_path(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path / "out")
     monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "repo")
-    assert reproduce.portable_data_path(tmp_path / "elsewhere" / "TFD68") == "TFD68"
-    assert reproduce.portable_data_path(tmp_path / "repo" / "data" / "synth-quick") == "data/synth-quick"
+    assert paths.portable_data_path(tmp_path / "elsewhere" / "TFD68") == "TFD68"
+    assert paths.portable_data_path(tmp_path / "repo" / "data" / "synth-quick") == "data/synth-quick"
 
 
 def test_every_source_notebook_has_a_parameters_cell_and_no_outputs():

@@ -156,7 +156,8 @@ def _fake_finished_run(run_dir: Path) -> Path:
 
     for name in ARCHIVE_REQUIRED:
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (run_dir / name).write_text(json.dumps({"run_dir": str(run_dir)}) if name == "complete.json" else name)
+        (run_dir / name).write_text(json.dumps({"run_dir": str(run_dir)}) if name == "complete.json"
+                                    else json.dumps({"file": name}) if name.endswith(".json") else name)
     rng = np.random.default_rng(len(str(run_dir)))
     np.savez_compressed(run_dir / "predictions_test.npz", pred_landmarks=rng.random((3, 68, 2), dtype=np.float32),
                         pred_landmarks_crop=rng.random((3, 68, 2), dtype=np.float32),
@@ -207,6 +208,39 @@ def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
     with pytest.raises(RunError, match="ghi789.*missing predictions_test.npz"):
         archive_run(incomplete, archive)
     assert archived_run_dir("baseline", "ghi789", archive) is None
+
+
+def test_an_archived_record_holds_no_absolute_path(tmp_path):
+    """A run archived from another machine's runs/ folder: its environment names the data relative to
+    the folder that machine trained under (or by folder name when the data lay elsewhere), beside the
+    fingerprint; every other field is copied as it is."""
+    import re
+
+    from m3mstl.runs.archive import archive_run
+
+    archive = tmp_path / "archive"
+    for run_id_, recorded, portable in (("abc123", "/home/someone/repo/data/synth-extended", "data/synth-extended"),
+                                        ("def456", "/mnt/datasets/TFD68", "TFD68")):
+        run_dir = _fake_finished_run(tmp_path / "copied" / "runs" / "m3mstl" / run_id_)
+        environment = {"data_dir": recorded, "data_fingerprint": "f2c00735de59fbe5", "cpu_count": 2}
+        (run_dir / "environment.json").write_text(json.dumps(environment))
+        (run_dir / "complete.json").write_text(json.dumps({"run_dir": f"/home/someone/repo/runs/m3mstl/{run_id_}"}))
+        target = archive_run(run_dir, archive)
+        assert json.loads((target / "environment.json").read_text()) == {**environment, "data_dir": portable}
+        assert (target / "config.json").read_bytes() == (run_dir / "config.json").read_bytes()
+        for path in target.iterdir():
+            if path.suffix in (".json", ".jsonl", ".csv"):
+                assert not re.search(r'"/|/home/|/mnt/', path.read_text()), path
+
+
+def test_the_committed_archive_names_its_data_without_a_machine_path():
+    from pathlib import PurePath
+
+    records = sorted((paths.REPO_ROOT / "archive").glob("*/*/environment.json"))
+    assert records
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["data_fingerprint"] and not PurePath(record["data_dir"]).is_absolute(), path
 
 
 def test_train_point_archives_each_run_and_resumes_from_the_archive(tmp_path, monkeypatch, tiny_dataset_dir):

@@ -11,12 +11,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from conftest import make_tiny_dataset
+from m3mstl import paths
 from m3mstl.config import make_config
 from m3mstl.evaluation.evaluate import evaluate_run
 from m3mstl.core.landmarks import OUTER_EYE_CORNERS
 from m3mstl.runs.predictions import load_predictions
 from m3mstl.runs import read_history
-from m3mstl.train.trainer import Trainer, TrainingInterrupted, cosine_learning_rate
+from m3mstl.train.trainer import Trainer, cosine_learning_rate
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,10 @@ def finished_run(data_dir, tmp_path_factory) -> Path:
     return Trainer(config, data_dir, runs_root=tmp_path_factory.mktemp("runs"), progress=False).fit()
 
 
+class SimulatedCrash(RuntimeError):
+    """Raised by the test's step hook: a crash mid-epoch."""
+
+
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "model.pt", map_location="cpu")
 
@@ -45,11 +50,11 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_interrupted_run_resumes_to_the_same_weights(data_dir, finished_run, tmp_path):
     def crash(stage: str, epoch: int, step: int) -> None:
         if stage == "joint" and epoch == 1 and step == 2:
-            raise TrainingInterrupted("simulated crash mid-epoch")
+            raise SimulatedCrash("simulated crash mid-epoch")
 
     config = make_config("m3mstl", "quick", overrides=OVERRIDES)
     interrupted = Trainer(config, data_dir, runs_root=tmp_path, progress=False, step_hook=crash)
-    with pytest.raises(TrainingInterrupted):
+    with pytest.raises(SimulatedCrash):
         interrupted.fit()
     assert not (interrupted.run_dir / "complete.json").exists()
     with pytest.raises(RuntimeError, match="resume"):
@@ -85,12 +90,13 @@ def test_a_finished_run_keeps_its_model_and_stage1_decoder_but_not_its_resume_st
     assert not stale.exists()
 
 
-def test_run_record_holds_config_environment_and_history(finished_run):
+def test_run_record_holds_config_environment_and_history(finished_run, data_dir):
     config = json.loads((finished_run / "config.json").read_text())
     env = json.loads((finished_run / "environment.json").read_text())
     history = [json.loads(line) for line in (finished_run / "history.jsonl").read_text().splitlines()]
     assert config["model"] == "m3mstl" and config["profile"] == "quick"
     assert env["data_fingerprint"] and env["packages"]["torch"] and "git_commit" in env
+    assert env["data_dir"] == paths.portable_data_path(data_dir) and not Path(env["data_dir"]).is_absolute()
     assert [h["stage"] for h in history] == ["mask_pretrain", "heads", "joint", "joint"]
 
 
@@ -169,7 +175,8 @@ def test_evaluate_on_another_dataset_records_its_fingerprint(finished_run, tmp_p
     fingerprint = data_fingerprint(other)
     out = finished_run / "external" / fingerprint
     assert metrics["data_fingerprint"] == fingerprint and metrics["n_images"] == 6
-    assert json.loads((out / "metrics_all.json").read_text())["data_dir"] == str(other)
+    # named by its folder (it lies outside the repository), beside its fingerprint: no machine's absolute path
+    assert json.loads((out / "metrics_all.json").read_text())["data_dir"] == "other"
     assert len((out / "per_image_all.csv").read_text().splitlines()) == 7
 
 
@@ -211,11 +218,11 @@ def test_trainer_builds_the_model_in_the_configured_memory_format(data_dir, tmp_
 @pytest.fixture
 def training_refused():
     """Training not allowed, as in a notebook opened with TRAIN = FORCE = False."""
-    from m3mstl.runs import gating
+    from m3mstl.runs import lifecycle
 
-    gating.allow_training(False)
+    lifecycle.allow_training(False)
     yield
-    gating.allow_training(True)
+    lifecycle.allow_training(True)
 
 
 def test_refused_training_still_reuses_a_finished_run(data_dir, finished_run, training_refused):
@@ -234,10 +241,11 @@ def test_refused_training_names_the_command_that_trains_exactly_the_missing_run(
 
     from m3mstl.train import trainer
 
-    from m3mstl.runs import gating
+    from m3mstl.runs import lifecycle
+
     runs_root = finished_run.parent.parent
     overrides = {"stages": ["heads", "joint"], "model_options.occlusion_uses_temperature": False}
-    with pytest.raises(gating.RunNotTrained) as refused:
+    with pytest.raises(lifecycle.RunNotTrained) as refused:
         trainer.train("m3mstl", "quick", data_dir, overrides=overrides, runs_root=runs_root, progress=False)
     message = str(refused.value)
     assert "TRAIN = True" in message and "Expected time" in message
@@ -279,3 +287,36 @@ def test_validation_nme_is_the_old_torch_inter_ocular_nme_within_float_rounding(
     assert val["val_nme"] == pytest.approx(float(torch.cat(old_nmes).mean()), rel=1e-6)
     count = sum(len(b["image"]) for b, _, _ in seen)
     assert val["val_loss"] == pytest.approx(sum(loss * len(b["image"]) for b, _, loss in seen) / count, rel=1e-12)
+
+
+def test_a_trainer_fitted_directly_honours_the_notebook_gate_too(data_dir, finished_run, tmp_path, training_refused):
+    from m3mstl.runs.lifecycle import RunNotTrained
+
+    config = make_config("m3mstl", "quick", overrides=OVERRIDES)
+    assert Trainer(config, data_dir, runs_root=finished_run.parent.parent, progress=False).fit() == finished_run
+    with pytest.raises(RunNotTrained, match="Not trained yet: m3mstl, profile 'quick', seed 0"):
+        Trainer(config, data_dir, runs_root=tmp_path, progress=False).fit()
+    assert not (tmp_path / "m3mstl").exists()
+
+
+def test_stage_numbers_name_the_family_s_own_stages():
+    from m3mstl.train.trainer import stage_aliases
+
+    assert stage_aliases("m3mstl") == {"1": "mask_pretrain", "2": "heads", "3": "joint"}
+    assert stage_aliases("baseline") == stage_aliases("m3mstl")  # the same class: the same order
+    assert stage_aliases("hourglass") == {"1": "multitask", "2": "landmark_finetune"}
+
+
+def test_the_stage_option_passes_the_family_s_nth_stage_to_train(monkeypatch):
+    import argparse
+
+    from m3mstl.train import trainer
+
+    asked = []
+    monkeypatch.setattr(trainer, "train", lambda model, *args, until_stage, **kwargs: asked.append(until_stage))
+    parser = argparse.ArgumentParser()
+    trainer.configure_parser(parser)
+    for model, stage in (("m3mstl", "1"), ("m3mstl", "3"), ("hourglass", "1"), ("hourglass", "2"),
+                         ("hourglass", "3"), ("m3mstl", "heads"), ("m3mstl", "all")):
+        trainer.run(parser.parse_args(["--model", model, "--data", "x", "--stage", stage]))
+    assert asked == ["mask_pretrain", "joint", "multitask", "landmark_finetune", "3", "heads", None]

@@ -35,8 +35,6 @@ RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 36, 39
 LEFT_EYE_INNER, LEFT_EYE_OUTER = 42, 45
 OUTER_EYE_CORNERS = (RIGHT_EYE_OUTER, LEFT_EYE_OUTER)  # the paper's inter-ocular normaliser
 INNER_CANTHI = (RIGHT_EYE_INNER, LEFT_EYE_INNER)       # hottest facial skin: the fever site
-NOSE_TIP = 30
-MOUTH_CORNERS = (48, 54)
 
 
 def _mirror_pairs() -> list[tuple[int, int]]:

@@ -12,25 +12,8 @@ from pathlib import Path
 
 from m3mstl import paths
 from m3mstl.core.fileio import write_json_atomic
-
-# quick: enough subjects for a 60/20/20 subject split; default: 4,000 faces at 128 px, as many
-# as the 25-minute training budget of the two main models can use on 2 CPU cores; paper:
-# TFD68's scale (137 subjects, 28,496 images).
-SYNTH_SETTINGS: dict[str, dict[str, int]] = {
-    "quick": dict(subjects=10, per_subject=6, size=96, seed=7),
-    "default": dict(subjects=100, per_subject=40, size=128, seed=7),
-    "paper": dict(subjects=137, per_subject=208, size=256, seed=7),
-}
-
-# The extended profile trains the default profile's models (same configs, so the same run ids:
-# finished default runs are reused) in longer studies over seeds, input sizes and trunks
-# (the scaling study, notebooks that run only in that profile), on the default's data.
-PROFILE_BASE: dict[str, str] = {"extended": "default"}
-
-
-def base_profile(profile: str) -> str:
-    """The profile whose model settings and data `profile` uses (itself for all but extended)."""
-    return PROFILE_BASE.get(profile, profile)
+# Each profile's SynthTFD68 settings and which profiles share another's data: `m3mstl.profiles`.
+from m3mstl.profiles import PROFILE_BASE, SYNTH_SETTINGS, base_profile  # noqa: F401  (re-exported)
 
 
 def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:

@@ -15,9 +15,6 @@ import numpy as np
 
 from m3mstl.data.records import FaceDataset
 
-SPLIT_NAMES = ("train", "val", "test")
-TFD68_FORCED_TEST_SUBJECTS = (1, 5, 137)
-
 
 def canonical_subject(subject: str | int) -> str:
     """Comparable form of a subject id: numeric ids lose leading zeros ("001" and 1 -> "1")."""

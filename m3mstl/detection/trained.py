@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from m3mstl.detection.base import Detection
+from m3mstl.errors import UnknownOptionError
+from m3mstl.profiles import FACE_DETECTOR
 
 #: Bump when a change here changes what a run with the same settings learns (part of the run id).
 FACE_DETECTOR_VERSION = 1
@@ -58,16 +61,30 @@ class FaceDetectorSettings:
     max_train_frames: int | None = None  # a cheaper run on the first frames of the training split
 
 
-#: Per profile. The default one's epochs and sizes were chosen on the validation frames of the
-#: default data (benchmarks/results/2026-12-02-face-detector.txt); quick is for the tests.
+SETTING_NAMES = frozenset(f.name for f in fields(FaceDetectorSettings))
+
+
+def make_settings(values: Mapping[str, Any], base: FaceDetectorSettings | None = None,
+                  subject: str = "detector settings") -> FaceDetectorSettings:
+    """`base` (the class defaults when None) with `values` (field names) changed; an unknown name is
+    an UnknownOptionError, as for every other option."""
+    unknown = sorted(set(values) - SETTING_NAMES)
+    if unknown:
+        raise UnknownOptionError(subject, f"unknown face-detector setting(s) {unknown}; "
+                                          f"known: {sorted(SETTING_NAMES)}")
+    return replace(base or FaceDetectorSettings(), **values)
+
+
+#: Per profile, built from `m3mstl.profiles.FACE_DETECTOR` (where the reasons for its numbers are).
 PROFILE_SETTINGS: dict[str, FaceDetectorSettings] = {
-    "quick": FaceDetectorSettings(input_width=64, input_height=48, epochs=2, batch_size=16),
-    "default": FaceDetectorSettings(),
-}
+    profile: make_settings(changes, subject=f"profiles.FACE_DETECTOR[{profile!r}]")
+    for profile, changes in FACE_DETECTOR.items()}
 
 
-def settings_for(profile: str) -> FaceDetectorSettings:
-    return PROFILE_SETTINGS.get(profile, PROFILE_SETTINGS["default"])
+def settings_for(profile: str, **changes: Any) -> FaceDetectorSettings:
+    """The profile's settings (the default's for a profile without its own), with `changes`."""
+    base = PROFILE_SETTINGS.get(profile, PROFILE_SETTINGS["default"])
+    return make_settings(changes, base) if changes else base
 
 
 # -- input and targets ----------------------------------------------------------------------------
@@ -181,7 +198,7 @@ class TrainedFaceDetector:
         if not weights.is_file():
             raise RunError(run_dir, "no model.pt: not a finished face-detector run (m3mstl detector DATA trains one)")
         state = torch.load(weights, map_location=device, weights_only=True)
-        settings = FaceDetectorSettings(**json.loads(state["settings"]))
+        settings = make_settings(json.loads(state["settings"]), subject=f"{weights}: settings")
         network = build_network(settings).to(device)
         network.load_state_dict(state["network"])
         return cls(network, settings, run_dir, device)

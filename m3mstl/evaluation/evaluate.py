@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from m3mstl import paths
 from m3mstl.errors import ConfigError, RunError
 from m3mstl.core.fileio import atomic_path, json_safe, write_json_atomic
 from m3mstl.evaluation.metrics import NORMALISERS, PAPER_NORMALISER, landmark_metrics, landmark_metrics_by_group, occlusion_metrics, occlusion_metrics_by_group, per_image_table, pose_metrics, scalar_summary, yaw_bins
@@ -124,7 +125,7 @@ def evaluate_on_dataset(run_dir: Path, data_dir: Path, device: str = "auto") -> 
     pred_path = predict_split(model, data, "all", out_dir / "predictions_all.npz",
                               batch_size=config.data.eval_batch_size, device=dev)
     return evaluate_predictions(pred_path, out_dir, "all",
-                                {"data_dir": str(data_dir), "data_fingerprint": fingerprint})
+                                {"data_dir": paths.portable_data_path(data_dir), "data_fingerprint": fingerprint})
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from m3mstl.data.dataset import PreparedData
-from m3mstl.core.device import to_device  # noqa: F401  (re-exported: the old import path)
+from m3mstl.core.device import to_device
 from m3mstl.core.fileio import atomic_path
 from m3mstl.models.base import predict_batch
 from m3mstl.runs.predictions import ground_truth_arrays, write_predictions

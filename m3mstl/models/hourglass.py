@@ -555,10 +555,15 @@ def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return dataclasses.asdict(resolved)
 
 
+#: Epochs per profile: (multitask, landmark_finetune).
+EPOCHS: dict[str, tuple[int, int]] = {"quick": (1, 1), "default": (12, 3), "paper": (40, 10)}
+
+
 def curriculum(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Multitask training (3x the profile's rate, cosine decay where the profile says so),
-    then landmark fine-tuning; epochs from the profile's ``hourglass_epochs``."""
-    multitask, finetune = settings["hourglass_epochs"]
+    then landmark fine-tuning; epochs from `EPOCHS` (`settings` are `m3mstl.profiles.TRAINING`'s,
+    with the profile's name under "profile")."""
+    multitask, finetune = EPOCHS[settings["profile"]]
     common = dict(steps_per_epoch=settings["steps"], patience=settings["patience"])
     return {}, [dict(name="multitask", epochs=multitask, lr=settings["lr"] * 3, cosine_decay=settings["cosine"],
                      **common),
@@ -570,3 +575,15 @@ def hourglass(**options: Any) -> MultitaskHourglass:
     """Kim et al.'s multitask stacked hourglass; keyword options are `HourglassOptions` fields."""
     reject_unknown_options("hourglass", options, OPTION_NAMES)
     return MultitaskHourglass(HourglassOptions(**options))
+
+
+# Hourglass ablation (Kim et al.): each auxiliary component switched off in turn, as config
+# overrides (see m3mstl.config.apply_override); which of them a profile trains is
+# `m3mstl.profiles.HOURGLASS_ABLATION_ROWS`.
+HOURGLASS_ABLATIONS: dict[str, dict[str, Any]] = {
+    "full hourglass": {},
+    "no feature pyramid fusion": {"model_options.use_fpf": False},
+    "no inter-level occlusion fusion": {"model_options.use_occlusion_fusion": False},
+    "Euler-angle pose head": {"model_options.pose_head": "euler"},
+    "no heatmap scaling": {"model_options.heatmap_scale": 1.0},
+}

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from m3mstl.errors import UnknownOptionError  # noqa: F401  (re-exported: raised for every unknown key)
+from m3mstl.errors import UnknownOptionError  # re-exported: raised for every unknown key
 
 if TYPE_CHECKING:  # the registry itself stays free of torch: configs consult it cheaply
     import torch.nn as nn
@@ -27,9 +27,10 @@ def reject_unknown_options(family: str, given: Mapping[str, Any], known: set[str
         raise UnknownOptionError("model_options", f"unknown {family} option(s) {unknown}; known options: {sorted(known)}")
 
 
-# A curriculum maps a profile's settings (`m3mstl.config._PROFILE_SETTINGS[profile]`: input_size,
-# lr, epochs, steps, patience, cosine, backbone, ...) to the family's profile options and its
-# stages, each a dict of `m3mstl.config.StageConfig` fields.
+# A curriculum maps a profile's settings (`m3mstl.profiles.TRAINING[profile]`: input_size, lr,
+# steps, patience, cosine, backbone, ..., and the profile's name under "profile", with which a
+# family looks up its own per-profile tables, e.g. its epochs) to the family's profile options and
+# its stages, each a dict of `m3mstl.config.StageConfig` fields.
 Curriculum = Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]]
 
 
@@ -91,8 +92,17 @@ def list_models() -> list[str]:
 def get_family(name: str) -> ModelFamily:
     _import_model_modules()
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+        raise UnknownOptionError("model", f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def unregister_model(name: str) -> None:
+    """Remove a registered model (a family a test or a session registered for a while); the
+    built-in families come back on the next lookup only if their module is imported anew, so
+    this is for families defined outside `m3mstl.models`."""
+    if name not in _REGISTRY:
+        raise UnknownOptionError("model", f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    del _REGISTRY[name]
 
 
 def create_model(name: str, **kwargs) -> nn.Module:

@@ -45,8 +45,12 @@ def ced_curves(results: Sequence[RunResult], threshold: float = 0.10) -> plt.Fig
 
 
 def roc_pr_curves(results: Sequence[RunResult]) -> plt.Figure:
+    """Occlusion ROC and precision-recall curves of the runs that predict occlusion."""
     # Landmarks-only runs (the classical peer) have no occlusion curve to draw.
+    names = [r.name for r in results]
     results = [r for r in results if "occlusion_prob" in r.predictions]
+    if not results:
+        raise ValueError(f"roc_pr_curves: no run predicts occlusion among {names}")
     fig, (ax_roc, ax_pr) = subplots(1, 2, width="double", aspect=0.4)
     for result in results:
         y = result.occluded[result.labelled]

@@ -13,7 +13,8 @@
 The run id hashes the config and the data fingerprint (a hash of the data's contents), so the
 same request on the same data finds the same folder and reuses the finished run; the
 fingerprint is also recorded in environment.json and checked when a run is reused or resumed.
-`.lock` is held (flock) by the process training the run.
+`.lock` is held (flock) by the process training the run. Reuse, force, the lock and the notebook
+gate are one lifecycle for every producer: `m3mstl.runs.lifecycle`.
 """
 from __future__ import annotations
 
@@ -195,19 +196,6 @@ def load_checkpoint(path: Path, *, model_only: bool = False) -> dict[str, Any]:
     if model_only and "optimizer" in state:
         state = state["model"]
     return state
-
-
-def check_recorded_fingerprint(run_dir: Path, fingerprint: str) -> None:
-    """Refuse to reuse or resume a run recorded for other data than `fingerprint`."""
-    from m3mstl.errors import RunError
-
-    path = Path(run_dir) / "environment.json"
-    if not path.is_file():
-        return
-    recorded = load_json(path).get("data_fingerprint")
-    if recorded != fingerprint:
-        raise RunError(path, f"this run was trained on data with fingerprint {recorded}, but the data given "
-                             f"now has {fingerprint}; retrain with --force")
 
 
 LOCK_FILE = ".lock"

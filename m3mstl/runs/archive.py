@@ -9,7 +9,7 @@ a session keeps only what is committed: archiving each run as it finishes lets a
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -31,6 +31,32 @@ ARCHIVED_FILES: tuple[str, ...] = (
 #: Archived when the run has it: only M3MSTL has a stage 1.
 OPTIONAL_ARCHIVED_FILES: tuple[str, ...] = ("stage1_val_iou.json",)
 ARCHIVE_REQUIRED: tuple[str, ...] = tuple(f for f in ARCHIVED_FILES if f not in OPTIONAL_ARCHIVED_FILES)
+#: Records that name the run's dataset ("data_dir"): archived with that name portable (`_portable_data_dir`).
+RECORDS_NAMING_DATA: tuple[str, ...] = ("config.json", "environment.json")
+
+
+def _portable_data_dir(recorded: str, trained_under: PurePath | None) -> str:
+    """A recorded dataset path as the archive keeps it. A relative name is kept. An absolute one (a run
+    recorded before runs named their data portably, or on another machine) becomes relative to the
+    folder the run was trained under (the one holding its runs/) when the data lay inside it, else the
+    name this machine gives it (`paths.portable_data_path`): never a machine's absolute path."""
+    path = PurePath(recorded)
+    if not path.is_absolute():
+        return recorded
+    if trained_under is not None and path.is_relative_to(trained_under):
+        return path.relative_to(trained_under).as_posix()
+    return paths.portable_data_path(path)
+
+
+def _trained_under(complete: dict) -> PurePath | None:
+    """The folder holding the runs/ a run was trained in (runs/<model>/<run-id>), from the absolute run
+    folder its complete.json names; None when it names none."""
+    recorded = complete.get("run_dir")
+    if not isinstance(recorded, str) or not PurePath(recorded).is_absolute():
+        return None
+    parents = PurePath(recorded).parents
+    return parents[2] if len(parents) > 2 else None
+
 
 def _archive_predictions(source: Path, target: Path, archive_root: Path) -> None:
     """A run's predictions for the archive: its own arrays in `target`, the ground truth it shares with
@@ -72,16 +98,23 @@ def archive_run(run_dir: Path, archive_root: Path | None = None) -> Path:
     missing = [name for name in ARCHIVE_REQUIRED if not (run_dir / name).is_file()]
     if missing:
         raise RunError(run_dir, f"cannot archive: missing {', '.join(missing)}")
+    complete = load_json(run_dir / "complete.json")
     for name in ARCHIVED_FILES:
         if name == "complete.json" or not (run_dir / name).is_file():
             continue  # complete.json is written last, below
         if name.endswith(".npz"):
             _archive_predictions(run_dir / name, target / name, root)
-        else:
-            write_bytes_atomic(target / name, (run_dir / name).read_bytes())
+            continue
+        if name in RECORDS_NAMING_DATA:
+            record = load_json(run_dir / name)
+            recorded = record.get("data_dir") if isinstance(record, dict) else None
+            if isinstance(recorded, str) and PurePath(recorded).is_absolute():
+                record["data_dir"] = _portable_data_dir(recorded, _trained_under(complete))
+                write_json_atomic(target / name, record)
+                continue
+        write_bytes_atomic(target / name, (run_dir / name).read_bytes())
     # complete.json names the run folder: the archive's own, relative to the archive's parent (the
     # repository), not this machine's path.
-    complete = load_json(run_dir / "complete.json")
     complete["run_dir"] = target.relative_to(root.parent).as_posix()
     write_json_atomic(target / "complete.json", complete)
     return target

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m3mstl.runs import run_ref
+from m3mstl.runs import is_complete, run_ref
 from m3mstl.runs.predictions import load_predictions
 
 
@@ -37,7 +37,23 @@ class RunResult:
 
 
 def load_run(run_dir: str | Path, name: str | None = None, split: str = "test") -> RunResult:
+    """The finished run in `run_dir`, on `split`, named `name` (by default its family's folder name).
+    A missing folder, an unfinished run (no complete.json) or a split without its record files is a
+    `m3mstl.errors.RunError` naming the folder and what is missing."""
+    from m3mstl.errors import RunError
+
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(run_dir, "run folder not found")
+    missing = [f"{stem}_{split}.{ext}" for stem, ext in (("metrics", "json"), ("per_image", "csv"),
+                                                         ("predictions", "npz"))
+               if not (run_dir / f"{stem}_{split}.{ext}").is_file()]
+    if not is_complete(run_dir):
+        raise RunError(run_dir, "the run has not finished: complete.json is missing"
+                                + (f" (and {', '.join(missing)})" if missing else "")
+                                + "; train it (again) to finish it")
+    if missing:
+        raise RunError(run_dir, f"no record of the {split!r} split: {', '.join(missing)} missing")
     metrics = json.loads((run_dir / f"metrics_{split}.json").read_text())
     per_image = pd.read_csv(run_dir / f"per_image_{split}.csv", dtype={"subject": str, "image_id": str})
     preds = load_predictions(run_dir / f"predictions_{split}.npz")

@@ -7,9 +7,9 @@ mapping and refinement). So this study trains the one-stage baseline on crops ar
 head** (SynthTFD68 full frames) in the ways of `FRAME_BOX_CANDIDATES`, chooses one on the VALIDATION
 split's frames through the detector, trains it with several seeds, and measures on the test frames:
 
-- the detectors' recall and IoU by occluder and pose (`detect.evaluate_detector`): the rule-based one
-  and the trained one (`m3mstl.detection.trained`, several seeds), one chosen on the VALIDATION frames
-  (`detector_comparison`, `choose_detector`) for the rest of the pipeline;
+- the detectors' recall and IoU by occluder and pose (`m3mstl.evaluation.detection.evaluate_detector`):
+  the rule-based one and the trained one (`m3mstl.detection.trained`, several seeds), one chosen on the
+  VALIDATION frames (`detector_comparison`, `choose_detector`) for the rest of the pipeline;
 - median NME from the detector's boxes against the same model given the true head boxes, per training
   seed (`pipeline_nme_rows`), beside the landmark-extent model of the main reproduction on the same
   frames (true landmark box, and the detector's box mapped and refined as `m3mstl predict` does);
@@ -107,6 +107,38 @@ def detected_subset(predictions: dict[str, np.ndarray], records: Sequence[Any]):
     found = np.asarray(predictions["detected"], dtype=bool)
     return ([r for r, f in zip(records, found) if f], predictions["detector_landmarks"][found],
             predictions["detector_occlusion_prob"][found])
+
+
+def resolve_frames_dir(profile: str, data_dir: str | Path | None = None) -> Path:
+    """The whole frames the study works on: the given folder, or the profile's embedded SynthTFD68
+    rendered as whole sensor frames (`m3mstl synth --full-frame`, generated on first use)."""
+    from m3mstl.data.embedded import ensure_synthetic_frames
+
+    return Path(data_dir) if data_dir else ensure_synthetic_frames(profile)
+
+
+def frame_splits(profile: str, frames_dir: Path) -> dict[str, list[Any]]:
+    """The frames' records per split ("train", "val", "test"): the subject split every model of the
+    profile uses (the baseline's configuration decides the split and its cap)."""
+    from m3mstl.config import make_config
+    from m3mstl.train.peer import split_records
+
+    return split_records(make_config("baseline", profile), frames_dir)
+
+
+def load_detector(run_dir: Path) -> FaceFinder:
+    """The trained face detector of a finished detector run (`m3mstl.train_face_detector`)."""
+    from m3mstl.detection.trained import TrainedFaceDetector
+
+    return TrainedFaceDetector.load(run_dir)
+
+
+def run_ref(run_dir: Path) -> str:
+    """How a table names a run (`m3mstl.runs.run_ref`: "<family>/<run-id>"), for runs the study does
+    not load as results (detector runs, runs predicted on frames)."""
+    from m3mstl.runs import run_ref as ref
+
+    return ref(Path(run_dir))
 
 
 # -- a run applied to generated whole frames, as `m3mstl predict` applies it -----------------------

@@ -18,7 +18,13 @@ from m3mstl.data.embedded import resolve_data_dir  # noqa: F401  (notebooks call
 from m3mstl.evaluation.metrics import PAPER_NORMALISER, occlusion_correct
 from m3mstl.runs.predictions import load_predictions
 from m3mstl.runs.result import RunResult, load_run
-from m3mstl.runs.gating import allow_training  # noqa: F401  (called by every notebook's setup cell)
+from m3mstl.runs.lifecycle import allow_training  # noqa: F401  (called by every notebook's setup cell)
+from m3mstl.errors import UnknownOptionError
+from m3mstl.models.hourglass import HOURGLASS_ABLATIONS
+from m3mstl.models.m3mstl import ABLATIONS, EPOCHS_MOVED_TO
+from m3mstl.profiles import (  # noqa: F401  (re-exported: notebooks and tests read them here)
+    ABLATION_ROWS, ABLATION_SCHEDULES, HOURGLASS_ABLATION_ROWS, SEED_COUNTS,
+)
 
 # Reported in the M3MSTL paper's abstract (TFD68 test split); NME as a fraction, inter-ocular.
 PAPER_RESULTS = {
@@ -26,64 +32,16 @@ PAPER_RESULTS = {
     "baseline": {"occlusion_accuracy": 0.897, "nme_mean": 0.382},
 }
 
-# Ablation variants of M3MSTL: each is a set of config overrides (see m3mstl.config.apply_override).
-#: A variant key, not a config entry: the stage that receives the epochs of the stages the variant drops.
-EPOCHS_MOVED_TO = "epochs_moved_to"
-
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "full M3MSTL": {},
-    "no stage 1 (no mask pretraining)": {"stages": ["heads", "joint"]},
-    # The row above trains two epochs fewer than the full model, so it cannot tell mask
-    # pretraining from two more epochs; this one spends stage 1's epochs on stage 3 instead.
-    "no stage 1, its epochs given to stage 3": {"stages": ["heads", "joint"], EPOCHS_MOVED_TO: "joint"},
-    "no frozen stage 2": {"stages": ["mask_pretrain", "joint"]},
-    "ViT occlusion head without temperature": {"model_options.occlusion_uses_temperature": False},
-    "token MLP occlusion head with temperature": {"model_options.occlusion_head": "token_mlp"},
-    "temperature as 2nd input channel": {"model_options.temperature_channel": True},
-    "stage-1 target: visible-only disks": {"model_options.stage1_target": "visible_disk_mask"},
-    "stage-1 target: per-landmark heatmaps": {"model_options.stage1_target": "heatmaps"},
-    # Not in the paper: our test of whether local tokens limit the ViT head (see M3MSTLOptions).
-    "ViT tokens + global face context (extension)": {"model_options.token_global_context": True},
-}
-
-# Which M3MSTL ablation rows each profile trains. Every row trains with every ablation seed
-# (PROFILE_SEED_COUNTS), so the default profile runs fewer rows well rather than all rows badly
-# (issue 12): the curriculum's first stage and the temperature cues, the two ingredients the paper
-# names in its title. Dropped there: the frozen stage 2 (one epoch of ten) and the token-MLP head,
-# which the extended profile adds, and the variants beyond the paper's ingredients (stage-1
-# targets, temperature as an input channel, global token context), which only the paper and
-# quick profiles train (all rows).
-ABLATION_ROWS: dict[str, tuple[str, ...]] = {
-    "default": ("full M3MSTL", "no stage 1 (no mask pretraining)", "ViT occlusion head without temperature"),
-    "extended": ("full M3MSTL", "no stage 1 (no mask pretraining)", "no stage 1, its epochs given to stage 3",
-                 "no frozen stage 2", "ViT occlusion head without temperature",
-                 "token MLP occlusion head with temperature"),
-}
+# The ablation variants are their families' (`m3mstl.models.m3mstl.ABLATIONS`,
+# `m3mstl.models.hourglass.HOURGLASS_ABLATIONS`; re-exported above); which rows each profile trains and
+# on which schedule are `m3mstl.profiles` tables (ABLATION_ROWS, HOURGLASS_ABLATION_ROWS,
+# ABLATION_SCHEDULES), with the reasons for their choices.
 
 
 def ablation_variants(profile: str) -> dict[str, dict[str, Any]]:
     """The M3MSTL ablation rows `profile` trains (ABLATION_ROWS; every row when it names none)."""
     rows = ABLATION_ROWS.get(profile)
     return dict(ABLATIONS) if rows is None else {name: ABLATIONS[name] for name in rows}
-
-
-# The schedule each model family's ablations train on, per profile: epochs per stage (a stage not
-# named keeps the profile's own) and a cap on training images (None: the whole split). M3MSTL's
-# default ablations use the default schedule itself, so the "full M3MSTL" row *is* the main
-# comparison's model (the same run ids) and every variant had the budget of the models it is
-# compared with; the earlier shorter schedule (1/1/2 epochs on 1,200 images) left the full model
-# at median NME 0.167 against 0.090 for the same model trained fully, too far to say anything
-# about the full model. The hourglass's ablations (notebook 13, not in the default reproduction)
-# follow the same rule in the extended profile, which publishes them: the main hourglass's own
-# schedule (12 + 3 epochs on every training image) and 3 seeds. A shorter schedule (4 + 1 epochs on
-# 1,200 images) left the full hourglass at median NME 0.180 against the main one's 0.076, with every
-# test face above 0.10 and one variant diverging (0.63): a table about undertrained models.
-ABLATION_SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {},
-    "default": {"hourglass": {"epochs": {"multitask": 4, "landmark_finetune": 1}, "max_train_images": 1200}},
-    "extended": {},
-    "paper": {},
-}
 
 
 def ablation_overrides(profile: str, model: str, variant: dict[str, Any]) -> dict[str, Any]:
@@ -100,32 +58,14 @@ def ablation_overrides(profile: str, model: str, variant: dict[str, Any]) -> dic
                 if name in stages}
     if receiver is not None:
         if receiver not in stages:
-            raise ValueError(f"{EPOCHS_MOVED_TO}={receiver!r} names a stage the variant drops ({stages})")
+            raise UnknownOptionError(EPOCHS_MOVED_TO, f"{receiver!r} names a stage the variant drops or the "
+                                                      f"model lacks ({stages})")
         dropped = sum(epochs for name, epochs in all_epochs.items() if name not in stages)
         schedule[f"stages.{receiver}.epochs"] = all_epochs[receiver] + dropped
     limit = schedule_spec.get("max_train_images")
     if limit is not None:
         schedule["data.max_train_images"] = limit
     return {**schedule, **variant}
-
-
-# Hourglass ablation (Kim et al.): each auxiliary component switched off in turn.
-HOURGLASS_ABLATIONS: dict[str, dict[str, Any]] = {
-    "full hourglass": {},
-    "no feature pyramid fusion": {"model_options.use_fpf": False},
-    "no inter-level occlusion fusion": {"model_options.use_occlusion_fusion": False},
-    "Euler-angle pose head": {"model_options.pose_head": "euler"},
-    "no heatmap scaling": {"model_options.heatmap_scale": 1.0},
-}
-
-# Which hourglass rows each profile trains (every row when a profile names none). The extended
-# profile trains each row with 3 seeds on the main hourglass's schedule (about 6.5 min a run on two
-# cores), so it keeps the two components that act on occlusion, the question of this project, and
-# drops the pose head and heatmap scaling (6 more runs, about 40 min), which the quick and paper
-# profiles still train.
-HOURGLASS_ABLATION_ROWS: dict[str, tuple[str, ...]] = {
-    "extended": ("full hourglass", "no feature pyramid fusion", "no inter-level occlusion fusion"),
-}
 
 
 def hourglass_ablation_variants(profile: str) -> dict[str, dict[str, Any]]:
@@ -276,24 +216,16 @@ def differences_from_reference(results: list[RunResult], reference: RunResult, *
 
 
 # --- several training seeds ---------------------------------------------------------------
-# How many training seeds a claim rests on, per profile and purpose ("main": the M3MSTL vs
-# baseline comparison of notebooks 06 and 08; "ablation": every row of notebook 07). A claim
-# rests on at least three (issue 12): runs that differ only by floating-point rounding moved
-# ROC-AUC and NME by more than one seed's subject-bootstrap interval. Quick trains two for the
-# main comparison, the fewest that exercise the seed-aware statistics in the tests.
-PROFILE_SEED_COUNTS: dict[str, dict[str, int]] = {
-    "quick": {"main": 2, "ablation": 1},
-    "default": {"main": 3, "ablation": 3},
-    "extended": {"main": 3, "ablation": 3},
-    "paper": {"main": 1, "ablation": 1},
-}
+# How many training seeds a claim rests on, per profile and purpose, and why: `m3mstl.profiles.SEED_COUNTS`
+# (also under its earlier name here).
+PROFILE_SEED_COUNTS = SEED_COUNTS
 
 
 def profile_seeds(profile: str, seed: int = 0, purpose: str = "main") -> list[int]:
-    """The training seeds of a profile: seed, seed + 1, ... (PROFILE_SEED_COUNTS)."""
-    if profile not in PROFILE_SEED_COUNTS:
-        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILE_SEED_COUNTS)}")
-    counts = PROFILE_SEED_COUNTS[profile]
+    """The training seeds of a profile: seed, seed + 1, ... (`m3mstl.profiles.SEED_COUNTS`)."""
+    if profile not in SEED_COUNTS:
+        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(SEED_COUNTS)}")
+    counts = SEED_COUNTS[profile]
     if purpose not in counts:
         raise ValueError(f"unknown seed purpose {purpose!r}; choose from {sorted(counts)}")
     return [seed + i for i in range(counts[purpose])]

@@ -19,14 +19,16 @@ for tests), so the default profile's own runs are reused where the grid meets th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from m3mstl import paths
+from m3mstl import paths, profiles
+from m3mstl.errors import UnknownOptionError
+from m3mstl.profiles import FLOOR_2PX, PAPER_RADIUS  # noqa: F401  (re-exported: benchmarks use them)
 from m3mstl.studies import comparison
 from m3mstl.config import make_config
 from m3mstl.core.fileio import write_json_atomic
@@ -48,7 +50,8 @@ class ScalePoint:
     variant: str = PAPER_VARIANT
     m3mstl_overrides: dict[str, Any] = field(default_factory=dict)  # M3MSTL only (e.g. a stage-1 option)
     # The training budget: each model's total epochs times this, the added epochs all in its joint
-    # stage (so both still see the same number of samples) and early stopping off (the note above SCALING_GRIDS).
+    # stage (so both still see the same number of samples) and early stopping off (the note above
+    # `m3mstl.profiles.SCALING_GRIDS`).
     epochs_factor: int = 1
 
     def overrides(self, model: str, profile: str = "extended") -> dict[str, Any]:
@@ -56,7 +59,10 @@ class ScalePoint:
         if self.epochs_factor != 1:
             stages = make_config(model, profile).stages
             added = (self.epochs_factor - 1) * sum(stage.epochs for stage in stages)
-            joint = next(stage for stage in stages if stage.name == "joint")
+            joint = next((stage for stage in stages if stage.name == "joint"), None)
+            if joint is None:
+                raise UnknownOptionError("stages.joint", f"epochs_factor adds epochs to a joint stage, which "
+                                                         f"{model} has not (stages: {[s.name for s in stages]})")
             common.update({"stages.joint.epochs": joint.epochs + added, "stages.joint.patience": None})
         return {**common, **(self.m3mstl_overrides if model == "m3mstl" else {})}
 
@@ -65,35 +71,22 @@ class ScalePoint:
         return f"{self.input_size} px {self.backbone}" + ("" if self.variant == PAPER_VARIANT else f", {self.variant}")
 
 
-# The extended profile's grid. ResNet-18 carries the ladder (about 2.3x cheaper than ResNet-50 per
-# image), with ResNet-50 at 128 px, the size where its extra capacity has the most to resolve (a
-# ResNet-50 point at 64 px, about 1 h of the study's training, was dropped for time: the earlier
-# published runs, one seed, were ResNet-50 at 64 px). Each M3MSTL point names its stage-1 disks explicitly,
-# because the profiles differ: the ladder keeps the paper's radius (3 px at 256, 0.75 px at 64),
-# and at 64 px M3MSTL also trains with the disks floored at 2 px (half the decoder's stride), the
-# default profile's setting: that point *is* the default profile's model (same run ids, reused).
-PAPER_RADIUS = {"model_options.disk_min_radius_px": None}
-FLOOR_2PX = {"model_options.disk_min_radius_px": 2.0}
-#
-# The budget point: the default profile's own model at 4x its epochs (M3MSTL 2/1/37,
-# the baseline 40). `benchmarks/bench_budget.py` on the VALIDATION split (baseline, seed 0,
-# 2026-12-02) showed the default's 10 epochs far from converged (validation NME still falling at
-# epoch 10, at every size) and early stopping (patience 3) ending 40-epoch cosine runs at epoch
-# 20 (64 px) and 12 (128 px), with the learning rate still at 51 % and 80 % of its peak; so the longer runs
-# train their whole cosine and keep their best validation epoch, without early stopping.
-SCALING_GRIDS: dict[str, list[ScalePoint]] = {
-    "extended": [
-        ScalePoint(64, "resnet18", "paper stage-1 radius", PAPER_RADIUS),
-        ScalePoint(96, "resnet18", "paper stage-1 radius", PAPER_RADIUS),
-        ScalePoint(128, "resnet18", "paper stage-1 radius", PAPER_RADIUS),
-        ScalePoint(64, "resnet18", "stage-1 disks >= 2 px", FLOOR_2PX),
-        ScalePoint(128, "resnet50", "paper stage-1 radius", PAPER_RADIUS),
-        ScalePoint(64, "resnet18", "stage-1 disks >= 2 px, 4x epochs", FLOOR_2PX, epochs_factor=4),
-    ],
-    # Tests: two tiny points, two seeds (the fewest that give a seed variance).
-    "quick": [ScalePoint(48, "resnet18"), ScalePoint(64, "resnet18")],
-}
-SCALING_SEEDS: dict[str, int] = {"extended": 3, "quick": 2}
+# The grids and their seeds, per profile, and why these points: `m3mstl.profiles` (SCALING_GRIDS,
+# SCALING_SEEDS; PAPER_RADIUS and FLOOR_2PX are the M3MSTL stage-1 overrides its points name).
+
+
+def scale_point(entry: dict[str, Any]) -> ScalePoint:
+    """A grid point from its table entry (`m3mstl.profiles.SCALING_GRIDS`); unknown keys are refused."""
+    known = {f.name for f in fields(ScalePoint)}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise UnknownOptionError("scaling grid point", f"unknown key(s) {unknown}; known: {sorted(known)}")
+    return ScalePoint(**entry)
+
+
+SCALING_GRIDS: dict[str, list[ScalePoint]] = {profile: [scale_point(entry) for entry in grid]
+                                              for profile, grid in profiles.SCALING_GRIDS.items()}
+SCALING_SEEDS: dict[str, int] = profiles.SCALING_SEEDS
 TOKEN_STRIDE_OPTION = "token_feature_strides"
 DIFFERENCE_METRICS = {"roc_auc": "roc_auc", "average_precision": "average_precision",
                       "occlusion_accuracy": "occlusion accuracy", "nme_median": "median NME (inter_ocular)"}

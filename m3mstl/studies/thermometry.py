@@ -416,3 +416,41 @@ def practice_options(records: Sequence[Any], window_fraction: float = PRACTICE_W
         options.update(threshold=settings["threshold"], combine=settings["combine"],
                        calibration_c=settings["calibration_c"])
     return options
+
+
+def run_records(data_dir: Any, test: Any, val: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """The dataset records a reading at run predictions needs (`data_dir`'s records): the run's
+    TRAINING split (the site calibration of `choose_reading`), and the validation and test records in
+    the order of the predictions of `val` and `test`, its loaded validation and test results
+    (`comparison.load_run(run_dir, name, split=...)`). Returns (train, val, test) records."""
+    from m3mstl.data.coco import read_dataset
+    from m3mstl.data.splits import run_split_indices
+    from m3mstl.runs import load_config
+
+    dataset = read_dataset(data_dir)
+    by_id = {r.image_id: r for r in dataset.records}
+    test_records = [by_id[i] for i in test.predictions["image_id"]]
+    val_records = [by_id[i] for i in val.predictions["image_id"]]
+    train = run_split_indices(dataset, load_config(test.run_dir).data, data_dir)["train"]
+    train_records = [dataset.records[i] for i in train]
+    return train_records, val_records, test_records
+
+
+def read_records(records: Sequence[Any], landmarks: np.ndarray, occlusion_prob: np.ndarray, *,
+                 settings: dict[str, Any] | None = None, occluded_gt: np.ndarray | None = None) -> pd.DataFrame:
+    """`read_canthus_temperatures` on dataset records at a model's predicted `landmarks` (N, 68, 2) and
+    `occlusion_prob` (N, 68): the records' temperature maps and true skin temperatures, one group per
+    single occluder type ("several" for combinations, as notebook 06 groups them), read as practice
+    reads (`practice_options`: a face-sized window, the hottest canthus skin as truth, the camera
+    offset removed; with `settings` from `choose_reading`, its window, threshold and calibration).
+    `occluded_gt` (N, 68) adds the oracle reading."""
+    from m3mstl.data.coco import load_temperature
+    from m3mstl.data.records import single_occluder_groups
+
+    groups = single_occluder_groups([occluder_group([o.get("type", "unknown") for o in r.extras.get("occluders", [])])
+                                     for r in records])
+    return read_canthus_temperatures(
+        [load_temperature(r) for r in records], landmarks, occlusion_prob,
+        np.array([r.extras["skin_temperature_c"] for r in records]), list(groups),
+        image_ids=[r.image_id for r in records], occluded_gt=occluded_gt,
+        **practice_options(records, settings=settings))

@@ -18,9 +18,8 @@ import argparse
 import hashlib
 import json
 import math
-import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -138,36 +137,49 @@ def train_face_detector(profile: str, frames_dir: str | Path, *, seed: int = 0,
                         runs_root: Path | None = None, device: str = "auto", progress: bool = True) -> Path:
     """Train (or reuse, or resume) a detector on the training split of full frames; returns its run
     folder runs/detector/<run-id>/ (config.json, environment.json, history.jsonl, model.pt,
-    metrics_val.json, complete.json; checkpoint.pt while it trains). In a notebook whose TRAIN and
-    FORCE are False (`train.gating.allow_training`), a missing run is explained, not trained."""
+    metrics_val.json, complete.json; checkpoint.pt while it trains). The lifecycle is every producer's
+    (`m3mstl.runs.lifecycle.produce_run`): `force` empties the run folder and trains again, the lock is
+    held while it trains, and in a notebook whose TRAIN and FORCE are False
+    (`lifecycle.allow_training`) a missing run is explained (`RunNotTrained`), not trained."""
     from m3mstl import paths
-    from m3mstl.runs import RunLock, data_fingerprint, is_complete
-    from m3mstl.runs.gating import RunNotTrained, training_allowed
+    from m3mstl.runs import data_fingerprint, lifecycle
 
     frames_dir = Path(frames_dir)
     settings = settings or settings_for(profile)
     fingerprint = data_fingerprint(frames_dir)
     run_dir = (runs_root or paths.RUNS_DIR) / "detector" / detector_run_id(settings, seed, fingerprint)
-    if is_complete(run_dir) and not force:
-        return run_dir
-    if not training_allowed():
-        raise RunNotTrained(
-            f"Not trained yet: the face detector, profile {profile!r}, seed {seed}, on {frames_dir} "
-            f"(run folder {run_dir}). Nothing was trained: TRAIN and FORCE are False in the parameters cell.\n"
-            f"To produce it: set TRAIN = True and run the notebook again, or in a terminal at the repository root "
-            f".venv/bin/m3mstl detector {frames_dir} --profile {profile} --seed {seed}")
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir):  # a second process training the same detector run is refused
-        _train_locked(run_dir, profile, frames_dir, fingerprint, seed, settings, device, progress)
-    return run_dir
+    return lifecycle.produce_run(
+        run_dir, lambda: _train_locked(run_dir, profile, frames_dir, fingerprint, seed, settings, device, progress),
+        fingerprint=fingerprint, fingerprint_record="config.json", force=force,
+        refusal=lambda: _missing_detector_message(profile, frames_dir, run_dir, seed, settings))
+
+
+def _missing_detector_message(profile: str, frames_dir: Path, run_dir: Path, seed: int,
+                              settings: FaceDetectorSettings) -> str:
+    """`RunNotTrained`'s message for a missing detector run, naming the `m3mstl detector` command
+    that trains it (with the profile's settings: the command cannot change them)."""
+    import shlex
+
+    from m3mstl.runs import lifecycle
+
+    profile_settings = asdict(settings_for(profile))
+    changed = {name: value for name, value in asdict(settings).items() if profile_settings.get(name) != value}
+    data = lifecycle.shown_path(frames_dir)
+    subject = (f"the face detector, profile {profile!r}, seed {seed}, on {data}"
+               + (f", with settings changed from the profile's {changed} (the command below trains the "
+                  f"profile's own)" if changed else ""))
+    command = " ".join(shlex.quote(word) for word in ["m3mstl", "detector", data, "--profile", profile, "--seed",
+                                                      str(seed)])
+    return lifecycle.not_trained_message(
+        subject, run_dir, command=command, profile=profile, typical_time=None,
+        notebooks=() if changed else lifecycle.PRODUCING_NOTEBOOKS[("detector", False)])
 
 
 def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: str, seed: int,
                   settings: FaceDetectorSettings, device: str, progress: bool) -> None:
     import torch
 
+    from m3mstl import paths
     from m3mstl.config import make_config
     from m3mstl.evaluation.detection import evaluate_detector, summarise_detection
     from m3mstl.core.device import resolve_device
@@ -180,7 +192,7 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
     train_records = split["train"][: settings.max_train_frames]
     write_json_atomic(run_dir / "config.json", {"model": "face_detector", "profile": profile, "seed": seed,
                                                 "settings": asdict(settings), "version": FACE_DETECTOR_VERSION,
-                                                "data_dir": str(frames_dir), "data_fingerprint": fingerprint,
+                                                "data_dir": paths.portable_data_path(frames_dir), "data_fingerprint": fingerprint,
                                                 "train_frames": len(train_records)})
     if not (run_dir / "environment.json").exists():
         write_json_atomic(run_dir / "environment.json", environment_info(str(torch_device)))
@@ -270,11 +282,6 @@ def _validation_scores(network, inputs, boxes: np.ndarray, sizes: list[tuple[int
     count = max(len(found), 1)
     return {"val_recall": float(np.sum(found)) / count, "val_mean_iou": float(np.sum(ious)) / count,
             "val_false_per_frame": false / count}
-
-
-def with_settings(profile: str, **changes: Any) -> FaceDetectorSettings:
-    """The profile's settings with some changed (for studies of the detector's own settings)."""
-    return replace(settings_for(profile), **changes)
 
 
 # -- the `m3mstl detector` command ------------------------------------------------------------------

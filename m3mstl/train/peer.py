@@ -20,12 +20,13 @@ empty ("-"), never a number.
 
 Options are dlib's defaults (dlib 20: cascade depth 10, tree depth 4, 500 trees per level,
 nu 0.1, 400 pool features, 20 test splits, lambda 0.1) with oversampling 20 (10 in the default
-profile: PROFILE_OPTIONS), all recorded in the run config and so in the run id; `random_seed` is set from the run's seed. The run record is
+profile: `m3mstl.profiles.PEER_OPTIONS`), all recorded in the run config and so in the run id; `random_seed` is set from the run's seed. The run record is
 `runs/dlib_shape_predictor/<run-id>/` with the same files as a deep run (config, environment,
 predictions, metrics, complete.json), written atomically; a finished run is reused.
 """
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,9 @@ from m3mstl import paths
 from m3mstl.core import progress
 from m3mstl.config import RunConfig, apply_override, base_profile, make_config
 from m3mstl.errors import UnknownOptionError
+from m3mstl.profiles import PEER_OPTIONS
 from m3mstl.core.fileio import atomic_path, write_json_atomic
-from m3mstl.runs import (
-    RunLock,
-    check_recorded_fingerprint,
-    data_fingerprint,
-    environment_info,
-    is_complete,
-    load_json,
-    run_dir_for,
-)
+from m3mstl.runs import data_fingerprint, environment_info, lifecycle, load_json, run_dir_for
 
 PEER_MODEL = "dlib_shape_predictor"
 #: dlib's point value for a part that is not present (OBJECT_PART_NOT_PRESENT): unlabelled landmarks.
@@ -69,16 +63,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
-#: Per-profile changes to DEFAULT_OPTIONS. The quick profile (tests, CI: numbers not meaningful)
-#: grows a smaller forest: with dlib's defaults training on its 36 training images took 16.5 s on
-#: one core, with these about a second. The default profile oversamples 10 times, chosen on the
-#: VALIDATION split (seed 0, 2026-12-02): median NME 0.0348 vs 0.0344 at 20, mean 0.054 vs 0.052,
-#: failures at 0.10 11.1 % vs 10.8 %, for 366 s of training instead of 664 s (the 90-min budget).
-PROFILE_OPTIONS: dict[str, dict[str, Any]] = {
-    "quick": {"cascade_depth": 4, "num_trees_per_cascade_level": 100},
-    "default": {"oversampling_amount": 10},
-    "paper": {},
-}
+#: Per-profile changes to DEFAULT_OPTIONS, and why: `m3mstl.profiles.PEER_OPTIONS`.
+PROFILE_OPTIONS: dict[str, dict[str, Any]] = PEER_OPTIONS
 
 
 def peer_config(profile: str = "default", *, seed: int = 0, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -87,7 +73,7 @@ def peer_config(profile: str = "default", *, seed: int = 0, overrides: dict[str,
     the deep models, e.g. {"model_options.num_threads": 1, "data.max_train_images": 100}."""
     data = make_config("baseline", profile).data
     profile = base_profile(profile)  # extended reuses the default profile's peer run
-    options = {**DEFAULT_OPTIONS, **PROFILE_OPTIONS[profile]}
+    options = {**DEFAULT_OPTIONS, **PEER_OPTIONS[profile]}
     config = RunConfig(model=PEER_MODEL, profile=profile, model_options=options,
                        stages=[], data=data, seed=seed, grad_clip=None, channels_last=False)
     for key, value in (overrides or {}).items():
@@ -97,6 +83,12 @@ def peer_config(profile: str = "default", *, seed: int = 0, overrides: dict[str,
                 raise UnknownOptionError(key, f"dlib's shape predictor has no option {name!r}; "
                                               f"options: {sorted(DEFAULT_OPTIONS)}")
             config.model_options[name] = value
+        elif key == "model_options" and isinstance(value, dict):  # the whole set at once: the same check
+            unknown = sorted(set(value) - set(DEFAULT_OPTIONS))
+            if unknown:
+                raise UnknownOptionError(key, f"dlib's shape predictor has no option(s) {unknown}; "
+                                              f"options: {sorted(DEFAULT_OPTIONS)}")
+            apply_override(config, key, value)
         else:
             apply_override(config, key, value)
     return config
@@ -197,15 +189,12 @@ def split_records(config: RunConfig, data_dir: Path):
 def save_predictions(records, pred_landmarks: np.ndarray, config: RunConfig, out_path: Path) -> Path:
     """The peer's predictions in the deep models' format (`m3mstl.infer.predict.predict_split`), without
     occlusion probabilities: evaluation then reports landmarks only."""
-    from m3mstl.runs.predictions import ground_truth_arrays
+    from m3mstl.runs.predictions import ground_truth_arrays, write_predictions
 
     arrays = {"pred_landmarks": pred_landmarks,
               "crop_box": np.array(_boxes(config, records), dtype=np.float64),
               **ground_truth_arrays(records)}
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-    return out_path
+    return write_predictions(out_path, arrays)
 
 
 def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: dict[str, Any] | None = None,
@@ -217,6 +206,11 @@ def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: 
     interrupted after training (model.dat and training.json written) only predicts again; one
     interrupted during training is retrained from the start (dlib cannot resume a training,
     which takes minutes, not hours).
+
+    The lifecycle is every producer's (`m3mstl.runs.lifecycle.produce_run`): `force` empties the
+    run folder and trains again, a finished run recorded for other data is refused, the run's lock
+    is held while it trains, and in a notebook whose TRAIN and FORCE are False
+    (`lifecycle.allow_training`) a missing run raises `RunNotTrained`, naming how to train it.
     """
 
     data_dir = Path(data_dir)
@@ -225,29 +219,41 @@ def train_peer(profile: str, data_dir: str | Path, *, seed: int = 0, overrides: 
     config = peer_config(profile, seed=seed, overrides=overrides)
     fingerprint = data_fingerprint(data_dir)
     run_dir = run_dir_for(config, fingerprint, runs_root or paths.RUNS_DIR)
-    if not force:
-        check_recorded_fingerprint(run_dir, fingerprint)  # never reuse a run made on other data
-    if is_complete(run_dir) and not force:
-        return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir):  # a second process training the same peer run is refused
-        return _train_peer_locked(run_dir, config, data_dir, fingerprint, force)
+    return lifecycle.produce_run(run_dir, lambda: _train_peer_locked(run_dir, config, data_dir, fingerprint),
+                                 fingerprint=fingerprint, force=force,
+                                 refusal=lambda: _missing_peer_message(profile, data_dir, run_dir, seed, overrides))
 
 
-def _train_peer_locked(run_dir: Path, config: RunConfig, data_dir: Path, fingerprint: str, force: bool) -> Path:
+def _missing_peer_message(profile: str, data_dir: Path, run_dir: Path, seed: int,
+                          overrides: dict[str, Any] | None) -> str:
+    """`RunNotTrained`'s message for a missing peer run (there is no `m3mstl` command for it)."""
+    call = (f"from m3mstl.train.peer import train_peer; train_peer({profile!r}, {lifecycle.shown_path(data_dir)!r}, "
+            f"seed={seed}" + (f", overrides={overrides!r}" if overrides else "") + ")")
+    subject = (f"{PEER_MODEL} (dlib's shape predictor, the classical peer), profile {profile!r}, seed {seed}"
+               + (f", overrides {overrides}" if overrides else "") + f", on {lifecycle.shown_path(data_dir)}")
+    return lifecycle.not_trained_message(
+        subject, run_dir, command=f"python -c {_shell_quoted(call)}", profile=profile,
+        notebooks=lifecycle.PRODUCING_NOTEBOOKS.get((PEER_MODEL, bool(overrides)), ()),
+        typical_time="the peer trains in seconds in the quick profile and in about 6 min in the default profile "
+                     "on 2 CPU cores.")
+
+
+def _shell_quoted(text: str) -> str:
+    """`text` as one shell word, in double quotes when that needs no escape (Python's reprs use single)."""
+    return f'"{text}"' if not set(text) & set('"$`\\!') else shlex.quote(text)
+
+
+def _train_peer_locked(run_dir: Path, config: RunConfig, data_dir: Path, fingerprint: str) -> Path:
     import dlib
 
-    (run_dir / "complete.json").unlink(missing_ok=True)
-    if force:
-        (run_dir / "training.json").unlink(missing_ok=True)
     write_json_atomic(run_dir / "config.json", config.to_dict())
     env = environment_info()
-    env.update(data_dir=str(data_dir), data_fingerprint=fingerprint, dlib=dlib.__version__)
+    env.update(data_dir=paths.portable_data_path(data_dir), data_fingerprint=fingerprint, dlib=dlib.__version__)
     write_json_atomic(run_dir / "environment.json", env)
 
     splits = split_records(config, data_dir)
     trained = run_dir / "training.json"  # written after model.dat: both present = training finished
-    if trained.is_file() and (run_dir / "model.dat").is_file() and not force:
+    if trained.is_file() and (run_dir / "model.dat").is_file():
         predictor = load_predictor(run_dir)  # interrupted after training: only predict again
     else:
         started = time.perf_counter()

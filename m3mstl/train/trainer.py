@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -35,9 +34,6 @@ from m3mstl.evaluation.metrics import progress_nme
 from m3mstl.models import create_model, list_models
 from m3mstl.models.registry import get_family
 from m3mstl.runs import (
-    LOCK_FILE,
-    RunLock,
-    check_recorded_fingerprint,
     data_fingerprint,
     environment_info,
     is_complete,
@@ -45,14 +41,9 @@ from m3mstl.runs import (
     run_dir_for,
 )
 from m3mstl.core.progress import format_duration, relay_path, report as relay_progress
-from m3mstl.runs import gating
+from m3mstl.runs import lifecycle
 
-STAGE_ALIASES = {"1": "mask_pretrain", "2": "heads", "3": "joint"}
 RELAY_SECONDS = 10.0  # how often a relayed progress line is written during an epoch
-
-
-class TrainingInterrupted(RuntimeError):
-    """Raised by a test hook to simulate a crash mid-epoch."""
 
 
 def resolve_model_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -218,31 +209,31 @@ class Trainer:
             self._data = prepare_data(self.config, self.data_dir)
         return self._data
 
-    def fit(self, *, until_stage: str | None = None, resume: bool = True, force: bool = False) -> Path:
+    def fit(self, *, until_stage: str | None = None, resume: bool = True, force: bool = False,
+            refusal: Callable[[], str] | None = None) -> Path:
         """Train through the curriculum (up to and including `until_stage`), then predict and
         record metrics when the last stage is done. Returns the run folder.
 
-        Holds the run's lock throughout; checks the data (every check of `m3mstl validate`, cached
-        by fingerprint) and the stage before any epoch."""
+        The run's lifecycle is `m3mstl.runs.lifecycle.produce_run`'s: a finished run is reused
+        (unless `force`), training the notebook gate forbids raises `RunNotTrained` (message:
+        `refusal()`, by default one naming the run), and the run's lock is held while it trains.
+        Checks the data (every check of `m3mstl validate`, cached by fingerprint) and the stage
+        before any epoch."""
         stage_names = [s.name for s in self.config.stages]
         if until_stage is not None and until_stage not in stage_names:
             raise ConfigError("--stage", f"{until_stage!r} is not a stage of this run's curriculum {stage_names}")
-        with RunLock(self.run_dir):
-            return self._fit_locked(until_stage, resume, force)
+        if refusal is None:  # `train` passes the message naming the command that trains exactly this run
+            def refusal() -> str:
+                config = self.config
+                subject = (config.model + (f" up to stage {until_stage}" if until_stage else "") + f", profile "
+                           f"{config.profile!r}, seed {config.seed}, on {lifecycle.shown_path(self.data_dir)}")
+                return lifecycle.not_trained_message(subject, self.run_dir, command=None, profile=config.profile)
+        return lifecycle.produce_run(
+            self.run_dir, lambda: self._train_locked(until_stage, resume), fingerprint=self.fingerprint,
+            force=force, refusal=refusal, needs_training=lambda: self.would_train(until_stage=until_stage),
+            on_reuse=lambda: discard_resume_state(self.run_dir))  # runs finished before that rule existed
 
-    def _fit_locked(self, until_stage: str | None, resume: bool, force: bool) -> Path:
-        if force and self.run_dir.exists():
-            for entry in self.run_dir.iterdir():  # everything but the lock this process holds
-                if entry.name == LOCK_FILE:
-                    continue
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-        check_recorded_fingerprint(self.run_dir, self.fingerprint)
-        if is_complete(self.run_dir):
-            discard_resume_state(self.run_dir)  # runs finished before this rule existed
-            return self.run_dir
+    def _train_locked(self, until_stage: str | None, resume: bool) -> Path:
         from m3mstl.data.validate import check_dataset
 
         check_dataset(self.data_dir, self.fingerprint)
@@ -289,7 +280,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.run_dir / "config.json", self.config.to_dict())
         env = environment_info(str(self.device))
-        env["data_dir"] = str(self.data_dir)
+        env["data_dir"] = paths.portable_data_path(self.data_dir)  # no machine's absolute path
         env["data_fingerprint"] = self.fingerprint
         env["precision"] = self.precision
         env["loader"] = dict(self.loader_options)
@@ -528,10 +519,29 @@ def train(model: str, profile: str, data_dir: str | os.PathLike, *, seed: int = 
     A finished run with the same config and data is reused unless `force`."""
     config = make_config(model, profile, seed=seed, overrides=overrides)
     trainer = Trainer(config, data_dir, device=device, progress=progress, runs_root=runs_root)
-    if not gating.training_allowed() and trainer.would_train(until_stage=until_stage, force=force):
-        raise gating.RunNotTrained(gating.missing_run_message(
-            model, profile, Path(data_dir), trainer.run_dir, seed=seed, overrides=overrides, until_stage=until_stage))
-    return trainer.fit(until_stage=until_stage, resume=resume, force=force)
+
+    def refusal() -> str:
+        return lifecycle.missing_run_message(model, profile, Path(data_dir), trainer.run_dir, seed=seed,
+                                             overrides=overrides, until_stage=until_stage)
+
+    return trainer.fit(until_stage=until_stage, resume=resume, force=force, refusal=refusal)
+
+
+def stage_aliases(model: str) -> dict[str, str]:
+    """`--stage N` as the name of the family's N-th stage, in the order of the STAGES of the model
+    class its registered factory returns (m3mstl, baseline: 1 mask_pretrain, 2 heads, 3 joint;
+    hourglass: 1 multitask, 2 landmark_finetune); none for a factory that names no such class."""
+    import inspect
+
+    from m3mstl.models.base import CurriculumModel
+
+    try:
+        returned = inspect.signature(get_family(model).factory, eval_str=True).return_annotation
+    except (NameError, TypeError, ValueError):  # an annotation that does not resolve
+        return {}
+    if not (isinstance(returned, type) and issubclass(returned, CurriculumModel)):
+        return {}
+    return {str(number): name for number, name in enumerate(returned.STAGES, 1)}
 
 
 # -- command line ------------------------------------------------------------------------
@@ -540,7 +550,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--data", required=True, type=Path, help="TFD68-layout folder")
     parser.add_argument("--stage", default="all",
-                        help="train up to this stage: 1|2|3 (M3MSTL) or a stage name, or all")
+                        help="train up to this stage: its name, or N for the model family's N-th stage "
+                             "(M3MSTL 1-3, hourglass 1-2), or all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config entry, e.g. data.input_size=96 or stages.joint.epochs=3")
@@ -556,9 +567,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--set", f"expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key] = value
-    until = None if args.stage == "all" else STAGE_ALIASES.get(args.stage, args.stage)
-    if until is not None and args.model == "hourglass" and args.stage in STAGE_ALIASES:
-        until = {"1": "multitask", "2": "landmark_finetune"}.get(args.stage, args.stage)
+    until = None if args.stage == "all" else stage_aliases(args.model).get(args.stage, args.stage)
     run_dir = train(args.model, args.profile, args.data, seed=args.seed, overrides=overrides,
                     until_stage=until, resume=args.resume, force=args.force, device=args.device)
     print(run_dir)

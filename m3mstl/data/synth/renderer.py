@@ -56,7 +56,6 @@ GENERATOR_VERSION = "1.0"
 
 # Part labels of the per-pixel part map.
 BACKGROUND, SKIN, HAIR, EAR, NECK, CLOTHING, OCCLUDER = 0, 1, 2, 3, 4, 5, 6
-PERSON_PARTS = (SKIN, HAIR, EAR, NECK, CLOTHING)
 SPLAT_SPACING_PX = 1.5        # surface sample distance in output pixels (splats and pinhole filling close the gaps)
 SELF_OCCLUSION_DEPTH_MM = 4.0  # hair, an ear or the neck hides a landmark only when this much in front
 OCCLUDER_DEPTH_MM = 1.0        # an occluder hides a landmark when at least this much in front
