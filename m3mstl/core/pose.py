@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from m3mstl.core import vec3
+
 FLIP = np.diag([-1.0, 1.0, 1.0])
 
 
@@ -37,7 +39,7 @@ def _rz(a: float) -> np.ndarray:
 def rotation_from_euler(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """3x3 rotation for yaw, pitch, roll in degrees (order documented in the module)."""
     y, p, r = np.deg2rad([yaw, pitch, roll])
-    return _ry(y) @ _rx(p) @ _rz(r)
+    return vec3.matmul(vec3.matmul(_ry(y), _rx(p)), _rz(r))  # no BLAS: the same bits on every CPU
 
 
 def euler_from_rotation(rotation: np.ndarray) -> np.ndarray:

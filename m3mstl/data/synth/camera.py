@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from m3mstl.core import vec3
+
 M_HEAD_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
 NOMINAL_FACE_WIDTH_MM = 140.0   # face width used to turn "face fraction of the frame" into a focal length
 
@@ -84,7 +86,7 @@ class CropGeometry:
 
 def to_camera(points_head: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """Head-frame points (N, 3) to camera coordinates (elementwise, so results are bitwise stable)."""
-    r = M_HEAD_TO_CAMERA @ rotation
+    r = vec3.matmul(M_HEAD_TO_CAMERA, rotation)
     x, y, z = points_head[:, 0], points_head[:, 1], points_head[:, 2]
     out = np.empty_like(points_head, dtype=np.float64)
     for i in range(3):

@@ -36,6 +36,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 
 from m3mstl.core.landmarks import NUM_LANDMARKS
+from m3mstl.core import vec3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,7 +605,7 @@ class HeadModel:
         normals, stretch = -normals.reshape(-1, 3), stretch.ravel()
         if camera is not None:
             view = camera[None, :] - points
-            facing = np.einsum("ij,ij->i", normals, view) > -0.15 * row_norm(view)
+            facing = vec3.dot(normals, view) > -0.15 * row_norm(view)
             keep = np.nonzero(facing)[0]
             points, normals, chart, neutral = points[keep], normals[keep], chart[keep], neutral[keep]
             front, cavity, stretch = front[keep], cavity[keep], stretch[keep]
@@ -753,8 +754,7 @@ def ear_surface(model: HeadModel, sign: float, spacing_mm: float) -> PartGrid:
     e_len = np.array([0.0, np.cos(tilt), -np.sin(tilt)])
     prot = np.deg2rad(model.shape.ear_protrusion_deg)
     e_back = np.array([sign * np.sin(prot), 0.0, -np.cos(prot)])
-    e_back = e_back - e_len * (e_back @ e_len)
-    e_back /= np.linalg.norm(e_back)
+    e_back = vec3.normalised(e_back - e_len * vec3.dot(e_back, e_len))
     e_out = np.cross(e_len, e_back) * (-sign)
     if e_out[0] * sign < 0:
         e_out = -e_out

@@ -30,6 +30,7 @@ import numpy as np
 
 from m3mstl.data.synth.face3d import HeadGrid, HeadModel, bump, smoothstep
 from m3mstl.data.synth.thermal import SkinField, hash_noise, smooth_texture
+from m3mstl.core import vec3
 
 OCCLUDER_KINDS: tuple[str, ...] = ("glasses", "sunglasses", "mask", "scarf", "hand", "hair_fringe", "hat")
 MAX_OCCLUDERS = 8  # the occluder mask is a uint8 bitmask: bit k = occluder k
@@ -204,9 +205,8 @@ def _skin_under(skin: SkinField, grid: HeadGrid, stride: int = 5) -> np.ndarray:
 
 
 def _frame(e_up: np.ndarray, e_normal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = e_normal / np.linalg.norm(e_normal)
-    up = e_up - n * (e_up @ n)
-    up /= np.linalg.norm(up)
+    n = vec3.normalised(e_normal)
+    up = vec3.normalised(e_up - n * vec3.dot(e_up, n))
     side = np.cross(up, n)
     return up, side, n
 
@@ -214,7 +214,7 @@ def _frame(e_up: np.ndarray, e_normal: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _ellipsoid(centre: np.ndarray, axes: list[np.ndarray], spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """Points and outward normals of an ellipsoid with (scaled) axis vectors a, b, c."""
     a, b, c = axes
-    radius = max(np.linalg.norm(a), np.linalg.norm(b), np.linalg.norm(c))
+    radius = max(vec3.norm(a), vec3.norm(b), vec3.norm(c))
     n_el = max(int(np.ceil(np.pi * radius / spacing)), 6)
     n_az = max(int(np.ceil(2 * np.pi * radius / spacing)), 8)
     el = np.linspace(-np.pi / 2, np.pi / 2, n_el)[:, None]
@@ -223,21 +223,20 @@ def _ellipsoid(centre: np.ndarray, axes: list[np.ndarray], spacing: float) -> tu
     sv = np.broadcast_to(np.sin(el), cu.shape)
     pts = centre + cu[..., None] * a + su[..., None] * b + sv[..., None] * c
     # Normal of x'A^-T: gradient of the implicit form in the axis frame.
-    inv = np.linalg.inv(np.stack([a, b, c], axis=1))
-    local = np.stack([cu, su, sv], axis=-1)
-    normals = local @ inv
-    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
-    return pts.reshape(-1, 3), normals.reshape(-1, 3)
+    inv = vec3.inverse(np.stack([a, b, c], axis=1))
+    local = np.stack([cu, su, sv], axis=-1).reshape(-1, 3)
+    normals = vec3.normalised(vec3.transform(inv.T, local))  # local @ inv
+    return pts.reshape(-1, 3), normals
 
 
 def _capsule(p0: np.ndarray, p1: np.ndarray, radius: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """Points and outward normals of a capsule (cylinder with round ends) from p0 to p1."""
     axis = p1 - p0
-    length = float(np.linalg.norm(axis))
+    length = float(vec3.norm(axis))
     e = axis / max(length, 1e-9)
     helper = np.array([1.0, 0.0, 0.0]) if abs(e[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
     u = np.cross(e, helper)
-    u /= np.linalg.norm(u)
+    u = vec3.normalised(u)
     v = np.cross(e, u)
     n_az = max(int(np.ceil(2 * np.pi * radius / spacing)), 8)
     az = np.linspace(0.0, 2 * np.pi, n_az, endpoint=False)
@@ -275,7 +274,7 @@ def _surface_normal(model: HeadModel, chart: np.ndarray) -> np.ndarray:
     zx = model.front_depth(chart + [h, 0.0])
     zy = model.front_depth(chart + [0.0, h])
     n = np.column_stack([-(zx - z0) / h, -(zy - z0) / h, np.ones(len(chart))])
-    return n / np.linalg.norm(n, axis=1, keepdims=True)
+    return vec3.normalised(n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +332,7 @@ def _glasses(spec: OccluderSpec, ctx: BuildContext) -> OccluderGeometry:
         z = plane_z - np.sin(wrap) * (outer + a) - np.sin(tilt) * (-ly)
         pts = np.column_stack([sgn * centre_x + lx, centre_y + ly, z])
         normal = np.array([sgn * np.sin(wrap), -np.sin(tilt), 1.0])
-        normals = np.broadcast_to(normal / np.linalg.norm(normal), pts.shape).copy()
+        normals = np.broadcast_to(vec3.normalised(normal), pts.shape).copy()
         temp = np.where(is_lens, lens_app, frame_app)
         if ctx.mask_worn:
             # Exhaled air leaking at the mask's top edge warms the lower part of the lens (2.3).
@@ -524,15 +523,15 @@ def _hand(spec: OccluderSpec, ctx: BuildContext) -> OccluderGeometry:
     for k, (length, off) in enumerate(zip(finger_len, offsets)):
         fan = np.deg2rad((k - 1.5) * 5.0)
         direction = np.cos(fan) * up + np.sin(fan) * side - 0.12 * n   # fingers curl towards the face
-        direction /= np.linalg.norm(direction)
+        direction = vec3.normalised(direction)
         start = centre + up * (palm_half[0] * 0.8) + side * off
         fp, fn = _capsule(start, start + direction * length, 8.3 * hs, spacing)
-        parts.append((fp, fn, np.clip((fp - start) @ direction / length, 0.0, 1.0)))
+        parts.append((fp, fn, np.clip(vec3.dot(fp - start, direction) / length, 0.0, 1.0)))
     thumb_start = centre - side * sgn * palm_half[1] * 0.7 - up * palm_half[0] * 0.2
     thumb_dir = up * 0.6 - side * sgn * 0.8 - n * 0.1
-    thumb_dir /= np.linalg.norm(thumb_dir)
+    thumb_dir = vec3.normalised(thumb_dir)
     tp, tn = _capsule(thumb_start, thumb_start + thumb_dir * 58.0 * hs, 10.0 * hs, spacing)
-    parts.append((tp, tn, np.clip((tp - thumb_start) @ thumb_dir / (58.0 * hs), 0.0, 1.0)))
+    parts.append((tp, tn, np.clip(vec3.dot(tp - thumb_start, thumb_dir) / (58.0 * hs), 0.0, 1.0)))
     hand_pts = np.concatenate([q[0] for q in parts])
     hand_n = np.concatenate([q[1] for q in parts])
     tipness = np.concatenate([q[2] for q in parts])
@@ -547,11 +546,11 @@ def _hand(spec: OccluderSpec, ctx: BuildContext) -> OccluderGeometry:
     # it never crosses the face whichever way the fingers point.
     outwards = np.array([sgn, 0.0, 0.0])
     down = -0.45 * up + 0.45 * outwards + np.array([0.0, -0.9, 0.0]) + 0.35 * n
-    down /= np.linalg.norm(down)
+    down = vec3.normalised(down)
     ap, an = _capsule(wrist, wrist + down * 260.0 * s, 31.0 * hs, 0.6 * ctx.spacing)
     if p["sleeve"]:
         arm_t = amb + p["sleeve_fraction"] * (palm - amb) + 0.2 * hash_noise(ap, spec.seed, 3.0)
-        arm_t = np.where((ap - wrist) @ down < 25.0 * hs, palm - 0.5, arm_t)
+        arm_t = np.where(vec3.dot(ap - wrist, down) < 25.0 * hs, palm - 0.5, arm_t)
     else:
         arm_t = np.full(len(ap), palm - 0.5) + smooth_texture(ap, spec.seed + 1, 0.15, (20.0, 50.0))
     pieces.append(OccluderPiece(ap, an, arm_t, two_sided=False))
@@ -561,7 +560,7 @@ def _hand(spec: OccluderSpec, ctx: BuildContext) -> OccluderGeometry:
     def skin_effect(points: np.ndarray, neutral: np.ndarray) -> np.ndarray:
         if p["lift_mm"] > 6.0:
             return np.zeros(len(points))
-        d = np.linalg.norm(points - surface, axis=1)
+        d = vec3.norm(points - surface)
         return warming * (1.0 - smoothstep((d - 0.7 * footprint_r) / (0.5 * footprint_r)))
 
     info = {"apparent_temperature_c": float(palm), "placement": p["placement"],
@@ -625,7 +624,7 @@ def _hat(spec: OccluderSpec, ctx: BuildContext) -> OccluderGeometry:
         by = front_edge + 1.0 - tilt * np.maximum(bz, 0.0)
         brim = np.column_stack([bx, by, back_z + bz])
         normal = np.array([0.0, 1.0, tilt])
-        brim_n = np.tile(normal / np.linalg.norm(normal), (len(brim), 1))
+        brim_n = np.tile(vec3.normalised(normal), (len(brim), 1))
         brim_t = amb + 0.6 * p["fraction"] * (float(np.median(skin)) - amb) + 0.1 * hash_noise(brim, spec.seed, 4.0)
         pieces.append(OccluderPiece(brim, brim_n, brim_t, two_sided=True))
     info = {"apparent_temperature_c": float(np.median(temp)), "style": p["style"]}

@@ -49,10 +49,14 @@ from m3mstl.data.synth.face3d import (
 from m3mstl.data.synth.occluders import BuildContext, OccluderGeometry, build_occluder
 from m3mstl.data.synth.spec import FaceSpec
 from m3mstl.data.synth.thermal import SkinField, apparent_temperature
+from m3mstl.core import vec3
 from m3mstl.core.landmarks import MIRROR, NUM_LANDMARKS
 from m3mstl.core.pose import FLIP, rotation_from_euler
+from m3mstl.data import coco
 
-GENERATOR_VERSION = "1.0"
+# 1.1: the same bytes on every CPU (no BLAS in the geometry, 10 mK temperature counts, numbers in
+# annotations.json rounded as `generate.recorded` says).
+GENERATOR_VERSION = "1.1"
 
 # Part labels of the per-pixel part map.
 BACKGROUND, SKIN, HAIR, EAR, NECK, CLOTHING, OCCLUDER = 0, 1, 2, 3, 4, 5, 6
@@ -195,12 +199,8 @@ class _ZBuffer:
             buffer[dst] = np.where(np.isfinite(buffer[src]) | ~np.isfinite(buffer[dst]), buffer[src], buffer[dst])
 
 
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """points @ matrix.T written out elementwise, so the result never depends on BLAS threading."""
-    out = np.empty(points.shape, dtype=np.float64)
-    for i in range(3):
-        out[:, i] = matrix[i, 0] * points[:, 0] + matrix[i, 1] * points[:, 1] + matrix[i, 2] * points[:, 2]
-    return out
+# points @ matrix.T without BLAS, so the result is the same bits on every CPU (`m3mstl.core.vec3`).
+_apply = vec3.transform
 
 
 def _footprint(stretch: np.ndarray | None, px_per_mm: float) -> np.ndarray | None:
@@ -260,9 +260,10 @@ class _Scene:
         self.px_per_mm = SPLAT_SPACING_PX / self.spacing
         # Camera centre in the (unreflected) head frame, for culling and the ray march:
         # M world + T = 0 -> world = -M T; then undo the head's turn about the pivot.
-        cam_world = -(M_HEAD_TO_CAMERA @ self.crop.translation)
-        self.camera_head = self.reflect @ (self.rotation.T @ (cam_world - self.pivot) + self.pivot)
-        self.camera_body = self.reflect @ (self.body_rotation.T @ (cam_world - self.pivot) + self.pivot)
+        cam_world = -vec3.matvec(M_HEAD_TO_CAMERA, self.crop.translation)
+        self.camera_head = vec3.matvec(self.reflect, vec3.matvec(self.rotation.T, cam_world - self.pivot) + self.pivot)
+        self.camera_body = vec3.matvec(self.reflect,
+                                       vec3.matvec(self.body_rotation.T, cam_world - self.pivot) + self.pivot)
 
     def _head_world(self, points_head: np.ndarray) -> np.ndarray:
         """Head points in the world (head-style axes at the camera): turned about the neck pivot."""
@@ -293,17 +294,17 @@ class _Scene:
 
 def _facing(points_cam: np.ndarray, normals_cam: np.ndarray, slack: float = 0.05) -> np.ndarray:
     """Points whose normal faces the camera (at the origin of the camera frame)."""
-    dots = -np.einsum("ij,ij->i", normals_cam, points_cam)
+    dots = -vec3.dot(normals_cam, points_cam)
     return dots > -slack * row_norm(points_cam)
 
 
 def _normals_to_camera(scene: _Scene, normals: np.ndarray, body: bool = False) -> np.ndarray:
     rot = scene.body_rotation if body else scene.rotation
-    return _apply(M_HEAD_TO_CAMERA @ rot @ scene.reflect, normals)
+    return _apply(vec3.matmul(vec3.matmul(M_HEAD_TO_CAMERA, rot), scene.reflect), normals)
 
 
 def _cos_view(points_cam: np.ndarray, normals_cam: np.ndarray) -> np.ndarray:
-    return -np.einsum("ij,ij->i", normals_cam, points_cam) / row_norm(points_cam)
+    return -vec3.dot(normals_cam, points_cam) / row_norm(points_cam)
 
 
 def _head_splat(scene: _Scene) -> _Splat:
@@ -527,6 +528,11 @@ def render(spec: FaceSpec, size: int, full_frame: bool = False) -> RenderedFace:
         measured, scene_c, part_map, mask = (_cut_frame(a, scene.frame_pad, spec.camera)
                                              for a in (measured, scene_c, part_map, mask))
         lm_uv = lm_uv - _frame_offset(scene.frame_pad, spec.camera)
+    # What the camera records: radiometric counts of 10 mK (the FLIR / Lepton TLinear form,
+    # docs/thermal_physics.md section 3.2), so the .npy and the centi-Kelvin .png maps hold the same
+    # values, and the last-bit differences that CPUs' vectorised exp/sin/cos leave in the float64
+    # render (up to ~1e-13 K) cannot reach the written bytes, as a float32 cast let them.
+    measured = coco.decode_centikelvin(coco.encode_centikelvin(measured)).astype(np.float64)
     # The low end of the window comes from everything the person wears or is (head, hair,
     # neck, clothes, occluders), the high end from the skin.
     person = part_map != BACKGROUND

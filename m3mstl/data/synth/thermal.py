@@ -33,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from m3mstl.data.synth.face3d import HeadModel, bump, smoothstep
+from m3mstl.core import vec3
 
 REFERENCE_AMBIENT_IC = 24.1      # ambient of the FDA inner-canthus prior (1.1)
 IC_AMBIENT_SLOPE = 0.103         # deg C of IC per deg C of ambient (1.1, 1.5)
@@ -145,7 +146,7 @@ def _plane_waves(seed: int, shortest: float, longest: float, waves: int) -> tupl
     """Wave vectors (waves, 3) and phases of a texture (cached: textures repeat per subject)."""
     rng = np.random.default_rng(seed)
     direction = rng.normal(size=(waves, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    direction = vec3.normalised(direction)
     k = 2.0 * np.pi / rng.uniform(shortest, longest, size=waves)
     phase = rng.uniform(0.0, 2.0 * np.pi, size=waves)
     return direction * k[:, None], phase
