@@ -13,8 +13,9 @@
 - Seed-aware intervals (`seed_subject_*`, `per_seed_t_interval`): a trained model is one draw
   from its training seed's distribution, so a difference between two single runs mixes the
   methods' difference with seed noise that no resampling of test subjects sees. With several
-  seeds per model, the interval combines the variance across seeds with the subject-bootstrap
-  variance (see `seed_subject_interval`). Every interval names the variance it includes
+  seeds per model, the interval combines each model's variance across its own seeds (the two
+  models' seeds are independent samples, never paired) with the subject-bootstrap variance
+  (see `seed_subject_interval`). Every interval names the variance it includes
   (`variance`: SUBJECTS_ONLY, SEEDS_ONLY or SEEDS_AND_SUBJECTS).
 
 Sign convention: every difference is a - b, where a is the first argument. To test whether
@@ -626,18 +627,23 @@ class SeedAwareInterval:
     several seeds and evaluated on the same test images. `variance` says what its width includes."""
 
     metric: str
-    estimate: float            # mean over seeds of the per-seed difference on the whole test set
+    estimate: float            # mean over a's seeds minus mean over b's seeds, each on the whole test set
     low: float
     high: float
     standard_error: float
     df: float                  # degrees of freedom of the t quantile
     confidence: float
-    n_seeds: int
+    n_seeds: int               # training seeds of a (of the differences, for per_seed_t_interval)
     n_subjects: int
-    seed_sd: float             # sd over seeds of the per-seed difference (ddof 1)
+    seed_sd: float             # sd over a's seeds of its whole-test-set metric (ddof 1; of the differences
+                               # for per_seed_t_interval)
     subject_se: float          # subject-bootstrap standard error of the seed-averaged difference
     variance: str
     method: str
+    # b's seeds: its own sample, not paired with a's (NaN/0 for per_seed_t_interval). Last, so
+    # tables keep their earlier column order.
+    n_seeds_b: int = 0
+    seed_sd_b: float = float("nan")
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -667,71 +673,134 @@ def per_seed_t_interval(differences: Sequence[float], *, metric: str = "differen
     )
 
 
-SEED_DF_METHODS = ("satterthwaite", "seeds")
+SEED_DF_METHODS = ("satterthwaite_upper", "satterthwaite", "seeds")
 
 
-def seed_subject_interval(per_seed_differences: Sequence[float], subject_replicates: np.ndarray, n_subjects: int,
-                          *, metric: str = "difference", confidence: float = 0.95,
-                          df_method: str = "satterthwaite") -> SeedAwareInterval:
-    """t-interval for the mean over seeds of a_s - b_s with seed AND subject variance.
+def seed_subject_interval(per_seed_a: Sequence[float], per_seed_b: Sequence[float], replicates_a: np.ndarray,
+                          replicates_b: np.ndarray, n_subjects: int, *, metric: str = "difference",
+                          confidence: float = 0.95, df_method: str = "satterthwaite_upper") -> SeedAwareInterval:
+    """t-interval for mean_s a_s - mean_t b_t with seed AND subject variance, seeds independent per model.
 
-    per_seed_differences (K,): the difference of seed pair s on the whole test set.
-    subject_replicates (K, R): the same difference in R subject-bootstrap resamples, the SAME
-        resamples for every seed pair (so averaging over seeds keeps the subject pairing).
+    per_seed_a (K_a,), per_seed_b (K_b,): each training seed's metric on the whole test set.
+    replicates_a (K_a, R), replicates_b (K_b, R): the same metric in R subject-bootstrap resamples,
+        the SAME R resamples for every seed of both models (so the two models keep their subject
+        pairing: both are scored on the same test images).
 
-    Variance of the estimate D = mean_s D_s, two components (the test subjects are shared by all
-    seeds, so the spread of D_s over seeds holds no subject variance, and vice versa):
-      seed part     A = var_s(D_s) / K                      (ddof 1)
-      subject part  B = var_r(mean_s replicate[s, r]) * S / (S - 1)
-    (the factor S/(S-1) undoes the plug-in bootstrap's shrinkage, as in `percentile_tail`).
-    The seed x subject interaction enters both parts, so the sum errs on the wide side.
-    Quantile: Student t with Welch-Satterthwaite degrees of freedom
-      df = (A + B)^2 / (A^2 / (K - 1) + B^2 / (S - 1)),
-    close to K - 1 when seeds dominate (3 seeds: t = 4.30 at 95 %), to S - 1 when subjects do.
-    With 3 seeds the seed part is itself estimated from 2 degrees of freedom, and an estimate
-    that happens to be small also raises df: measured coverage of a nominal 95 % interval was
-    0.93-0.96 in simulations with known components (tests/test_stats.py). df_method="seeds"
-    uses df = K - 1 instead: never below nominal in those simulations (0.97-1.00), wider.
+    The two models' seeds are separate trainings: seed k of a has nothing to do with seed k of b,
+    so any pairing of them is arbitrary, and a variance from per-seed differences a_k - b_k changes
+    with it (one published result reached zero under one pairing and excluded it under 2 of 6).
+    Here each model's seeds are an independent sample, and nothing depends on their order.
+    Variance of the estimate D = mean_s a_s - mean_t b_t, three components (the test subjects are
+    shared by all seeds, so the spread over seeds holds no subject variance, and vice versa):
+      seed part of a  A_a = var_s(a_s) / K_a                                   (ddof 1)
+      seed part of b  A_b = var_t(b_t) / K_b
+      subject part    B   = var_r(mean_s rep_a[s, r] - mean_t rep_b[t, r]) * S / (S - 1)
+    (the factor S/(S-1) undoes the plug-in bootstrap's shrinkage, as in `percentile_tail`). The
+    seed x subject interaction enters both seed and subject parts, so the sum errs on the wide side.
+
+    Quantile: Student t; df_method chooses its degrees of freedom (A_a, A_b and B carry K_a - 1,
+    K_b - 1 and S - 1 df):
+      "satterthwaite"        Welch-Satterthwaite over the three parts: Welch's seed df (2-4 with 3
+                             seeds each) when seeds dominate, S - 1 when subjects do. Under-covers
+                             when ONE model's seeds dominate (as M3MSTL's, whose seed sd of NME
+                             is 2-6x the baseline's at most archived grid points): the true df is
+                             then K_a - 1, but a seed part that happens to come out small hands the
+                             df to the subject part just when the standard error is too small.
+      "satterthwaite_upper"  (default) the same formula with each seed part at its one-sided upper
+                             confidence limit (A nu / chi2_nu quantile 1 - confidence; x19.5 for
+                             2 df at 95 %); the standard error keeps the estimates. An underestimated
+                             seed part then still weighs in the df.
+      "seeds"                min(K_a, K_b) - 1, the smallest value the Satterthwaite df can take
+                             whatever the parts' sizes: safe, but twice as wide as needed when
+                             subjects dominate.
+    Coverage of nominal 95 % intervals measured in simulations with known components (the model of
+    tests/test_stats.py: 20 subjects x 4 images, image sd 0.02, 4000 simulations each, binomial sd
+    0.004), width as the median ratio to the oracle interval (known variance, z quantile); "paired"
+    is the former interval on per-seed differences a_k - b_k with seeds matched by position:
+      seed sd a, b; subject sd   satterthwaite_upper  satterthwaite  seeds        paired (satterthwaite)
+      0.02, 0.02; 0.005          0.970 (1.49x)        0.962 (1.45x)  0.993 (2.0x)  0.931 (1.76x)
+      0.02, 0.004; 0.005         0.954 (1.67x)        0.928 (1.54x)  0.982 (1.9x)  0.930 (1.67x)
+      0.01, 0.002; 0.01          0.981 (1.66x)        0.944 (1.19x)  0.997 (2.0x)  0.936 (1.25x)
+      0, 0; 0.02                 0.982 (1.19x)        0.961 (1.08x)  1.000 (2.2x)  0.961 (1.08x)
+      0.02, 0.004; 0.005, 3 v 5  0.959 (1.80x)        0.923 (1.59x)  0.976 (1.9x)
+    (3 seeds per model unless stated). With 2 seeds per model every seed variance has 1 df, and
+    "satterthwaite_upper" is much wider when subjects dominate (about 2.9x the oracle).
     """
     if df_method not in SEED_DF_METHODS:
         raise StatsInputError(f"unknown df_method {df_method!r}; choose one of {SEED_DF_METHODS}")
-    d = np.asarray(per_seed_differences, dtype=float).ravel()
-    replicates = np.asarray(subject_replicates, dtype=float)
-    if d.size < 2:
-        raise StatsInputError(f"a seed-aware interval needs at least 2 seeds per model, got {d.size}")
-    if replicates.ndim != 2 or replicates.shape[0] != d.size:
-        raise StatsInputError(f"subject_replicates must be ({d.size}, resamples), got {replicates.shape}")
+    a, b = _per_seed_values(per_seed_a, "per_seed_a"), _per_seed_values(per_seed_b, "per_seed_b")
+    rep_a = _seed_replicates(replicates_a, a.size, "replicates_a")
+    rep_b = _seed_replicates(replicates_b, b.size, "replicates_b")
+    if rep_a.shape[1] != rep_b.shape[1]:
+        raise StatsInputError(f"replicates_a and replicates_b must come from the same resamples, got "
+                              f"{rep_a.shape[1]} and {rep_b.shape[1]}")
     if n_subjects < 2:
         raise StatsInputError(f"a subject variance needs at least 2 subjects, got {n_subjects}")
-    if not np.isfinite(d).all():
-        raise StatsInputError(f"non-finite per-seed differences: {d.tolist()}")
-    averaged = replicates.mean(axis=0)
-    averaged = averaged[np.isfinite(averaged)]
-    if averaged.size < 2:
-        raise StatsInputError(f"{metric}: fewer than 2 defined subject resamples")
-    seed_part = d.var(ddof=1) / d.size
-    subject_part = averaged.var(ddof=1) * n_subjects / (n_subjects - 1)
-    total = seed_part + subject_part
-    denominator = seed_part ** 2 / (d.size - 1) + subject_part ** 2 / (n_subjects - 1)
-    if df_method == "seeds" or denominator <= 0:
-        df = float(d.size - 1)
-    else:
-        df = float(total ** 2 / denominator)
-    se = float(np.sqrt(total))
+    seed_part_a, seed_part_b = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    subject_part = _subject_part(rep_a, rep_b, n_subjects, metric)
+    df = _seed_subject_df([(seed_part_a, a.size - 1), (seed_part_b, b.size - 1)], (subject_part, n_subjects - 1),
+                          df_method, confidence)
+    se = float(np.sqrt(seed_part_a + seed_part_b + subject_part))
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, df)) * se
-    estimate = float(d.mean())
+    estimate = float(a.mean() - b.mean())
     return SeedAwareInterval(
         metric=metric, estimate=estimate, low=estimate - half, high=estimate + half, standard_error=se, df=df,
-        confidence=float(confidence), n_seeds=int(d.size), n_subjects=int(n_subjects),
-        seed_sd=float(d.std(ddof=1)), subject_se=float(np.sqrt(subject_part)), variance=SEEDS_AND_SUBJECTS,
-        method=f"t with {df_method} df (seed spread + subject bootstrap)",
+        confidence=float(confidence), n_seeds=int(a.size), n_seeds_b=int(b.size), n_subjects=int(n_subjects),
+        seed_sd=float(a.std(ddof=1)), seed_sd_b=float(b.std(ddof=1)), subject_se=float(np.sqrt(subject_part)),
+        variance=SEEDS_AND_SUBJECTS,
+        method=f"t ({df_method} df): each model's seeds an independent sample (unpaired) + subject bootstrap",
     )
 
 
-def _paired_seed_matrices(values_a, values_b, subjects: Sequence[Any], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Both models' (seeds, images) matrices of per-image values, checked to match and be finite."""
+def _per_seed_values(values: Sequence[float], name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float).ravel()
+    if array.size < 2:
+        raise StatsInputError(f"a seed-aware interval needs at least 2 seeds per model, got {array.size} in {name}")
+    if not np.isfinite(array).all():
+        raise StatsInputError(f"non-finite per-seed values in {name}: {array.tolist()}")
+    return array
+
+
+def _seed_replicates(replicates: np.ndarray, n_seeds: int, name: str) -> np.ndarray:
+    array = np.asarray(replicates, dtype=float)
+    if array.ndim != 2 or array.shape[0] != n_seeds:
+        raise StatsInputError(f"{name} must be ({n_seeds} seeds, resamples), got {array.shape}")
+    return array
+
+
+def _subject_part(rep_a: np.ndarray, rep_b: np.ndarray, n_subjects: int, metric: str) -> float:
+    """Subject-bootstrap variance of the seed-averaged difference, unbiased for the S subjects.
+    Averaging each model over its own seeds first keeps the variance free of seed order."""
+    averaged = rep_a.mean(axis=0) - rep_b.mean(axis=0)
+    averaged = averaged[np.isfinite(averaged)]  # resamples where the metric was undefined
+    if averaged.size < 2:
+        raise StatsInputError(f"{metric}: fewer than 2 defined subject resamples")
+    return float(averaged.var(ddof=1) * n_subjects / (n_subjects - 1))
+
+
+def _seed_subject_df(seed_parts: list[tuple[float, int]], subject_part: tuple[float, int], df_method: str,
+                     confidence: float) -> float:
+    """Degrees of freedom of the t quantile; each part is (variance estimate, its df)."""
+    seeds_bound = float(min(df for _, df in seed_parts))
+    if df_method == "seeds":
+        return seeds_bound
+    if df_method == "satterthwaite_upper":
+        # A seed variance from 3 seeds (2 df) is below a tenth of the truth one time in ten. When it
+        # happens to be small, the plug-in df shifts to the subject part's S - 1 just when the standard
+        # error is too small; at its upper confidence limit the seed part keeps its weight in the df.
+        seed_parts = [(part * df / scipy_stats.chi2.ppf(1.0 - confidence, df), df) for part, df in seed_parts]
+    parts = [*seed_parts, subject_part]
+    denominator = sum(part ** 2 / df for part, df in parts)
+    if denominator <= 0:  # every part zero: no spread anywhere
+        return seeds_bound
+    return float(sum(part for part, _ in parts) ** 2 / denominator)
+
+
+def _seed_matrices(values_a, values_b, subjects: Sequence[Any], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' (seeds, images) matrices of per-image values on the same images (the seed
+    counts may differ), checked to be finite."""
     a, b = _per_seed_matrix(values_a, "values_a"), _per_seed_matrix(values_b, "values_b")
-    if a.shape != b.shape or a.shape[1] != len(subjects):
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != len(subjects) or b.shape[1] != len(subjects):
         raise StatsInputError(f"values_a {a.shape} and values_b {b.shape} must both be (seeds, {len(subjects)} images)")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise StatsInputError(f"{metric}: NaN or infinite per-image values")
@@ -745,39 +814,46 @@ def _per_seed_matrix(values: Sequence[Any], name: str) -> np.ndarray:
     return array
 
 
+def _ratio_replicates(numerators: np.ndarray, cluster_index: np.ndarray, counts: np.ndarray,
+                      cluster_totals: np.ndarray) -> np.ndarray:
+    """(seeds, resamples): sum of each seed's per-image numerators over the resample divided by
+    the resample's total (images, or labelled landmarks); a subject drawn k times counts k times."""
+    n_clusters = counts.shape[1]
+    sums = np.stack([np.bincount(cluster_index, weights=row, minlength=n_clusters) for row in numerators])
+    return (sums @ counts.T) / (counts @ cluster_totals)[None, :]
+
+
 def seed_subject_mean_difference(values_a: Sequence[Sequence[float]], values_b: Sequence[Sequence[float]],
                                  subjects: Sequence[Any], *, metric: str = "mean difference",
                                  n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
-                                 df_method: str = "satterthwaite") -> SeedAwareInterval:
+                                 df_method: str = "satterthwaite_upper") -> SeedAwareInterval:
     """Seed-aware interval for mean(a) - mean(b) of per-image values (e.g. NME).
 
-    values_a, values_b: (K, N): row s is seed s's per-image values on the same N test images
-    (seed pairs are matched by position; unmatched seeds are no less valid: the seed part of
-    the variance is then simply var(a) + var(b) over seeds). subjects: (N,) subject per image.
+    values_a (K_a, N), values_b (K_b, N): row s is seed s's per-image values on the same N test
+    images; the seeds of a and b are not paired (K_a may differ from K_b, and their order does not
+    matter). subjects: (N,) subject per image.
     """
-    a, b = _paired_seed_matrices(values_a, values_b, subjects, metric)
+    a, b = _seed_matrices(values_a, values_b, subjects, metric)
     counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
-    n_clusters = counts.shape[1]
-    images_per_cluster = np.bincount(cluster_index, minlength=n_clusters).astype(float)
-    diff = a - b
-    sums = np.stack([np.bincount(cluster_index, weights=row, minlength=n_clusters) for row in diff])
-    replicates = (sums @ counts.T) / (counts @ images_per_cluster)[None, :]
-    return seed_subject_interval(diff.mean(axis=1), replicates, n_clusters, metric=metric, confidence=confidence,
-                                 df_method=df_method)
+    images_per_cluster = np.bincount(cluster_index, minlength=counts.shape[1]).astype(float)
+    return seed_subject_interval(a.mean(axis=1), b.mean(axis=1),
+                                 _ratio_replicates(a, cluster_index, counts, images_per_cluster),
+                                 _ratio_replicates(b, cluster_index, counts, images_per_cluster),
+                                 counts.shape[1], metric=metric, confidence=confidence, df_method=df_method)
 
 
 def seed_subject_ranking_difference(prob_a: np.ndarray, prob_b: np.ndarray, occluded: np.ndarray,
                                     labelled: np.ndarray, subjects: Sequence[Any], *, metric: str = "roc_auc",
                                     n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
-                                    df_method: str = "satterthwaite") -> SeedAwareInterval:
-    """Seed-aware interval for ROC-AUC or AP of a minus b. prob_a, prob_b: (K, N, 68), one
-    row per seed; occluded, labelled: (N, 68), the same test images for every seed."""
+                                    df_method: str = "satterthwaite_upper") -> SeedAwareInterval:
+    """Seed-aware interval for ROC-AUC or AP of a minus b. prob_a (K_a, N, 68), prob_b (K_b, N, 68),
+    one row per seed (seeds not paired); occluded, labelled: (N, 68), the same test images for every seed."""
     if metric not in _RANKING_METRICS:
         raise StatsInputError(f"unknown ranking metric {metric!r}; choose one of {sorted(_RANKING_METRICS)}")
     prob_a, prob_b = _per_seed_matrix(prob_a, "prob_a"), _per_seed_matrix(prob_b, "prob_b")
     labelled = np.asarray(labelled, dtype=bool)
     shape = (len(subjects), NUM_LANDMARKS)
-    if prob_a.shape != prob_b.shape or prob_a.shape[1:] != shape or np.shape(occluded) != shape:
+    if prob_a.shape[1:] != shape or prob_b.shape[1:] != shape or np.shape(occluded) != shape:
         raise StatsInputError(f"prob_a {prob_a.shape}, prob_b {prob_b.shape} must be (seeds, *{shape}) and "
                               f"occluded/labelled {shape}")
     y_true = np.asarray(occluded, dtype=bool)[labelled]
@@ -786,36 +862,35 @@ def seed_subject_ranking_difference(prob_a: np.ndarray, prob_b: np.ndarray, occl
     score = _RANKING_METRICS[metric]
     counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
     pair_cluster = np.broadcast_to(cluster_index[:, None], labelled.shape)[labelled]
-    estimates, replicates = [], []
-    for pa, pb in zip(prob_a, prob_b):
-        sa, sb = pa[labelled], pb[labelled]
-        estimates.append(score(y_true, sa) - score(y_true, sb))
-        replicates.append(weighted_ranking_replicates(sa, y_true, pair_cluster, counts, metric)
-                          - weighted_ranking_replicates(sb, y_true, pair_cluster, counts, metric))
-    return seed_subject_interval(estimates, np.stack(replicates), counts.shape[1], metric=metric,
-                                 confidence=confidence, df_method=df_method)
+
+    def per_seed(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = [p[labelled] for p in probabilities]
+        return (np.array([score(y_true, s) for s in scores]),
+                np.stack([weighted_ranking_replicates(s, y_true, pair_cluster, counts, metric) for s in scores]))
+
+    (estimates_a, replicates_a), (estimates_b, replicates_b) = per_seed(prob_a), per_seed(prob_b)
+    return seed_subject_interval(estimates_a, estimates_b, replicates_a, replicates_b, counts.shape[1],
+                                 metric=metric, confidence=confidence, df_method=df_method)
 
 
 def seed_subject_accuracy_difference(correct_a: np.ndarray, correct_b: np.ndarray, labelled: np.ndarray,
                                      subjects: Sequence[Any], *, n_resamples: int = 2000,
                                      confidence: float = 0.95, seed: int = 0,
-                                     df_method: str = "satterthwaite") -> SeedAwareInterval:
+                                     df_method: str = "satterthwaite_upper") -> SeedAwareInterval:
     """Seed-aware interval for occlusion accuracy of a minus b over labelled landmarks.
-    correct_a, correct_b: (K, N, 68) bool per seed; labelled: (N, 68)."""
+    correct_a (K_a, N, 68), correct_b (K_b, N, 68) bool per seed (seeds not paired); labelled: (N, 68)."""
     labelled = np.asarray(labelled, dtype=bool)
     hits_a = (np.asarray(correct_a, dtype=bool) & labelled).sum(axis=-1).astype(float)
     hits_b = (np.asarray(correct_b, dtype=bool) & labelled).sum(axis=-1).astype(float)
-    if hits_a.shape != hits_b.shape or hits_a.ndim != 2 or hits_a.shape[1] != len(subjects):
+    if hits_a.ndim != 2 or hits_b.ndim != 2 or hits_a.shape[1] != len(subjects) or hits_b.shape[1] != len(subjects):
         raise StatsInputError(f"correct_a/b must be (seeds, {len(subjects)}, 68)")
     counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
-    n_clusters = counts.shape[1]
-    per_cluster_total = np.bincount(cluster_index, weights=labelled.sum(axis=1), minlength=n_clusters)
-    diff = hits_a - hits_b
-    sums = np.stack([np.bincount(cluster_index, weights=row, minlength=n_clusters) for row in diff])
-    replicates = (sums @ counts.T) / (counts @ per_cluster_total)[None, :]
-    estimates = diff.sum(axis=1) / labelled.sum()
-    return seed_subject_interval(estimates, replicates, n_clusters, metric="occlusion accuracy",
-                                 confidence=confidence, df_method=df_method)
+    labelled_per_cluster = np.bincount(cluster_index, weights=labelled.sum(axis=1), minlength=counts.shape[1])
+    return seed_subject_interval(hits_a.sum(axis=1) / labelled.sum(), hits_b.sum(axis=1) / labelled.sum(),
+                                 _ratio_replicates(hits_a, cluster_index, counts, labelled_per_cluster),
+                                 _ratio_replicates(hits_b, cluster_index, counts, labelled_per_cluster),
+                                 counts.shape[1], metric="occlusion accuracy", confidence=confidence,
+                                 df_method=df_method)
 
 
 def weighted_median_replicates(values: np.ndarray, cluster_index: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -842,13 +917,15 @@ def weighted_median_replicates(values: np.ndarray, cluster_index: np.ndarray, co
 def seed_subject_median_difference(values_a: Sequence[Sequence[float]], values_b: Sequence[Sequence[float]],
                                    subjects: Sequence[Any], *, metric: str = "median difference",
                                    n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
-                                   df_method: str = "satterthwaite") -> SeedAwareInterval:
-    """Seed-aware interval for median(a) - median(b) of per-image values (e.g. median NME):
-    each seed's difference of medians on the test set, with subject-bootstrap replicates of it."""
-    a, b = _paired_seed_matrices(values_a, values_b, subjects, metric)
+                                   df_method: str = "satterthwaite_upper") -> SeedAwareInterval:
+    """Seed-aware interval for median(a) - median(b) of per-image values (e.g. median NME): each
+    model's mean over its seeds of the median on the test set, with subject-bootstrap replicates of
+    it. values_a (K_a, N), values_b (K_b, N) as in `seed_subject_mean_difference` (seeds not paired)."""
+    a, b = _seed_matrices(values_a, values_b, subjects, metric)
     counts, cluster_index = cluster_resample_counts(subjects, n_resamples, seed)
-    estimates = np.median(a, axis=1) - np.median(b, axis=1)
-    replicates = np.stack([weighted_median_replicates(ra, cluster_index, counts)
-                           - weighted_median_replicates(rb, cluster_index, counts) for ra, rb in zip(a, b)])
-    return seed_subject_interval(estimates, replicates, counts.shape[1], metric=metric, confidence=confidence,
-                                 df_method=df_method)
+
+    def replicates(values: np.ndarray) -> np.ndarray:
+        return np.stack([weighted_median_replicates(row, cluster_index, counts) for row in values])
+
+    return seed_subject_interval(np.median(a, axis=1), np.median(b, axis=1), replicates(a), replicates(b),
+                                 counts.shape[1], metric=metric, confidence=confidence, df_method=df_method)

@@ -266,11 +266,12 @@ def main_results_over_seeds(results_by_name: dict[str, list[RunResult]]) -> pd.D
 
 def seed_aware_differences(a_runs: list[RunResult], b_runs: list[RunResult], *, n_resamples: int = 2000,
                            seed: int = 0, normaliser: str = PAPER_NORMALISER) -> list[stats.SeedAwareInterval]:
-    """a - b over training seeds (a_runs[k] paired with b_runs[k]) and test subjects: mean and
-    median NME, and, when both predict occlusion, accuracy, ROC-AUC and AP. Each interval
-    includes the seed and the subject variance (stats.seed_subject_interval)."""
-    if len(a_runs) != len(b_runs) or len(a_runs) < 2:
-        raise ValueError(f"seed-aware differences need the same number (>= 2) of seeds per model, got "
+    """a - b over training seeds and test subjects: mean and median NME, and, when both predict
+    occlusion, accuracy, ROC-AUC and AP. Each model's seeds are an independent sample (the two models'
+    trainings are not paired, so neither is the interval: any order of either list gives the same),
+    and each interval includes the seed and the subject variance (stats.seed_subject_interval)."""
+    if len(a_runs) < 2 or len(b_runs) < 2:
+        raise ValueError(f"seed-aware differences need at least 2 seeds per model, got "
                          f"{len(a_runs)} and {len(b_runs)}")
     for run in [*a_runs[1:], *b_runs]:
         _aligned(a_runs[0], run)
