@@ -42,6 +42,10 @@ class StageConfig:
     # stage (so a resumed run follows the same curve without any scheduler state).
     cosine_decay: bool = False
     cosine_final_fraction: float = 0.01
+    # Linear warm-up from 0 to lr over this fraction of the stage's steps, then the stage's own
+    # schedule (the cosine, when set, spans the rest). A large rate from the first step can throw a
+    # freshly initialised head far off; the warm-up lets the adaptive optimiser's moments settle first.
+    warmup_fraction: float = 0.0
 
 
 @dataclass
@@ -76,6 +80,10 @@ class DataConfig:
 #: Data options added after run ids were published, with the value every earlier run used: at that
 #: value they stay out of the run id (`RunConfig.config_hash`), so earlier ids keep their meaning.
 LATER_DATA_DEFAULTS: dict[str, Any] = {"face_box": "annotation", "margin_fraction": 0.0}
+#: Likewise for stage and run options (the training recipe of issue 28).
+LATER_STAGE_DEFAULTS: dict[str, Any] = {"warmup_fraction": 0.0}
+LATER_RUN_DEFAULTS: dict[str, Any] = {"optimizer": "adam", "ema_decay": None}
+OPTIMIZERS = ("adam", "adamw")
 
 
 @dataclass
@@ -108,6 +116,13 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     seed: int = 0
     weight_decay: float = 0.0
+    # "adam": weight decay added to the gradient (L2, as every run before issue 28); "adamw": decoupled
+    # from the adaptive step (Loshchilov & Hutter), so it shrinks every weight alike.
+    optimizer: str = "adam"
+    # Exponential moving average of the weights (timm's ModelEmaV3, decay warmed up from 0): validation,
+    # early stopping, the best checkpoint of each stage and so the final model use the averaged weights,
+    # which vary far less from epoch to epoch than the raw ones at a high learning rate. None: off.
+    ema_decay: float | None = None
     grad_clip: float | None = 5.0
     # Keep the model's convolution weights (and so its activations) channels-last: faster
     # training on CPU for every model but M3MSTL's joint stage, which it leaves unchanged
@@ -144,9 +159,11 @@ class RunConfig:
         if hashed["precision"] == "auto":
             hashed.pop("precision")
         # Likewise the data options added after them, at the value they all used.
-        for key, used_before in LATER_DATA_DEFAULTS.items():
-            if hashed["data"].get(key) == used_before:
-                hashed["data"].pop(key)
+        for section, later in ((hashed["data"], LATER_DATA_DEFAULTS), (hashed, LATER_RUN_DEFAULTS),
+                               *((stage, LATER_STAGE_DEFAULTS) for stage in hashed["stages"])):
+            for key, used_before in later.items():
+                if key in section and section[key] == used_before:
+                    section.pop(key)
         if hashed["data"].get("face_box") == "detector":
             # The crops come from the detector's code, not from the data alone: a detector that
             # moves boxes (a new DETECTOR_VERSION) makes these runs new runs.
@@ -280,6 +297,12 @@ def validate_config(config: RunConfig) -> None:
         raise ConfigError("profile", f"unknown profile {config.profile!r}; choose from {PROFILES}")
     _whole(config.seed, "seed", 0, MAX_SEED)
     _number(config.weight_decay, "weight_decay", 0.0)
+    if config.optimizer not in OPTIMIZERS:
+        raise UnknownOptionError("optimizer", f"unknown optimiser {config.optimizer!r}; choose from {OPTIMIZERS}")
+    if config.ema_decay is not None:
+        _number(config.ema_decay, "ema_decay", 0.0, 1.0, exclusive_low=True)
+        if config.ema_decay >= 1.0:
+            raise ConfigError("ema_decay", f"must be below 1 (1 never moves the average), got {config.ema_decay!r}")
     if config.grad_clip is not None:
         _number(config.grad_clip, "grad_clip", 0.0)
     _flag(config.channels_last, "channels_last")
@@ -349,6 +372,11 @@ def _validate_stages(config: RunConfig) -> None:
         _flag(stage.plateau_scheduler, f"{prefix}.plateau_scheduler")
         _flag(stage.cosine_decay, f"{prefix}.cosine_decay")
         _number(stage.cosine_final_fraction, f"{prefix}.cosine_final_fraction", 0.0, 1.0)
+        _number(stage.warmup_fraction, f"{prefix}.warmup_fraction", 0.0, 1.0)
+        if stage.warmup_fraction >= 1.0:
+            raise ConfigError(f"{prefix}.warmup_fraction", "must be below 1 (the stage would never reach its rate)")
+        if stage.warmup_fraction > 0 and stage.plateau_scheduler:
+            raise ConfigError(prefix, "warm-up sets the rate every step and would undo each plateau cut")
         if stage.plateau_scheduler and stage.cosine_decay:
             # Cosine decay sets the rate every step and would silently undo each plateau cut.
             raise ConfigError(prefix, "choose plateau_scheduler or cosine_decay, not both")

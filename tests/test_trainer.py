@@ -17,7 +17,7 @@ from m3mstl.evaluation.evaluate import evaluate_run
 from m3mstl.core.landmarks import OUTER_EYE_CORNERS
 from m3mstl.runs.predictions import load_predictions
 from m3mstl.runs import read_history
-from m3mstl.train.trainer import Trainer, cosine_learning_rate
+from m3mstl.train.trainer import Trainer, cosine_learning_rate, scheduled_learning_rate
 
 pytestmark = pytest.mark.slow
 
@@ -320,3 +320,65 @@ def test_the_stage_option_passes_the_family_s_nth_stage_to_train(monkeypatch):
                          ("hourglass", "3"), ("m3mstl", "heads"), ("m3mstl", "all")):
         trainer.run(parser.parse_args(["--model", model, "--data", "x", "--stage", stage]))
     assert asked == ["mask_pretrain", "joint", "multitask", "landmark_finetune", "3", "heads", None]
+
+
+# -- the training recipe of issue 28: warm-up, AdamW, a moving average of the weights ---------------
+RECIPE = {**OVERRIDES, "optimizer": "adamw", "weight_decay": 0.05, "ema_decay": 0.9,
+          "stages.joint.warmup_fraction": 0.25}
+
+
+def test_warmup_rises_linearly_then_the_cosine_spans_the_rest():
+    stage = make_config("m3mstl", "default", overrides={"stages.joint.warmup_fraction": 0.2}).stage("joint")
+    assert scheduled_learning_rate(stage, 0.0) == 0.0
+    assert scheduled_learning_rate(stage, 0.1) == pytest.approx(stage.lr / 2)
+    assert scheduled_learning_rate(stage, 0.2) == pytest.approx(stage.lr)
+    assert scheduled_learning_rate(stage, 0.6) == pytest.approx(cosine_learning_rate(stage, 0.5))
+    assert scheduled_learning_rate(stage, 1.0) == pytest.approx(stage.lr * stage.cosine_final_fraction)
+    constant = make_config("m3mstl", "quick").stage("heads")
+    assert scheduled_learning_rate(constant, 0.5) is None  # nothing to set: the optimiser's own rate
+
+
+def test_recipe_options_left_at_their_defaults_keep_every_earlier_run_id():
+    base = make_config("m3mstl", "default")
+    spelled_out = make_config("m3mstl", "default", overrides={
+        "optimizer": "adam", "ema_decay": None, **{f"stages.{s.name}.warmup_fraction": 0.0 for s in base.stages}})
+    assert spelled_out.config_hash() == base.config_hash()
+    for key, value in (("optimizer", "adamw"), ("ema_decay", 0.99), ("stages.joint.warmup_fraction", 0.1)):
+        assert make_config("m3mstl", "default", overrides={key: value}).config_hash() != base.config_hash(), key
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("optimizer", "sgd", "optimiser"), ("ema_decay", 1.0, "below 1"), ("ema_decay", 0.0, "ema_decay"),
+    ("stages.joint.warmup_fraction", 1.0, "below 1"), ("stages.joint.warmup_fraction", -0.1, "warmup_fraction"),
+])
+def test_bad_recipe_options_are_named(key, value, match):
+    from m3mstl.config import validate_config
+    from m3mstl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        validate_config(make_config("m3mstl", "quick", overrides={key: value}))
+
+
+def test_a_run_with_the_recipe_resumes_to_the_same_weights_and_keeps_the_averaged_ones(data_dir, tmp_path):
+    """The moving average is part of the resume state: a crash mid-stage and a resume give the
+    uninterrupted run's weights bit for bit; and what the run keeps is the average, not the raw weights."""
+    config = make_config("m3mstl", "quick", overrides=RECIPE)
+    reference = Trainer(config, data_dir, runs_root=tmp_path / "a", progress=False).fit()
+
+    def crash(stage: str, epoch: int, step: int) -> None:
+        if stage == "joint" and epoch == 1 and step == 1:
+            raise SimulatedCrash("simulated crash mid-epoch")
+
+    with pytest.raises(SimulatedCrash):
+        Trainer(config, data_dir, runs_root=tmp_path / "b", progress=False, step_hook=crash).fit()
+    resumed = Trainer(config, data_dir, runs_root=tmp_path / "b", progress=False).fit(resume=True)
+    a, b = _weights(reference), _weights(resumed)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    joint = [row for row in read_history(reference) if row["stage"] == "joint"]
+    assert joint[0]["lr"] < config.stage("joint").lr  # still warming up or decaying, never the peak held
+
+    # Without the average (same seed and schedule) the kept weights differ: the average was kept.
+    raw = make_config("m3mstl", "quick", overrides={**RECIPE, "ema_decay": None})
+    raw_dir = Trainer(raw, data_dir, runs_root=tmp_path / "c", progress=False).fit()
+    assert any(not torch.equal(a[name], _weights(raw_dir)[name]) for name in a if a[name].is_floating_point())

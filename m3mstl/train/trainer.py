@@ -33,6 +33,7 @@ from m3mstl.core.fileio import atomic_path, write_bytes_atomic, write_json_atomi
 from m3mstl.evaluation.metrics import progress_nme
 from m3mstl.models import create_model, list_models
 from m3mstl.models.registry import get_family
+from m3mstl.runs.provenance import code_fingerprint
 from m3mstl.runs import (
     data_fingerprint,
     environment_info,
@@ -168,6 +169,18 @@ def cosine_learning_rate(stage_cfg: StageConfig, progress: float) -> float:
     return floor + (stage_cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
+def scheduled_learning_rate(stage_cfg: StageConfig, progress: float) -> float | None:
+    """The rate a stage sets at `progress` (0..1) of its steps, or None when it sets none (a constant
+    rate, or reduce-on-plateau). A warm-up rises linearly from 0 to ``lr`` over its fraction of the
+    steps; the cosine, when set, spans the remaining steps."""
+    warmup = stage_cfg.warmup_fraction
+    if warmup > 0 and progress < warmup:
+        return stage_cfg.lr * progress / warmup
+    if stage_cfg.cosine_decay:
+        return cosine_learning_rate(stage_cfg, (progress - warmup) / (1.0 - warmup))
+    return stage_cfg.lr if warmup > 0 else None
+
+
 def _set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -282,6 +295,7 @@ class Trainer:
         env = environment_info(str(self.device))
         env["data_dir"] = paths.portable_data_path(self.data_dir)  # no machine's absolute path
         env["data_fingerprint"] = self.fingerprint
+        env["code_fingerprint"] = code_fingerprint()  # which code trained it (m3mstl.runs.provenance)
         env["precision"] = self.precision
         env["loader"] = dict(self.loader_options)
         if not (self.run_dir / "environment.json").exists():
@@ -298,7 +312,8 @@ class Trainer:
             # Cosine decay sets the rate every step and would silently undo each plateau cut.
             raise ValueError(f"stage {stage_cfg.name!r}: choose plateau_scheduler or cosine_decay, not both")
         params = model.trainable_parameters()
-        optimizer = torch.optim.Adam(params, lr=stage_cfg.lr, weight_decay=self.config.weight_decay)
+        optimizer_class = torch.optim.AdamW if self.config.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optimizer_class(params, lr=stage_cfg.lr, weight_decay=self.config.weight_decay)
         scheduler = None
         if stage_cfg.plateau_scheduler:
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3, min_lr=1e-7)
@@ -330,21 +345,25 @@ class Trainer:
             # checkpoint closed the previous stage: that is what an uninterrupted run sees.
             _set_rng_state(state["rng"])
             model.set_stage(stage_cfg.name)
+        ema = self._make_ema(model)  # each stage averages from its own starting weights
+        if ema is not None and state is not None and state["stage_index"] == stage_index and state.get("ema"):
+            ema.module.load_state_dict(state["ema"])
+        judged = ema.module if ema is not None else model  # the weights validation sees and keeps
         if self.progress:  # relayed only: says what trains before the first in-epoch line
             relay_progress(f"[{self.config.model}] stage {stage_index + 1}/{len(self.config.stages)} {stage_cfg.name}: "
                            f"from epoch {stage_state['epoch'] + 1} of {stage_cfg.epochs}, {self.run_dir.name}")
         while stage_state["epoch"] < stage_cfg.epochs and not stage_state["done"]:
             epoch = stage_state["epoch"]
             t0 = time.perf_counter()
-            train_loss = self._train_epoch(model, optimizer, scaler, stage_cfg, stage_index, epoch)
-            val = self.validate(model, stage_cfg.name)
+            train_loss = self._train_epoch(model, optimizer, scaler, stage_cfg, stage_index, epoch, ema)
+            val = self.validate(judged, stage_cfg.name)
             if scheduler is not None:
                 scheduler.step(val["val_loss"])
             improved = val["val_loss"] < stage_state["best_val"] - 1e-6
             if improved:
                 stage_state["best_val"] = val["val_loss"]
                 stage_state["bad_epochs"] = 0
-                _save_torch_atomic(model.state_dict(), self.run_dir / "checkpoints" / f"best-{stage_cfg.name}.pt")
+                _save_torch_atomic(judged.state_dict(), self.run_dir / "checkpoints" / f"best-{stage_cfg.name}.pt")
             else:
                 stage_state["bad_epochs"] += 1
             stage_state["epoch"] = epoch + 1
@@ -358,7 +377,7 @@ class Trainer:
                 # Early stopping keeps the best epoch's weights, not the last ones.
                 best = torch.load(self.run_dir / "checkpoints" / f"best-{stage_cfg.name}.pt", map_location="cpu")
                 model.load_state_dict(best)
-            self._checkpoint(model, optimizer, scheduler, stage_index, stage_state, history, finished, scaler)
+            self._checkpoint(model, optimizer, scheduler, stage_index, stage_state, history, finished, scaler, ema)
             if self.progress:
                 summary = (f"[{self.config.model}] {stage_cfg.name} epoch {epoch + 1}/{stage_cfg.epochs}: "
                            f"train {train_loss:.4f} val {val['val_loss']:.4f} val NME {val['val_nme']:.4f} "
@@ -366,7 +385,16 @@ class Trainer:
                 if not relay_progress(summary):  # relayed to the reproduction's terminal, or shown here
                     tqdm.write(summary)
 
-    def _train_epoch(self, model, optimizer, scaler, stage_cfg, stage_index: int, epoch: int) -> float:
+    def _make_ema(self, model):
+        """timm's moving average of `model`'s weights and buffers, or None (config.ema_decay unset). Its
+        decay warms up from 0 (timm's use_warmup), so a short stage is not dominated by its first weights."""
+        if self.config.ema_decay is None:
+            return None
+        from timm.utils import ModelEmaV3
+
+        return ModelEmaV3(model, decay=self.config.ema_decay, use_warmup=True)
+
+    def _train_epoch(self, model, optimizer, scaler, stage_cfg, stage_index: int, epoch: int, ema=None) -> float:
         if self._train_loader is None:
             self._train_loader = make_train_loader(self.data.torch_sets["train"], self.config, self.loader_options)
         loader = self._train_loader
@@ -391,8 +419,9 @@ class Trainer:
                 batch = next(iterator)
             progress = (epoch * steps + step) / max(1, stage_cfg.epochs * steps)
             model.set_progress(progress)
-            if stage_cfg.cosine_decay:
-                _set_learning_rate(optimizer, cosine_learning_rate(stage_cfg, progress))
+            rate = scheduled_learning_rate(stage_cfg, progress)
+            if rate is not None:
+                _set_learning_rate(optimizer, rate)
             batch = to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 loss, parts = model.training_loss(batch, stage_cfg.name)
@@ -406,6 +435,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), self.config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update(model, step=epoch * steps + step)
             total += float(loss.detach()) * len(batch["image"])
             count += len(batch["image"])
             bar.update(len(batch["image"]))
@@ -439,6 +470,7 @@ class Trainer:
         on the gathered validation predictions (68 points per image: small next to the pass)."""
         from m3mstl.data.dataset import make_loader
 
+        was_training = model.training
         model.eval()
         val_set = self.data.torch_sets["val"]
         limit = self.config.data.val_images_per_epoch
@@ -456,13 +488,14 @@ class Trainer:
             count += len(batch["image"])
             for key, value in (("pred", pred.float()), ("gt", batch["landmarks"]), ("labelled", batch["labelled"])):
                 gathered[key].append(value.detach().cpu().numpy())
-        model.train()
+        model.train(was_training)
         pred, gt, labelled = (np.concatenate(gathered[key]) for key in ("pred", "gt", "labelled"))
         return {"val_loss": losses / max(1, count), "val_nme": progress_nme(pred, gt, labelled)}
 
     def _checkpoint(self, model, optimizer, scheduler, stage_index, stage_state, history, stage_done,
-                    scaler=None) -> None:
+                    scaler=None, ema=None) -> None:
         state = {
+            "ema": ema.module.state_dict() if ema is not None else None,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
