@@ -32,6 +32,12 @@ PROFILE_BASE: dict[str, str] = {"extended": "default"}
 REPRODUCE_PROFILES: tuple[str, ...] = (*PROFILES, *PROFILE_BASE)
 
 
+#: The profiles whose reproduction is the published set (tables/, figures/, executed/, the manifests,
+#: archive/). The others (tests and CI: quick; a GPU: paper) write theirs under build/<profile>/ unless
+#: asked to publish (`m3mstl reproduce --publish`).
+PUBLISHED_PROFILES: tuple[str, ...] = ("default", "extended")
+
+
 def base_profile(profile: str) -> str:
     """The profile whose model settings and data `profile` uses (itself for all but extended)."""
     return PROFILE_BASE.get(profile, profile)

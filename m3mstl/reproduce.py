@@ -25,10 +25,11 @@ from typing import Any
 
 from m3mstl import paths
 from m3mstl.config import PROFILES, REPRODUCE_PROFILES
+from m3mstl.profiles import PUBLISHED_PROFILES
 from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.core.fileio import write_bytes_atomic, write_json_atomic
 from m3mstl.core.progress import ProgressRelay
-from m3mstl.runs import data_fingerprint, environment_info
+from m3mstl.runs import data_fingerprint, environment_info, provenance
 
 
 class NotebookFailed(RuntimeError):
@@ -102,7 +103,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 def _path_replacements() -> list[tuple[str, str]]:
     """Absolute roots of this checkout, longest first, and what they become (repository-relative)."""
-    roots = sorted({str(paths.OUTPUT_ROOT), str(paths.REPO_ROOT)}, key=len, reverse=True)
+    roots = sorted({str(paths.PUBLISH_ROOT), str(paths.OUTPUT_ROOT), str(paths.REPO_ROOT)}, key=len, reverse=True)
     return [pair for root in roots for pair in ((root + os.sep, ""), (root, "."))]
 
 
@@ -160,7 +161,7 @@ def publish_executed(notebook_names: list[str], raw_dir: Path, *, remove_stale: 
     for name in notebook_names:
         cleaned = clean_executed_notebook((raw_dir / name).read_text())
         path = write_bytes_atomic(paths.EXECUTED_DIR / name, cleaned.encode())
-        published[path.relative_to(paths.OUTPUT_ROOT).as_posix()] = sha256(path)
+        published[path.relative_to(paths.PUBLISH_ROOT).as_posix()] = sha256(path)
     if remove_stale:
         existing = {nb.name for nb in list_notebooks(notebooks_dir)}  # includes the ones just written
         for stale in paths.EXECUTED_DIR.glob("*.ipynb"):
@@ -179,13 +180,13 @@ def check_outputs(notebook: Path, started: float) -> list[str]:
     unpublished and unchecked, while the README might cite it."""
     problems, outputs = [], promised_outputs(notebook)
     for rel in outputs:
-        path = paths.OUTPUT_ROOT / rel
+        path = paths.PUBLISH_ROOT / rel
         if not path.is_file():
             problems.append(f"{rel} is missing")
         elif path.stat().st_mtime < started - 1:
             problems.append(f"{rel} was not rewritten by this run")
     for folder in PUBLISHED_FOLDERS:
-        for path in sorted((paths.OUTPUT_ROOT / folder).glob("*")):
+        for path in sorted((paths.PUBLISH_ROOT / folder).glob("*")):
             rel = f"{folder}/{path.name}"
             if path.is_file() and path.stat().st_mtime >= started and rel not in outputs:
                 problems.append(f"{rel} was written but is not among the notebook's promised outputs "
@@ -211,7 +212,7 @@ def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
     for rel in outputs:
         if not rel.endswith(".md"):
             continue
-        for run_id in runs_named(paths.OUTPUT_ROOT / rel):
+        for run_id in runs_named(paths.PUBLISH_ROOT / rel):
             run_dir = paths.RUNS_DIR / run_id
             if not (run_dir / "config.json").is_file():  # a run the study took from the archive
                 run_dir = paths.ARCHIVE_DIR / run_id
@@ -223,6 +224,9 @@ def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
                 trained_by = json.loads(environment.read_text())
                 entry["git_commit"] = trained_by.get("git_commit")
                 entry["cpu"] = (trained_by.get("cpu") or {}).get("model")
+            # Reused from other code (or from before runs recorded theirs): named, not silently trusted.
+            entry["code_fingerprint"] = provenance.recorded_code(run_dir)
+            entry["other_code"] = provenance.trained_by_other_code(run_dir)
             if run_dir.is_relative_to(paths.ARCHIVE_DIR):
                 entry["archived"] = True
             history = run_dir / "history.jsonl"
@@ -247,9 +251,59 @@ def manifest_path_for(only: list[str] | None, profile: str = "default") -> Path:
     return paths.BUILD_DIR / "reproduction-partial.json" if only else manifest_path(profile)
 
 
+def other_code_report(manifest: dict[str, Any]) -> list[str]:
+    """Lines naming the runs behind the published tables that other code trained (their recorded code
+    fingerprint differs from this checkout's, or they recorded none), for the end of a reproduction."""
+    stale = {run_id: entry for notebook in manifest["notebooks"] for run_id, entry in notebook["runs"].items()
+             if entry.get("other_code")}
+    if not stale:
+        return [f"every run behind the tables was trained by this code ({provenance.code_fingerprint()})"]
+    lines = [f"{len(stale)} run(s) behind the tables were trained by other code than this checkout's "
+             f"({provenance.code_fingerprint()}); their numbers may differ from what this code gives:"]
+    for run_id, entry in sorted(stale.items()):
+        recorded = entry.get("code_fingerprint") or "none recorded"
+        where = "archive" if entry.get("archived") else "runs"
+        lines.append(f"  {run_id} ({where}; code {recorded}, commit {entry.get('git_commit')})")
+    lines.append("  retrain exactly these (those under runs/): m3mstl reproduce --retrain-other-code")
+    return lines
+
+
+def _run_notebooks(notebooks: list[Path], parameters: dict[str, Any], out_dir: Path) -> list[NotebookResult]:
+    """Execute the notebooks in order, each checked for the outputs it promises."""
+    results: list[NotebookResult] = []
+    for i, notebook in enumerate(notebooks, 1):
+        print(f"[{i}/{len(notebooks)}] {notebook.name} ...", flush=True)
+        started = time.time()
+        # Training progress in the kernel goes to this file; the relay prints it here as it comes.
+        with ProgressRelay(paths.BUILD_DIR / "progress" / f"{notebook.stem}.log", prefix=f"[{i}/{len(notebooks)}]   "):
+            seconds = run_notebook(notebook, parameters, out_dir)
+        outputs = check_outputs(notebook, started)
+        results.append(NotebookResult(notebook.stem, round(seconds, 1), outputs))
+        print(f"[{i}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
+    return results
+
+
 def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: list[str] | None = None,
-              seed: int = 0, device: str = "auto", force: bool = False,
-              notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
+              seed: int = 0, device: str = "auto", force: bool = False, retrain_other_code: bool = False,
+              publish: bool = False, notebooks_dir: Path | None = None, out_dir: Path | None = None) -> Path:
+    """Run the profile's notebooks in order and write its manifest; returns the manifest's path.
+
+    A profile that does not publish (`profiles.PUBLISHED_PROFILES`) run in a checkout writes its tables,
+    figures, executed notebooks and manifest under build/<profile>/ unless `publish`: this checkout's
+    own are the published default set. `retrain_other_code` retrains the finished runs other code trained."""
+    arguments = dict(data_dir=data_dir, only=only, seed=seed, device=device, force=force,
+                     retrain_other_code=retrain_other_code, notebooks_dir=notebooks_dir, out_dir=out_dir)
+    if not publish and profile not in PUBLISHED_PROFILES and paths.PUBLISH_ROOT == paths.REPO_ROOT:
+        with paths.outputs_published_to(paths.BUILD_DIR / profile):
+            print(f"profile {profile!r} does not publish: its tables, figures, executed notebooks and manifest "
+                  f"go to {paths.portable_data_path(paths.PUBLISH_ROOT)}/ (--publish writes them over the "
+                  "published set)", flush=True)
+            return _reproduce(profile, **arguments)
+    return _reproduce(profile, **arguments)
+
+
+def _reproduce(profile: str, *, data_dir: Path | None, only: list[str] | None, seed: int, device: str, force: bool,
+               retrain_other_code: bool, notebooks_dir: Path | None, out_dir: Path | None) -> Path:
     from m3mstl.config import make_config, validate_config
     from m3mstl.data.validate import check_dataset
     from m3mstl.models.registry import list_models
@@ -275,16 +329,12 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
     # DATA_DIR None names the profile's embedded dataset without writing this machine's path into the notebooks.
     parameters = dict(PROFILE=profile, SEED=seed, DATA_DIR=str(data_dir) if given_data else None, DEVICE=device,
                       FORCE=force, INTERACTIVE=False, TRAIN=True)
-    results: list[NotebookResult] = []
-    for i, notebook in enumerate(notebooks, 1):
-        print(f"[{i}/{len(notebooks)}] {notebook.name} ...", flush=True)
-        started = time.time()
-        # Training progress in the kernel goes to this file; the relay prints it here as it comes.
-        with ProgressRelay(paths.BUILD_DIR / "progress" / f"{notebook.stem}.log", prefix=f"[{i}/{len(notebooks)}]   "):
-            seconds = run_notebook(notebook, parameters, out_dir)
-        outputs = check_outputs(notebook, started)
-        results.append(NotebookResult(notebook.stem, round(seconds, 1), outputs))
-        print(f"[{i}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
+    # The kernels inherit the environment: the run lifecycle there retrains runs from other code.
+    os.environ[provenance.RETRAIN_OTHER_CODE_ENV] = "1" if retrain_other_code else ""
+    try:
+        results = _run_notebooks(notebooks, parameters, out_dir)
+    finally:
+        os.environ.pop(provenance.RETRAIN_OTHER_CODE_ENV, None)
     executed = publish_executed([nb.name for nb in notebooks], out_dir, remove_stale=not only,
                                 notebooks_dir=notebooks_dir)
     manifest = {
@@ -292,17 +342,20 @@ def reproduce(profile: str = "default", *, data_dir: Path | None = None, only: l
         "seed": seed,
         "data_dir": paths.portable_data_path(data_dir),
         "data_fingerprint": fingerprint,
+        "code_fingerprint": provenance.code_fingerprint(),
         "environment": environment,
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "notebooks": [
             {"name": r.name, "seconds": r.seconds,
-             "outputs": {o: sha256(paths.OUTPUT_ROOT / o) for o in r.outputs},
+             "outputs": {o: sha256(paths.PUBLISH_ROOT / o) for o in r.outputs},
              "runs": runs_behind(r.outputs),
              "executed": {rel: digest for rel, digest in executed.items() if Path(rel).stem == r.name}}
             for r in results
         ],
     }
     written = write_json_atomic(manifest_path_for(only, profile), manifest)
+    for line in other_code_report(manifest):
+        print(line, flush=True)
     print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {written}", flush=True)
     return written
 
@@ -315,12 +368,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true", help="retrain runs even when finished ones exist")
+    parser.add_argument("--publish", action="store_true",
+                        help="write a quick or paper run's tables, figures, executed notebooks and manifest over the "
+                             "published set (default: under build/<profile>/)")
+    parser.add_argument("--retrain-other-code", action="store_true",
+                        help="retrain the finished runs that other code trained (their recorded code fingerprint "
+                             "differs from this checkout's), reuse the rest")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         reproduce(args.profile, data_dir=args.data, only=args.only, seed=args.seed, device=args.device,
-                  force=args.force)
+                  force=args.force, retrain_other_code=getattr(args, "retrain_other_code", False),
+                  publish=getattr(args, "publish", False))
     except NotebookFailed as err:
         print(f"reproduce: {err}", file=sys.stderr)
         return 1

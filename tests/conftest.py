@@ -31,6 +31,7 @@ def outputs_redirected_to(root: Path) -> Iterator[Path]:
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(paths, "OUTPUT_ROOT", root)
+        patch.setattr(paths, "PUBLISH_ROOT", root)
         for name, sub in (("DATA_DIR", "data"), ("RUNS_DIR", "runs"), ("BUILD_DIR", "build"),
                           ("FIGURES_DIR", "figures"), ("TABLES_DIR", "tables")):
             patch.setattr(paths, name, root / sub)

@@ -71,6 +71,8 @@ def test_a_table_written_but_not_promised_fails(notebook_dir, tmp_path, monkeypa
     import time
 
     monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+
+    monkeypatch.setattr(paths, "PUBLISH_ROOT", tmp_path)
     (tmp_path / "tables").mkdir()
     (tmp_path / "tables" / "00_older_run.md").write_text("from before this notebook")
     started = time.time() + 5  # everything written above is older than this notebook's start
@@ -90,6 +92,7 @@ def test_a_partial_reproduction_leaves_the_published_manifest_alone(notebook_dir
     monkeypatch.setattr(paths, "MANIFEST_PATH", tmp_path / "reproduction.json")
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
     monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "PUBLISH_ROOT", tmp_path)
     monkeypatch.setattr(paths, "EXECUTED_DIR", tmp_path / "executed")  # not the repository's executed/
     _write_notebook(notebook_dir, "01_first", ["x = 1"])
     _write_notebook(notebook_dir, "02_second", ["y = 2"])
@@ -109,6 +112,7 @@ def test_a_partial_reproduction_leaves_the_published_manifest_alone(notebook_dir
 
 def test_a_dataset_outside_the_repository_is_named_without_its_absolute_path(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path / "out")
+    monkeypatch.setattr(paths, "PUBLISH_ROOT", tmp_path / "out")
     monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "repo")
     assert paths.portable_data_path(tmp_path / "elsewhere" / "TFD68") == "TFD68"
     assert paths.portable_data_path(tmp_path / "repo" / "data" / "synth-quick") == "data/synth-quick"
@@ -336,6 +340,7 @@ def test_a_complete_run_keeps_other_profiles_executed_copies_and_drops_removed_n
     """An extended run must not delete the default run's published executed/01-11 (it once did);
     a copy whose notebook no longer exists does go."""
     monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "PUBLISH_ROOT", tmp_path)
     monkeypatch.setattr(paths, "EXECUTED_DIR", tmp_path / "executed")
     notebooks, raw = tmp_path / "notebooks", tmp_path / "raw"
     notebooks.mkdir(), raw.mkdir(), (tmp_path / "executed").mkdir()
@@ -412,3 +417,39 @@ def test_a_training_notebook_opened_without_runs_explains_instead_of_training(tm
     message = refused.value.evalue
     assert "Not trained yet: baseline" in message and "m3mstl train --model baseline" in message
     assert not (tmp_path / "root" / "runs").exists(), "nothing may be trained or even started"
+
+
+def test_a_profile_that_does_not_publish_writes_under_build_not_over_the_published_set(
+        notebook_dir, tmp_path, tiny_dataset_dir, monkeypatch):
+    """`make reproduce PROFILE=quick` in a checkout once replaced the published default manifest, tables,
+    figures and executed notebooks (issue 29); now they go to build/quick/ unless --publish."""
+    for name in ("REPO_ROOT", "OUTPUT_ROOT", "PUBLISH_ROOT"):
+        monkeypatch.setattr(paths, name, tmp_path)
+    for name in ("MANIFEST_PATH", "FIGURES_DIR", "TABLES_DIR", "EXECUTED_DIR", "ARCHIVE_DIR"):
+        monkeypatch.setattr(paths, name, getattr(paths, name))  # restored after the relocation below
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    monkeypatch.setenv("M3MSTL_PUBLISH_ROOT", "")
+    # The kernel sees where to publish (m3mstl.paths reads M3MSTL_PUBLISH_ROOT there).
+    _write_notebook(notebook_dir, "01_first", ["import os, pathlib",
+                                               "root = pathlib.Path(os.environ['M3MSTL_PUBLISH_ROOT'])",
+                                               "root.mkdir(parents=True, exist_ok=True)",
+                                               "(root / 'kernel_saw_this_root').write_text('')"])
+    written = reproduce.reproduce("quick", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir,
+                                  out_dir=tmp_path / "out")
+    assert written == tmp_path / "build" / "quick" / "reproduction.json"
+    assert (tmp_path / "build" / "quick" / "executed" / "01_first.ipynb").is_file()
+    assert (tmp_path / "build" / "quick" / "kernel_saw_this_root").is_file()
+    assert not (tmp_path / "reproduction.json").exists() and not (tmp_path / "executed").exists()
+    assert paths.PUBLISH_ROOT == tmp_path and os.environ["M3MSTL_PUBLISH_ROOT"] == ""  # restored afterwards
+
+
+def test_publish_writes_a_quick_run_over_the_published_set(notebook_dir, tmp_path, tiny_dataset_dir, monkeypatch):
+    for name in ("REPO_ROOT", "OUTPUT_ROOT", "PUBLISH_ROOT"):
+        monkeypatch.setattr(paths, name, tmp_path)
+    monkeypatch.setattr(paths, "MANIFEST_PATH", tmp_path / "reproduction.json")
+    monkeypatch.setattr(paths, "EXECUTED_DIR", tmp_path / "executed")
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    _write_notebook(notebook_dir, "01_first", ["x = 1"])
+    written = reproduce.reproduce("quick", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir,
+                                  out_dir=tmp_path / "out", publish=True)
+    assert written == tmp_path / "reproduction.json"

@@ -25,10 +25,13 @@ def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
 
 def _generate_once(out_dir: Path, settings: dict, label: str, workers: int) -> Path:
     """Generate SynthTFD68 with `settings` into out_dir unless its `.generated.json` marker holds the
-    same settings (then it is reused); the marker is written last, so an interrupted run regenerates."""
+    same settings and generator version (then it is reused: a checkout whose generator changed gets
+    the new data, not the old); the marker is written last, so an interrupted run regenerates."""
     from m3mstl.data.synth.generate import generate_dataset
+    from m3mstl.data.synth.renderer import GENERATOR_VERSION
 
     marker = out_dir / ".generated.json"
+    settings = {**settings, "generator_version": GENERATOR_VERSION}
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out_dir
     print(f"generating {label} in {out_dir} ({settings})", flush=True)

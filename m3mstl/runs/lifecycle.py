@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from m3mstl import paths
-from m3mstl.runs import LOCK_FILE, RunLock, is_complete, load_json
+from m3mstl.runs import LOCK_FILE, RunLock, is_complete, load_json, provenance
 
 _allowed = True
 
@@ -94,6 +94,9 @@ def produce_run(run_dir: Path, train: Callable[[], Any], *, fingerprint: str, re
     on_reuse         called when a finished run is reused
     """
     run_dir = Path(run_dir)
+    if not force and is_complete(run_dir) and provenance.retrain_other_code() \
+            and provenance.trained_by_other_code(run_dir):
+        force = True  # `m3mstl reproduce --retrain-other-code`: this run came from other code
     if not force and is_complete(run_dir):
         return _reuse(run_dir, fingerprint, fingerprint_record, on_reuse)
     if not training_allowed() and (force or needs_training is None or needs_training()):

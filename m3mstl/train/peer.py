@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from m3mstl.runs.provenance import code_fingerprint
 from m3mstl import paths
 from m3mstl.core import progress
 from m3mstl.config import RunConfig, apply_override, base_profile, make_config
@@ -248,7 +249,8 @@ def _train_peer_locked(run_dir: Path, config: RunConfig, data_dir: Path, fingerp
 
     write_json_atomic(run_dir / "config.json", config.to_dict())
     env = environment_info()
-    env.update(data_dir=paths.portable_data_path(data_dir), data_fingerprint=fingerprint, dlib=dlib.__version__)
+    env.update(data_dir=paths.portable_data_path(data_dir), data_fingerprint=fingerprint, dlib=dlib.__version__,
+               code_fingerprint=code_fingerprint())
     write_json_atomic(run_dir / "environment.json", env)
 
     splits = split_records(config, data_dir)
