@@ -306,10 +306,20 @@ def validate_config(config: RunConfig) -> None:
     if config.grad_clip is not None:
         _number(config.grad_clip, "grad_clip", 0.0)
     _flag(config.channels_last, "channels_last")
+    if config.precision not in PRECISIONS:
+        raise UnknownOptionError("precision", f"must be one of {PRECISIONS}, got {config.precision!r}")
+    _validate_loader(config.loader)
     if not isinstance(config.model_options, dict):
         raise ConfigError("model_options", f"must be a mapping, got {config.model_options!r}")
     _validate_data(config.data)
     _validate_stages(config)
+
+
+def _validate_loader(loader: LoaderConfig) -> None:
+    """Loader settings decide speed only, but a bad one must still fail before any data is read."""
+    if loader.num_workers is not None:
+        _whole(loader.num_workers, "loader.num_workers", 0)
+    _whole(loader.prefetch_factor, "loader.prefetch_factor", 1)
 
 
 def _validate_data(data: DataConfig) -> None:

@@ -29,6 +29,7 @@ from m3mstl.profiles import PUBLISHED_PROFILES
 from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.core.fileio import write_bytes_atomic, write_json_atomic
 from m3mstl.core.progress import ProgressRelay
+from m3mstl.errors import M3mstlError, UsageError
 from m3mstl.runs import data_fingerprint, environment_info, provenance
 
 
@@ -54,9 +55,19 @@ def list_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
 CORE_PROFILES = PROFILES
 
 
+def notebook_metadata(notebook: Path) -> dict[str, Any]:
+    """A notebook's metadata; M3mstlError naming the file when it is not a notebook (not JSON)."""
+    try:
+        book = json.loads(notebook.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise M3mstlError(notebook, f"not a notebook (not JSON): {err}") from None
+    if not isinstance(book, dict):
+        raise M3mstlError(notebook, "not a notebook (its JSON is not an object)")
+    return book.get("metadata", {})
+
+
 def notebook_profiles(notebook: Path) -> tuple[str, ...]:
-    meta = json.loads(notebook.read_text()).get("metadata", {})
-    return tuple(meta.get("m3mstl", {}).get("profiles", CORE_PROFILES))
+    return tuple(notebook_metadata(notebook).get("m3mstl", {}).get("profiles", CORE_PROFILES))
 
 
 def notebooks_for_profile(profile: str, notebooks_dir: Path | None = None) -> list[Path]:
@@ -72,8 +83,7 @@ def manifest_path(profile: str) -> Path:
 
 
 def promised_outputs(notebook: Path) -> list[str]:
-    meta = json.loads(notebook.read_text()).get("metadata", {})
-    return list(meta.get("m3mstl", {}).get("outputs", []))
+    return list(notebook_metadata(notebook).get("m3mstl", {}).get("outputs", []))
 
 
 def _failure_message(notebook: Path, err: Exception) -> str:
@@ -312,6 +322,13 @@ def _reproduce(profile: str, *, data_dir: Path | None, only: list[str] | None, s
         raise ValueError(f"unknown profile {profile!r}; choose from {REPRODUCE_PROFILES}")
     for model in list_models():  # the configs the notebooks resolve, checked before any notebook runs
         validate_config(make_config(model, profile, seed=seed))
+    notebooks = notebooks_for_profile(profile, notebooks_dir)
+    if only:  # before any data is generated: a typo costs nothing
+        chosen = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
+        if not chosen:
+            raise UsageError("--only", f"{' '.join(only)} names no notebook of profile {profile!r}; its notebooks: "
+                                       f"{' '.join(nb.name[:2] for nb in notebooks)}")
+        notebooks = chosen
     t_all = time.perf_counter()
     # The code and environment as they are when the run starts (the commit the numbers come from).
     environment = environment_info(device)
@@ -320,11 +337,6 @@ def _reproduce(profile: str, *, data_dir: Path | None, only: list[str] | None, s
     fingerprint = data_fingerprint(data_dir)  # once: the checks and the manifest name the same data
     check_dataset(data_dir, fingerprint)  # every check of `m3mstl validate` (cached by fingerprint), before compute
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
-    notebooks = notebooks_for_profile(profile, notebooks_dir)
-    if only:
-        notebooks = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
-        if not notebooks:
-            raise ValueError(f"--only {only} matches no notebook")
     # TRAIN: the reproduction trains what is missing (a reader opening a notebook does not by default).
     # DATA_DIR None names the profile's embedded dataset without writing this machine's path into the notebooks.
     parameters = dict(PROFILE=profile, SEED=seed, DATA_DIR=str(data_dir) if given_data else None, DEVICE=device,

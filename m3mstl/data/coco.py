@@ -43,7 +43,8 @@ from m3mstl.data.records import (
     FaceDataset,
     FaceRecord,
 )
-from m3mstl.core.fileio import atomic_path, write_bytes_atomic
+from m3mstl.core.fileio import (DATASET_ENTRIES, DATASET_MARKER, atomic_path, regular_file_problem,
+                                write_bytes_atomic, write_json_atomic)
 from m3mstl.core.landmarks import NAMES, NUM_LANDMARKS
 
 ANNOTATIONS_FILE = "annotations.json"
@@ -370,6 +371,94 @@ def write_annotations(
 
 
 # --------------------------------------------------------------------------------------------
+# What a build wrote: the dataset marker (m3mstl convert) or the generator's own annotations
+# --------------------------------------------------------------------------------------------
+
+#: Who may have written a dataset folder that a later build replaces.
+DATASET_WRITERS = ("m3mstl convert", "m3mstl synth")
+# Leftovers of an interrupted atomic write (`m3mstl.core.fileio.atomic_path`): ours, whatever the marker says.
+_ATOMIC_LEFTOVER = re.compile(r"^\..+\.tmp$")
+
+
+def _files_under(root: Path, entries: Iterable[str]) -> list[str]:
+    """Relative POSIX paths of every non-folder entry (files, links, pipes) under `entries` of `root`."""
+    import os
+
+    found = []
+    for name in entries:
+        top = root / name
+        if top.is_symlink() or (top.exists() and not top.is_dir()):
+            found.append(name)
+        elif top.is_dir():
+            for folder, subfolders, files in os.walk(top):
+                base = Path(folder).relative_to(root)
+                found.extend((base / f).as_posix() for f in files)
+                found.extend((base / d).as_posix() for d in subfolders if (Path(folder) / d).is_symlink())
+    return sorted(found)
+
+
+def write_dataset_marker(root: str | Path, written_by: str) -> Path:
+    """Record in ROOT/.m3mstl-dataset.json that `written_by` wrote the dataset files under ROOT (every
+    file of `DATASET_ENTRIES`): a later `convert --overwrite` or `synth` into the folder replaces
+    exactly these and refuses to delete anything else."""
+    root = Path(root)
+    files = [f for f in _files_under(root, DATASET_ENTRIES) if f != DATASET_MARKER]
+    return write_json_atomic(root / DATASET_MARKER, {"written_by": written_by, "format": 1, "files": files},
+                             indent=None)
+
+
+def dataset_writer(root: str | Path) -> tuple[str | None, set[str]]:
+    """(who wrote the dataset in `root`, the relative paths of the files it wrote): from the marker
+    `m3mstl convert` writes, else from annotations.json, when its "info" names the SynthTFD68
+    generator (which keeps its datasets to their annotations and image files, and so writes no
+    marker) or m3mstl convert (a dataset converted before markers were): the files are then the
+    annotations and the files its images list. (None, empty set) for a folder no m3mstl command wrote."""
+    root = Path(root)
+    marker = root / DATASET_MARKER
+    if regular_file_problem(marker) is None:
+        try:
+            recorded = json.loads(marker.read_text(encoding="utf-8"))
+            writer, files = recorded["written_by"], recorded["files"]
+            if writer in DATASET_WRITERS and isinstance(files, list) and all(isinstance(f, str) for f in files):
+                return writer, {*files, DATASET_MARKER}
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            pass
+        return None, set()
+    annotations = root / ANNOTATIONS_FILE
+    if regular_file_problem(annotations) is not None:
+        return None, set()
+    try:
+        coco = json.loads(annotations.read_text(encoding="utf-8"))
+        info = coco.get("info") or {}
+        writer = ("m3mstl synth" if info.get("generator") == "SynthTFD68"
+                  else "m3mstl convert" if info.get("converted_by") == "m3mstl convert" else None)
+        if writer is None:
+            return None, set()
+        files = {ANNOTATIONS_FILE}
+        for image in coco.get("images") or []:
+            for key in ("file_name", "temperature_file", "occluder_mask_file"):
+                if isinstance(image.get(key), str):
+                    files.add(Path(image[key]).as_posix())
+        return writer, files
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        return None, set()
+
+
+def foreign_dataset_files(root: str | Path, written: set[str]) -> list[str]:
+    """Files under ROOT's dataset entries (annotations.json, thermal/, temperature/, occluders/, the
+    marker) that are not among `written`: what replacing the dataset would destroy of someone else's."""
+    root = Path(root)
+    return [f for f in _files_under(root, DATASET_ENTRIES)
+            if f not in written and not _ATOMIC_LEFTOVER.match(Path(f).name)]
+
+
+def describe_files(files: list[str], limit: int = 3) -> str:
+    """'a, b, c and 4 more': a few of `files` for a message."""
+    shown = ", ".join(files[:limit])
+    return shown + (f" and {len(files) - limit} more" if len(files) > limit else "")
+
+
+# --------------------------------------------------------------------------------------------
 # Reading: keypoint layouts
 # --------------------------------------------------------------------------------------------
 
@@ -476,11 +565,17 @@ def load_annotations_json(json_path: Path) -> dict[str, Any]:
     """The COCO dict of ``json_path``; DatasetError if missing, not JSON, or not COCO-shaped."""
     if not json_path.is_file():
         raise DatasetError(json_path, "annotations file not found")
+    problem = regular_file_problem(json_path)
+    if problem is not None:
+        raise DatasetError(json_path, f"annotations file {problem}")
     try:
         with open(json_path, encoding="utf-8") as handle:
             coco = json.load(handle)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DatasetError(json_path, f"cannot read the annotations as JSON: {error}") from None
+    except RecursionError:
+        raise DatasetError(json_path, "cannot read the annotations as JSON: nested too deeply (thousands of "
+                                      "brackets inside one another); not a COCO file") from None
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list) \
             or not isinstance(coco.get("annotations"), list):
         raise DatasetError(json_path, "not a COCO file: expected an object with 'images' and 'annotations' lists")
@@ -617,9 +712,13 @@ class _RecordBuilder:
         except (KeyError, TypeError, ValueError, OverflowError):
             pass
         try:
-            with Image.open(image_path) as opened:
-                return opened.size
-        except (OSError, ValueError):
+            if regular_file_problem(image_path) is not None:
+                raise OSError("not a regular file")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(image_path) as opened:
+                    return opened.size
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
             self.problem(self.json_path, f"{label}: no valid width/height and the image cannot be opened")
             return None
 
@@ -666,8 +765,9 @@ class _RecordBuilder:
             self.problem(self.json_path, f"{label}: no subject_id field and the file name does not follow "
                                          "thermal_<subject>_<a>_<b>")
             return None
-        if not image_path.is_file():
-            self.problem(image_path, "image file missing")
+        problem = regular_file_problem(image_path)
+        if problem is not None:  # a named pipe is reported here and never opened
+            self.problem(image_path, "image file missing" if problem == "not found" else f"image {problem}")
             return None
         size = self._size(image, image_path, label)
         if size is None:
@@ -858,14 +958,28 @@ def _check_temperature_range(path: Path, temperature_c: np.ndarray, encoding: st
 
 
 def _open_image(path: Path, what: str) -> Image.Image:
-    if not Path(path).is_file():
+    problem = regular_file_problem(path)
+    if problem == "not found":
         raise DatasetError(path, f"{what} file missing")
+    if problem is not None:  # a named pipe would block the read: never opened
+        raise DatasetError(path, f"{what} {problem}")
     try:
-        image = Image.open(path)
-        image.load()
-    except (OSError, ValueError, SyntaxError) as error:
+        with warnings.catch_warnings():
+            # Pillow only warns between its two size limits; no thermal frame comes near either.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DatasetError(path, f"cannot read the {what}: too many pixels for a thermal image ({error})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise DatasetError(path, f"cannot read the {what}: {error}") from None
     return image
+
+
+def open_image(path: Path, what: str = "image") -> Image.Image:
+    """An image file opened and decoded (Pillow), or a DatasetError naming it: missing, not a regular
+    file (never opened), a decompression bomb, truncated or not an image."""
+    return _open_image(path, what)
 
 
 def _check_shape(path: Path, array: np.ndarray, record: FaceRecord, what: str) -> None:
@@ -924,11 +1038,13 @@ def read_temperature_file(path: Path) -> np.ndarray:
     path = Path(path)
     encoding = temperature_encoding_of(path)
     if encoding == "celsius_npy":
-        if not path.is_file():
-            raise DatasetError(path, "temperature map file missing")
+        problem = regular_file_problem(path)
+        if problem is not None:
+            raise DatasetError(path, "temperature map file missing" if problem == "not found"
+                               else f"temperature map {problem}")
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             raise DatasetError(path, f"cannot read the temperature map: {error}") from None
         if not np.issubdtype(array.dtype, np.floating):
             raise DatasetError(path, f".npy temperature maps must be float degrees Celsius, found {array.dtype}")

@@ -21,6 +21,14 @@ Formats (SRC is a folder searched recursively; labels are paired with the image 
 
 Images are copied as PNG into OUT/thermal/; colour images are converted to 8-bit grayscale (with
 a warning), 16-bit grayscale stays 16-bit. There are no temperature maps (encoding "none").
+Hidden files and folders (``.name``, e.g. macOS's ``._x.pts``) are ignored. A labelled point outside
+its image is an error naming the label file (SF-TL54 points within the format's 5 % tolerance of the
+border are put on the border). The result is checked as `m3mstl validate` checks a dataset before it
+replaces anything in OUT.
+
+OUT is new or empty, or holds a dataset an earlier ``m3mstl convert`` or ``m3mstl synth`` wrote
+(recorded in OUT/.m3mstl-dataset.json): ``--overwrite`` replaces exactly that dataset's files and
+refuses when OUT's annotations.json, thermal/, temperature/ or occluders/ hold anything else.
 Subjects come from ``thermal_<subject>_<a>_<b>`` file names, else from ``--subject-regex``
 (its group ``subject``, or its first group, searched in the label's relative path), else each
 image is its own subject.
@@ -38,10 +46,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from m3mstl.data.coco import ANNOTATIONS_FILE, subject_from_file_name, write_annotations, write_sample
+from m3mstl.data.coco import (ANNOTATIONS_FILE, dataset_writer, describe_files, foreign_dataset_files, open_image,
+                               subject_from_file_name, write_annotations, write_dataset_marker, write_sample)
 from m3mstl.data.errors import DatasetError, DatasetWarning
 from m3mstl.data.records import VIS_OCCLUDED, VIS_UNLABELLED, VIS_VISIBLE
-from m3mstl.core.fileio import atomic_folder
+from m3mstl.core.fileio import atomic_folder, regular_file_problem
 from m3mstl.core.landmarks import NUM_LANDMARKS
 
 FORMATS = ("pts", "sftl54", "cofw68")
@@ -79,7 +88,7 @@ class ConversionResult:
 
 def read_pts(path: Path) -> np.ndarray:
     """The (n, 2) points of an iBUG .pts file, as written (1-based); DatasetError if malformed."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    text = _read_label_text(path, errors="replace")
     header = re.search(r"n_points\s*:\s*(\d+)", text)
     body = re.search(r"\{(.*?)\}", text, re.DOTALL)
     if header is None or body is None:
@@ -91,14 +100,45 @@ def read_pts(path: Path) -> np.ndarray:
         raise DatasetError(path, "the { ... } block holds something other than numbers") from None
     if values.size != 2 * count:
         raise DatasetError(path, f"n_points says {count} but the block holds {values.size / 2:g} points")
-    return values.reshape(count, 2)
+    points = values.reshape(count, 2)
+    bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
+    if len(bad):
+        raise DatasetError(path, f"points {bad.tolist()[:10]} are not finite numbers (NaN or inf); .pts files "
+                                 f"label every point")
+    return points
+
+
+def _read_label_text(path: Path, errors: str = "strict") -> str:
+    """A label file's text; DatasetError naming it when it is not a regular file (a named pipe is
+    never opened: reading one blocks) or not UTF-8 text."""
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DatasetError(path, f"label file {problem}")
+    try:
+        return Path(path).read_text(encoding="utf-8", errors=errors)
+    except UnicodeDecodeError as error:
+        raise DatasetError(path, f"not UTF-8 text (byte {error.start}: {error.reason}); save the label file as "
+                                 f"UTF-8") from None
+
+
+def _labels(src: Path, pattern: str) -> list[Path]:
+    """Label files under `src` matching `pattern`, sorted; hidden files and folders (``.name``: macOS's
+    ``._x.pts`` resource forks, .git, .ipynb_checkpoints) and folders named like labels are skipped."""
+    found = []
+    for path in sorted(src.rglob(pattern)):
+        if any(part.startswith(".") for part in path.relative_to(src).parts):
+            continue
+        if path.is_dir():
+            continue
+        found.append(path)
+    return found
 
 
 def read_sftl54(path: Path) -> np.ndarray:
     """The (54, 2) normalised points of an SF-TL54 label file, ordered by their index."""
     points = np.full((SFTL54_POINTS, 2), np.nan)
     seen = set()
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_read_label_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
@@ -114,7 +154,8 @@ def read_sftl54(path: Path) -> np.ndarray:
         raise DatasetError(path, f"{len(seen)} points, expected {SFTL54_POINTS}")
     if not np.isfinite(points).all() or points.min() < -0.05 or points.max() > 1.05:
         raise DatasetError(path, "coordinates must be normalised to [0, 1] by the image width and height")
-    return points
+    # Within the tolerance above a point lies on the border: put it there, inside the image.
+    return np.clip(points, 0.0, 1.0)
 
 
 def sftl54_to_ibug68(points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,14 +172,20 @@ def _load_mat(path: Path) -> tuple[dict[str, np.ndarray], bool]:
     import h5py
     import scipy.io
 
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as handle:
-            return {name: np.asarray(handle[name]) for name in handle.keys()
-                    if isinstance(handle[name], h5py.Dataset) and handle[name].dtype != h5py.ref_dtype}, True
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DatasetError(path, f".mat file {problem}")
+    if Path(path).stat().st_size == 0:
+        raise DatasetError(path, "cannot read the .mat file: it is empty (0 bytes)")
     try:
+        if h5py.is_hdf5(path):
+            with h5py.File(path, "r") as handle:
+                return {name: np.asarray(handle[name]) for name in handle.keys()
+                        if isinstance(handle[name], h5py.Dataset) and handle[name].dtype != h5py.ref_dtype}, True
         variables = scipy.io.loadmat(path)
-    except (ValueError, NotImplementedError, OSError) as error:
-        raise DatasetError(path, f"cannot read the .mat file: {error}") from None
+    except Exception as error:  # noqa: BLE001 - scipy and h5py raise many types for a damaged file
+        raise DatasetError(path, f"cannot read the .mat file (truncated or not MATLAB): "
+                                 f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     return {k: v for k, v in variables.items() if not k.startswith("__")}, False
 
 
@@ -176,15 +223,25 @@ def read_mat_images(path: Path, field_name: str) -> list[np.ndarray]:
     import scipy.io
 
     path = Path(path)
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as handle:
-            names = {k.lower(): k for k in handle.keys()}
-            if field_name not in handle and field_name.lower() not in names:
-                raise DatasetError(path, f"no field {field_name!r}; the file holds {sorted(handle.keys())}")
-            references = handle[field_name if field_name in handle else names[field_name.lower()]]
-            # h5py shows MATLAB's column-major arrays transposed: (W, H) or (3, W, H).
-            return [np.asarray(handle[ref]).T for ref in np.asarray(references).reshape(-1)]
-    cells = _field({k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}, field_name, path)
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DatasetError(path, f"--images-mat {problem}")
+    try:
+        if h5py.is_hdf5(path):
+            with h5py.File(path, "r") as handle:
+                names = {k.lower(): k for k in handle.keys()}
+                if field_name not in handle and field_name.lower() not in names:
+                    raise DatasetError(path, f"no field {field_name!r}; the file holds {sorted(handle.keys())}")
+                references = handle[field_name if field_name in handle else names[field_name.lower()]]
+                # h5py shows MATLAB's column-major arrays transposed: (W, H) or (3, W, H).
+                return [np.asarray(handle[ref]).T for ref in np.asarray(references).reshape(-1)]
+        variables = scipy.io.loadmat(path)
+    except DatasetError:
+        raise
+    except Exception as error:  # noqa: BLE001 - scipy and h5py raise many types for a damaged file
+        raise DatasetError(path, f"cannot read the .mat file (truncated or not MATLAB): "
+                                 f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    cells = _field({k: v for k, v in variables.items() if not k.startswith("__")}, field_name, path)
     return [np.asarray(cell) for cell in np.asarray(cells, dtype=object).reshape(-1)]
 
 
@@ -211,7 +268,7 @@ def _image_id(src: Path, label: Path, stem: str) -> str:
 
 
 def _pts_samples(src: Path, **_: object) -> Iterator[LabelledImage]:
-    for label in sorted(src.rglob("*.pts")):
+    for label in _labels(src, "*.pts"):
         points = read_pts(label)
         if len(points) != NUM_LANDMARKS:
             raise DatasetError(label, f"{len(points)} points; only the 68-point iBUG scheme is supported")
@@ -220,7 +277,7 @@ def _pts_samples(src: Path, **_: object) -> Iterator[LabelledImage]:
 
 
 def _sftl54_samples(src: Path, **_: object) -> Iterator[LabelledImage]:
-    for label in sorted(src.rglob("*.txt")):
+    for label in _labels(src, "*.txt"):
         try:
             image_path = _image_next_to(label, label.stem)
         except DatasetError:
@@ -230,11 +287,8 @@ def _sftl54_samples(src: Path, **_: object) -> Iterator[LabelledImage]:
                 continue  # a README or list file, not a label
             raise  # a well-formed label without its image: an error, not a silent skip
         points = read_sftl54(label)
-        try:
-            with Image.open(image_path) as image:
-                width, height = image.size
-        except (OSError, ValueError, SyntaxError) as error:
-            raise DatasetError(image_path, f"cannot read the image: {error}") from None
+        with open_image(image_path) as image:
+            width, height = image.size
         landmarks, visibility = sftl54_to_ibug68(points, width, height)
         yield LabelledImage(label, _image_id(src, label, label.stem), landmarks, visibility, image_path=image_path)
 
@@ -244,7 +298,7 @@ def _cofw68_samples(src: Path, *, points_field: str = COFW_POINTS_FIELD,
                     images_field: str = "IsT", **_: object) -> Iterator[LabelledImage]:
     images = read_mat_images(images_mat, images_field) if images_mat is not None else None
     skip = Path(images_mat).resolve() if images_mat is not None else None
-    for label in sorted(src.rglob("*.mat")):
+    for label in _labels(src, "*.mat"):
         if label.resolve() == skip:
             continue
         stem = re.sub(r"_points$", "", label.stem)
@@ -315,11 +369,7 @@ def convert(format_name: str, src: str | Path, out: str | Path, *, subject_regex
     src, out = Path(src).resolve(), Path(out).resolve()
     if not src.is_dir():
         raise DatasetError(src, "source folder not found")
-    if (out / ANNOTATIONS_FILE).exists() and not overwrite:
-        raise DatasetError(out / ANNOTATIONS_FILE, "already exists; pass --overwrite to replace it")
-    if out.is_dir() and any(out.iterdir()) and not (out / ANNOTATIONS_FILE).exists() and not overwrite:
-        raise DatasetError(out, "folder is not empty and holds no dataset; choose a new or empty folder "
-                                "or pass --overwrite to replace its dataset files")
+    _check_output_folder(out, src, overwrite)
     try:
         pattern = re.compile(subject_regex) if subject_regex else None
     except re.error as error:
@@ -327,7 +377,64 @@ def convert(format_name: str, src: str | Path, out: str | Path, *, subject_regex
     # Built in a sibling folder and swapped in at the end: a conversion failing part-way (or
     # interrupted) leaves the previous dataset in OUT exactly as it was.
     with atomic_folder(out) as build:
-        return _convert_into(build, out, format_name, src, pattern, options)
+        result = _convert_into(build, out, format_name, src, pattern, options)
+        _check_converted(build, out)  # nothing in OUT changes unless `m3mstl validate` accepts the result
+        write_dataset_marker(build, "m3mstl convert")
+        return result
+
+
+def _check_output_folder(out: Path, src: Path, overwrite: bool) -> None:
+    """Refuse an OUT whose replacement would destroy files no m3mstl command wrote (the user's own
+    images, labels or maps), and a non-empty OUT without --overwrite."""
+    if out.exists() and not out.is_dir():
+        raise DatasetError(out, "output path exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    writer, written = dataset_writer(out)
+    foreign = foreign_dataset_files(out, written)
+    if foreign:
+        owner = (f"a dataset {writer} wrote, with files it did not write" if writer is not None
+                 else "files no m3mstl command wrote")
+        raise DatasetError(out, f"holds {owner} ({describe_files(foreign)}) where the converted dataset goes; "
+                                f"--overwrite only replaces a dataset written by m3mstl convert or m3mstl synth, "
+                                f"so nothing was changed: choose a new or empty folder")
+    if writer is not None and not overwrite:
+        raise DatasetError(out / ANNOTATIONS_FILE, "already exists; pass --overwrite to replace it")
+    if writer is None and not overwrite:
+        raise DatasetError(out, "folder is not empty and holds no dataset; choose a new or empty folder, or pass "
+                                "--overwrite to convert into it (its other files are kept)")
+
+
+def _check_converted(build: Path, out: Path) -> None:
+    """Every check of `m3mstl validate` on the converted dataset before it replaces anything; a
+    problem names the file as it would be in OUT."""
+    from m3mstl.data.validate import validate_dataset
+
+    report = validate_dataset(build)
+    if report.ok:
+        return
+    path, message = report.problems[0]
+    try:
+        shown = out / Path(path).resolve().relative_to(build.resolve())
+    except ValueError:
+        shown = Path(path)
+    more = len(report.problems) - 1
+    raise DatasetError(shown, f"the converted dataset would fail `m3mstl validate`: {message}"
+                              + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+                              + "; nothing was written")
+
+
+def _check_inside(sample: LabelledImage, width: int, height: int) -> None:
+    """A labelled point outside its image is an error naming the label file (`m3mstl validate` rejects it)."""
+    labelled = np.asarray(sample.visibility) > VIS_UNLABELLED
+    points = np.asarray(sample.landmarks, dtype=float)
+    outside = labelled & ((points[:, 0] < 0) | (points[:, 0] > width) | (points[:, 1] < 0) | (points[:, 1] > height))
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        raise DatasetError(sample.label_path, f"labelled points {np.flatnonzero(outside).tolist()[:10]} lie outside "
+                                              f"their {width}x{height} image (e.g. point {first} at "
+                                              f"{points[first, 0]:g}, {points[first, 1]:g} in 0-based continuous "
+                                              f"pixels)")
 
 
 def _convert_into(build: Path, out: Path, format_name: str, src: Path, pattern: re.Pattern[str] | None,
@@ -338,18 +445,21 @@ def _convert_into(build: Path, out: Path, format_name: str, src: Path, pattern: 
             raise DatasetError(sample.label_path, f"a second label maps to image id {sample.image_id!r}")
         seen.add(sample.image_id)
         if sample.image_path is not None:
-            try:
-                with Image.open(sample.image_path) as opened:
-                    pixels, was_colour = to_grayscale(opened, sample.image_path)
-            except (OSError, ValueError, SyntaxError) as error:
-                raise DatasetError(sample.image_path, f"cannot read the image: {error}") from None
+            with open_image(sample.image_path) as opened:
+                pixels, was_colour = to_grayscale(opened, sample.image_path)
         else:
             pixels, was_colour = to_grayscale(sample.image_array, sample.label_path)
+        _check_inside(sample, pixels.shape[1], pixels.shape[0])
         if was_colour:
             colour.append(sample.image_path or sample.label_path)
-        entries.append(write_sample(build, sample.image_id, _subject(sample, src, pattern), pixels, None,
-                                    sample.landmarks, sample.visibility,
-                                    image_fields={"source_label": sample.label_path.relative_to(src).as_posix()}))
+        try:
+            entries.append(write_sample(build, sample.image_id, _subject(sample, src, pattern), pixels, None,
+                                        sample.landmarks, sample.visibility,
+                                        image_fields={"source_label": sample.label_path.relative_to(src).as_posix()}))
+        except ValueError as error:  # the writer's own checks of one sample's values
+            if isinstance(error, DatasetError):
+                raise
+            raise DatasetError(sample.label_path, f"cannot be converted: {error}") from None
     if not entries:
         raise DatasetError(src, f"no {format_name} labels with images found")
     if colour:
@@ -366,7 +476,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="output TFD68-layout folder")
     parser.add_argument("--subject-regex", help="regex whose group 'subject' (or first group) finds the subject "
                                                 "id in each label's relative path")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing annotations.json in OUT")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the dataset an earlier m3mstl convert or synth wrote in OUT (never other files)")
     parser.add_argument("--points-field", default=COFW_POINTS_FIELD, help="cofw68: field of the 68x2 points")
     parser.add_argument("--occlusion-field", default=COFW_OCCLUSION_FIELD, help="cofw68: field of the 68 flags")
     parser.add_argument("--images-mat", type=Path, help="cofw68: .mat file holding the images as a cell array")

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from m3mstl.data.coco import (
     detect_temperature_encoding,
     load_occluder_mask,
+    open_image,
     parse_annotations,
     read_temperature_file,
 )
@@ -71,11 +71,12 @@ class ValidationReport:
 
 def _check_image(record: FaceRecord, report: ValidationReport) -> None:
     try:
-        with Image.open(record.image_path) as image:
-            image.load()  # decodes the pixels: catches truncated and corrupt files
+        # Decodes the pixels: catches truncated and corrupt files, decompression bombs, and a named
+        # pipe (never opened: reading it would block).
+        with open_image(record.image_path) as image:
             size, mode = image.size, image.mode
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        report.add(record.image_path, f"unreadable or corrupt image: {error}")
+    except DatasetError as error:
+        report.add(record.image_path, f"unreadable or corrupt image: {error.problem}")
         return
     if mode not in GREY_MODES:
         report.warnings.append((record.image_path, f"{mode} image: read as its luminance (thermal images are "

@@ -189,19 +189,40 @@ class TrainedFaceDetector:
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu") -> TrainedFaceDetector:
+        import pickle
+        import zipfile
+
         import torch
 
+        from m3mstl.core.fileio import regular_file_problem
         from m3mstl.errors import RunError
 
         run_dir = Path(run_dir)
         weights = run_dir / "model.pt"
-        if not weights.is_file():
+        if not run_dir.is_dir():
+            raise RunError(run_dir, "detector run folder not found")
+        problem = regular_file_problem(weights)
+        if problem == "not found":
             raise RunError(run_dir, "no model.pt: not a finished face-detector run (m3mstl detector DATA trains one)")
-        state = torch.load(weights, map_location=device, weights_only=True)
-        settings = make_settings(json.loads(state["settings"]), subject=f"{weights}: settings")
-        network = build_network(settings).to(device)
-        network.load_state_dict(state["network"])
-        return cls(network, settings, run_dir, device)
+        if problem is not None:
+            raise RunError(weights, problem)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, AttributeError,
+                KeyError, IndexError, TypeError) as error:  # what a truncated or foreign file raises
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RunError(weights, f"cannot read the checkpoint (truncated or not a torch file): {first[:300]}") from None
+        try:
+            recorded = json.loads(state["settings"])
+            settings = make_settings(recorded, subject=f"{weights}: settings")
+            network = build_network(settings)
+            network.load_state_dict(state["network"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            if isinstance(error, RunError):
+                raise
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RunError(weights, f"not the weights of a face-detector run (m3mstl detector): {first[:300]}") from None
+        return cls(network.to(device).eval(), settings, run_dir, device)
 
     def __call__(self, temperature_c: np.ndarray) -> list[Detection]:
         return self.detect_batch([temperature_c])[0]

@@ -72,12 +72,38 @@ def metrics_from_predictions(preds: dict[str, np.ndarray]) -> tuple[dict[str, An
     return out, table
 
 
+#: Arrays every predictions file has (`m3mstl.runs.predictions`), one row per image.
+REQUIRED_PREDICTION_ARRAYS = ("pred_landmarks", "gt_landmarks", "visibility", "image_id", "subject")
+
+
+def check_predictions(preds: dict[str, np.ndarray], pred_path: Path) -> None:
+    """A RunError naming the file when its arrays cannot be scored: one missing, none holding an
+    image, or arrays of different image counts or shapes."""
+    missing = [name for name in REQUIRED_PREDICTION_ARRAYS if name not in preds]
+    if missing:
+        raise RunError(pred_path, f"not a predictions file of this project: no array {', '.join(missing)}")
+    count = len(preds["image_id"]) if np.ndim(preds["image_id"]) else 0
+    if count == 0:
+        raise RunError(pred_path, "holds no images: nothing to evaluate")
+    shapes = {"pred_landmarks": (count, 68, 2), "gt_landmarks": (count, 68, 2), "visibility": (count, 68),
+              "subject": (count,), "occlusion_prob": (count, 68)}
+    for name, shape in shapes.items():
+        if name in preds and tuple(np.shape(preds[name])) != shape:
+            raise RunError(pred_path, f"array {name!r} has shape {tuple(np.shape(preds[name]))}, expected {shape} "
+                                      f"for its {count} images: the arrays do not belong together")
+
+
 def evaluate_predictions(pred_path: Path, out_dir: Path, split: str, extra: dict[str, Any] | None = None) -> dict:
+    from m3mstl.evaluation.metrics import MetricsInputError
+
     preds = load_predictions(pred_path)
+    check_predictions(preds, pred_path)
     try:
         metrics, table = metrics_from_predictions(preds)
     except KeyError as error:
         raise RunError(pred_path, f"not a predictions file of this project: no array {error}") from None
+    except MetricsInputError as error:  # NaN predictions, mismatched arrays: the file cannot be scored
+        raise RunError(pred_path, f"cannot be scored: {error}") from None
     metrics["split"] = split
     metrics.update(extra or {})
     write_json_atomic(out_dir / f"metrics_{split}.json", metrics)

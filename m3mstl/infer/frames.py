@@ -41,6 +41,9 @@ from m3mstl.core.fileio import atomic_path, json_safe
 #: median NME from the mapped box's 0.531 to 0.472; a model trained with box jitter gains more from
 #: further passes: benchmarks/results/2026-12-02-pipeline-mapping-refinement-box-jitter.txt).
 REFINE_PASSES = 1
+#: The most `--refine-passes` accepted: past a few passes the crop no longer moves (each pass is one
+#: more run of the model per face), and an unbounded count would run for ever.
+MAX_REFINE_PASSES = 20
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TEMPERATURE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
@@ -59,10 +62,19 @@ class Frame:
 
 
 def expand_inputs(paths: Sequence[Path]) -> list[Frame]:
-    """Files, folders (their image files, sorted) and multi-page images (one frame per page)."""
+    """Files, folders (their image files, sorted; hidden files and anything but regular files
+    skipped) and multi-page images (one frame per page). A path given that is not a regular file
+    (missing, a named pipe) stays one frame, reported as an error row when it is read; it is never
+    opened, as reading a named pipe would block."""
+    from m3mstl.core.fileio import regular_file_problem
+
     frames: list[Frame] = []
     for path in map(Path, paths):
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                           and not p.name.startswith(".") and regular_file_problem(p) is None)
+        else:
+            files = [path]
         for file in files:
             pages = _page_count(file)
             frames.extend(Frame(file, page, pages) for page in range(pages))
@@ -71,11 +83,19 @@ def expand_inputs(paths: Sequence[Path]) -> list[Frame]:
 
 def _page_count(path: Path) -> int:
     """Pages of a multi-frame image (TIFF stack); 1 for ordinary or unreadable files (read later)."""
+    import warnings
+
     from PIL import Image
 
+    from m3mstl.core.fileio import regular_file_problem
+
+    if regular_file_problem(path) is not None:
+        return 1  # reported when the frame is read, without opening it
     try:
-        with Image.open(path) as image:
-            return max(int(getattr(image, "n_frames", 1)), 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # reported when the frame is read
+            with Image.open(path) as image:
+                return max(int(getattr(image, "n_frames", 1)), 1)
     except Exception:  # the error is reported when the frame is read
         return 1
 
@@ -91,12 +111,17 @@ def read_frame(frame: Frame) -> np.ndarray:
 
     if frame.pages == 1:
         return _read_image(frame.path)
+    import warnings
+
     try:
-        with Image.open(frame.path) as image:
-            image.seek(frame.page)
-            image.load()
-            return image_to_unit_range(decode_pil_image(image))
-    except (UnidentifiedImageError, OSError, EOFError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(frame.path) as image:
+                image.seek(frame.page)
+                image.load()
+                return image_to_unit_range(decode_pil_image(image))
+    except (UnidentifiedImageError, OSError, EOFError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as err:
         raise DatasetError(frame.path, f"cannot read page {frame.page}: {err}") from None
 
 
@@ -268,7 +293,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="its temperature map: float deg C .npy or 16-bit centi-Kelvin PNG/TIFF")
     parser.add_argument("--box", default=None,
                         help="face box X,Y,W,H in image pixels (default: detect faces; with --whole-image the "
-                             "whole image)")
+                             "whole image); a box reaching past the image is clipped to it, so X and Y may be "
+                             "negative: --box -10,-10,50,50 or --box=-10,-10,50,50")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--whole-image", action="store_true",
                         help="one image, taken whole as a ready face crop (no detection): the single-image JSON")
@@ -278,8 +304,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature-dir", type=Path, default=None,
                         help="folder of temperature maps named like the frames (default: DATA/temperature)")
     parser.add_argument("--refine-passes", type=int, default=REFINE_PASSES,
-                        help="passes on the extent of the predicted landmarks after the first (default "
-                             f"{REFINE_PASSES}; 0: the detector's mapped box only)")
+                        help="passes on the extent of the predicted landmarks after the first, 0 .. "
+                             f"{MAX_REFINE_PASSES} (default {REFINE_PASSES}; 0: the detector's mapped box only)")
     parser.add_argument("--detector", type=Path, default=None,
                         help="a trained face-detector run folder runs/detector/<run-id> (m3mstl detector DATA; "
                              "default: the rule-based detector, which needs no training)")
@@ -335,10 +361,10 @@ def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float]
     temperature_dir = args.temperature_dir
     if args.temperature is not None and temperature_dir is None:
         temperature_dir = Path(args.temperature).parent
-    if args.refine_passes < 0:
+    if not 0 <= args.refine_passes <= MAX_REFINE_PASSES:
         from m3mstl.errors import UsageError
 
-        raise UsageError("--refine-passes", f"must be 0 or more, got {args.refine_passes}")
+        raise UsageError("--refine-passes", f"must be 0 .. {MAX_REFINE_PASSES}, got {args.refine_passes}")
     detector = None
     if args.detector is not None:
         from m3mstl.detection.trained import TrainedFaceDetector

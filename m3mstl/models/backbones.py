@@ -16,6 +16,8 @@ import timm
 import torch
 import torch.nn as nn
 
+from m3mstl.errors import UnknownOptionError
+
 
 class Trunk(nn.Module):
     """A timm backbone returning its feature pyramid (finest level first).
@@ -30,7 +32,8 @@ class Trunk(nn.Module):
         try:
             self.body = timm.create_model(name, pretrained=False, in_chans=in_chans, features_only=True)
         except RuntimeError as err:  # timm reports an unknown name as RuntimeError("Unknown model ...")
-            raise ValueError(f"backbone {name!r} cannot be built by timm with features_only=True: {err}") from err
+            raise UnknownOptionError("model_options.backbone",
+                                     f"{name!r} cannot be built by timm with features_only=True: {err}") from err
         self.name = name
         self.in_chans = in_chans
         self.channels: tuple[int, ...] = tuple(self.body.feature_info.channels())

@@ -54,7 +54,53 @@ def run_ref(run_dir: Path) -> str:
 
 
 def is_complete(run_dir: Path) -> bool:
-    return (run_dir / "complete.json").is_file()
+    """Whether the run finished (its producer wrote complete.json, last). A run marked finished that
+    lacks a file every finished run of its kind has (its weights, its metrics: deleted, or lost with
+    a disk) is not silently reused or shown: a RunError names the folder and the missing files."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "complete.json").is_file():
+        return False
+    missing = [name for name in finished_run_files(run_dir) if not (run_dir / name).is_file()]
+    if missing:
+        from m3mstl.errors import RunError
+
+        raise RunError(run_dir, f"the run is marked finished (complete.json) but {', '.join(missing)} "
+                                f"{'is' if len(missing) == 1 else 'are'} missing; train it again with --force "
+                                f"(or delete the folder)")
+    return True
+
+
+#: What every finished run of a producer holds beside complete.json, by the `model` its config.json
+#: records: the detector (`m3mstl detector`), dlib's shape predictor (the classical peer) and the
+#: curriculum trainer's models (any other name). An archived record (`m3mstl.runs.archive`; its
+#: complete.json names its folder relative to the repository) keeps no weights by design.
+FACE_DETECTOR_FILES = ("model.pt", "metrics_val.json")
+PEER_FILES = ("model.dat", "metrics_test.json", "predictions_test.npz")
+TRAINED_MODEL_FILES = ("model.pt", "metrics_test.json", "predictions_test.npz")
+ARCHIVED_FILES = ("metrics_test.json", "predictions_test.npz")
+
+
+def finished_run_files(run_dir: Path) -> tuple[str, ...]:
+    """The files a finished run in `run_dir` must hold (see FACE_DETECTOR_FILES ...); none for a
+    folder whose config.json names no model (a record this module does not know)."""
+    run_dir = Path(run_dir)
+    try:
+        model = json.loads((run_dir / "config.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        model = None
+    if not isinstance(model, str):
+        return ()
+    try:
+        recorded = json.loads((run_dir / "complete.json").read_text()).get("run_dir")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        recorded = None
+    if isinstance(recorded, str) and recorded and not Path(recorded).is_absolute():
+        return ARCHIVED_FILES
+    if model == "face_detector":
+        return FACE_DETECTOR_FILES
+    if model == "dlib_shape_predictor":
+        return PEER_FILES
+    return TRAINED_MODEL_FILES
 
 
 # Committed files that `m3mstl reproduce` regenerates (paths relative to the repository root).
@@ -144,13 +190,18 @@ def load_config(run_dir: Path) -> RunConfig:
 def load_json(path: Path) -> Any:
     from m3mstl.errors import RunError
 
+    from m3mstl.core.fileio import regular_file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise RunError(path, "file not found")
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise RunError(path, "file not found" if problem == "not found" else problem)
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise RunError(path, f"cannot read the JSON: {error}") from None
+    except RecursionError:
+        raise RunError(path, "cannot read the JSON: nested too deeply") from None
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
@@ -167,9 +218,18 @@ def load_model(run_dir: Path, checkpoint: str = "model.pt", device: str = "cpu")
 
     from m3mstl.models import create_model
 
+    from m3mstl.errors import RunError
+
     config = load_config(run_dir)
     model = create_model(config.model, **config.model_options)
-    model.load_state_dict(load_checkpoint(Path(run_dir) / checkpoint, model_only=True))
+    path = Path(run_dir) / checkpoint
+    state = load_checkpoint(path, model_only=True)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RunError(path, f"the weights do not fit the model of this run's config.json (weights of another "
+                             f"run or model?): {first[:300]}") from None
     return model.to(device).eval()
 
 
@@ -181,14 +241,21 @@ def load_checkpoint(path: Path, *, model_only: bool = False) -> dict[str, Any]:
 
     import torch
 
+    from m3mstl.core.fileio import regular_file_problem
     from m3mstl.errors import RunError
 
     path = Path(path)
-    if not path.is_file():
+    problem = regular_file_problem(path)
+    if problem == "not found":
         raise RunError(path, "checkpoint not found; is the run finished?")
+    if problem is not None:
+        raise RunError(path, f"checkpoint {problem}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, AttributeError,
+            ImportError, KeyError, IndexError, TypeError) as error:  # what a damaged pickle can raise
+        if isinstance(error, OSError) and error.errno is not None and not isinstance(error, FileNotFoundError):
+            raise  # a fault of the machine (permission, I/O error): the command line names it
         raise RunError(path, f"cannot read the checkpoint (truncated or not a torch file): "
                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     if not isinstance(state, dict):

@@ -1,7 +1,6 @@
 """A finished run's record loaded for comparison: metrics, per-image rows and predictions."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m3mstl.runs import is_complete, run_ref
+from m3mstl.runs import is_complete, load_json, run_ref
 from m3mstl.runs.predictions import load_predictions
 
 
@@ -54,7 +53,12 @@ def load_run(run_dir: str | Path, name: str | None = None, split: str = "test") 
                                 + "; train it (again) to finish it")
     if missing:
         raise RunError(run_dir, f"no record of the {split!r} split: {', '.join(missing)} missing")
-    metrics = json.loads((run_dir / f"metrics_{split}.json").read_text())
-    per_image = pd.read_csv(run_dir / f"per_image_{split}.csv", dtype={"subject": str, "image_id": str})
+    metrics = load_json(run_dir / f"metrics_{split}.json")
+    if not isinstance(metrics, dict):
+        raise RunError(run_dir / f"metrics_{split}.json", f"not a metrics record: holds a {type(metrics).__name__}")
+    try:
+        per_image = pd.read_csv(run_dir / f"per_image_{split}.csv", dtype={"subject": str, "image_id": str})
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
+        raise RunError(run_dir / f"per_image_{split}.csv", f"cannot read the table: {error}") from None
     preds = load_predictions(run_dir / f"predictions_{split}.npz")
     return RunResult(name or run_dir.parent.name, run_dir, metrics, per_image, preds)

@@ -142,16 +142,43 @@ def train_face_detector(profile: str, frames_dir: str | Path, *, seed: int = 0,
     held while it trains, and in a notebook whose TRAIN and FORCE are False
     (`lifecycle.allow_training`) a missing run is explained (`RunNotTrained`), not trained."""
     from m3mstl import paths
+    from m3mstl.config import MAX_SEED
+    from m3mstl.errors import ConfigError
     from m3mstl.runs import data_fingerprint, lifecycle
 
     frames_dir = Path(frames_dir)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError("seed", f"must be a whole number in 0 .. {MAX_SEED}, got {seed!r}")
     settings = settings or settings_for(profile)
+    check_full_frames(frames_dir)
     fingerprint = data_fingerprint(frames_dir)
     run_dir = (runs_root or paths.RUNS_DIR) / "detector" / detector_run_id(settings, seed, fingerprint)
     return lifecycle.produce_run(
         run_dir, lambda: _train_locked(run_dir, profile, frames_dir, fingerprint, seed, settings, device, progress),
         fingerprint=fingerprint, fingerprint_record="config.json", force=force,
         refusal=lambda: _missing_detector_message(profile, frames_dir, run_dir, seed, settings))
+
+
+def check_full_frames(frames_dir: Path) -> None:
+    """Refuse SynthTFD68 face crops (`m3mstl synth` without --full-frame): every crop holds one face
+    filling the image, so a detector trained on them learns nothing about finding a face in a frame
+    (full frames carry ``full_frame: true`` in their image entries). Datasets from elsewhere are
+    taken as they come."""
+    from m3mstl.data.coco import load_annotations_json, resolve_annotations_path
+    from m3mstl.data.errors import DatasetError
+
+    _, json_path = resolve_annotations_path(frames_dir)
+    coco = load_annotations_json(json_path)
+    info = coco.get("info") if isinstance(coco.get("info"), dict) else {}
+    if info.get("generator") != "SynthTFD68":
+        return
+    images = [image for image in coco["images"] if isinstance(image, dict)]
+    crops = [image for image in images if image.get("full_frame") is not True]
+    if crops:
+        raise DatasetError(json_path, f"{len(crops)} of its {len(images)} images are SynthTFD68 face crops "
+                                      f"(info.frame: {info.get('frame', 'face crop')!r}), not full frames: the "
+                                      f"detector learns to find faces in whole frames; generate them with "
+                                      f"`m3mstl synth OUT --full-frame` and train on OUT")
 
 
 def _missing_detector_message(profile: str, frames_dir: Path, run_dir: Path, seed: int,
@@ -195,7 +222,10 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
                                                 "data_dir": paths.portable_data_path(frames_dir), "data_fingerprint": fingerprint,
                                                 "train_frames": len(train_records)})
     if not (run_dir / "environment.json").exists():
-        write_json_atomic(run_dir / "environment.json", environment_info(str(torch_device)))
+        from m3mstl.runs.provenance import code_fingerprint
+
+        write_json_atomic(run_dir / "environment.json", {**environment_info(str(torch_device)),
+                                                         "code_fingerprint": code_fingerprint()})
     inputs, boxes = encode_records(train_records, settings, progress)
     val_inputs, val_boxes = encode_records(split["val"], settings, progress)
     val_sizes = [(record.width, record.height) for record in split["val"]]
@@ -210,13 +240,21 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
     history: list[dict[str, Any]] = []
     checkpoint = run_dir / "checkpoint.pt"
     if checkpoint.is_file():  # an interrupted run: go on after its last finished epoch
-        state = torch.load(checkpoint, map_location=torch_device, weights_only=False)
-        network.load_state_dict(state["network"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        history = state["history"]
+        from m3mstl.errors import RunError
+        from m3mstl.runs import load_checkpoint
+
+        state = load_checkpoint(checkpoint)  # a truncated file is a RunError naming it
+        try:
+            network.load_state_dict(state["network"])
+            optimiser.load_state_dict(state["optimiser"])
+            schedule.load_state_dict(state["schedule"])
+            rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            history = state["history"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RunError(checkpoint, f"cannot resume from this checkpoint ({first[:200]}); train the run again "
+                                       f"with --force") from None
     grid = grid_shape(settings)
     for epoch in range(len(history), settings.epochs):
         started, total = time.perf_counter(), 0.0
@@ -289,9 +327,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="a full-frame dataset (m3mstl synth --full-frame, or TFD68 layout "
                                                 "with head_bbox annotations)")
     parser.add_argument("--profile", default="default", help="settings and subject split of this profile")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed, 0 .. 2**32 - 1 (default 0)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--force", action="store_true", help="train again even when a finished run exists")
+    parser.add_argument("--force", action="store_true",
+                        help="train again even when a finished run exists (refused while another process trains it)")
 
 
 def run(args: argparse.Namespace) -> int:

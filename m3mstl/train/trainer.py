@@ -28,7 +28,7 @@ from m3mstl.config import PROFILES, RunConfig, StageConfig, make_config, validat
 from m3mstl.data.dataset import PreparedData
 from m3mstl.data.errors import DatasetError
 from m3mstl.core.device import resolve_device, to_device
-from m3mstl.errors import ConfigError, RunError, UsageError
+from m3mstl.errors import ConfigError, RunError, UnknownOptionError, UsageError
 from m3mstl.core.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 from m3mstl.evaluation.metrics import progress_nme
 from m3mstl.models import create_model, list_models
@@ -98,9 +98,9 @@ def resolve_loader_options(config: RunConfig, device: torch.device) -> dict[str,
         # on a GPU"), so load on every core but the one driving the GPU, up to 8.
         workers = 0 if device.type != "cuda" else min(8, max(1, _usable_cores() - 1))
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ValueError(f"loader.num_workers must be a whole number >= 0 or null, got {workers!r}")
+        raise ConfigError("loader.num_workers", f"must be a whole number >= 0 or null, got {workers!r}")
     if not isinstance(settings.prefetch_factor, int) or settings.prefetch_factor < 1:
-        raise ValueError(f"loader.prefetch_factor must be a whole number >= 1, got {settings.prefetch_factor!r}")
+        raise ConfigError("loader.prefetch_factor", f"must be a whole number >= 1, got {settings.prefetch_factor!r}")
     pin = device.type == "cuda" if settings.pin_memory is None else bool(settings.pin_memory)
     return {"num_workers": workers, "prefetch_factor": settings.prefetch_factor if workers else None,
             "pin_memory": pin, "persistent_workers": bool(settings.persistent_workers) and workers > 0}
@@ -118,7 +118,7 @@ def resolve_precision(config: RunConfig, device: torch.device) -> str:
     from m3mstl.config import PRECISIONS
 
     if config.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+        raise UnknownOptionError("precision", f"must be one of {PRECISIONS}, got {config.precision!r}")
     if config.precision == "auto":
         if device.type != "cuda":
             return "fp32"

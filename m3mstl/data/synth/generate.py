@@ -18,7 +18,6 @@ hottest bare skin around each inner canthus (39, 42), the reference for canthus 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import sys
 import time
@@ -34,6 +33,11 @@ from m3mstl.data.synth.renderer import GENERATOR_VERSION, RenderedFace, render
 from m3mstl.data.synth.spec import FaceSpec, sample_identity, sample_spec
 
 GENERATOR_NAME = "SynthTFD68"
+#: Bounds of the generator's arguments: far above any use (the default profile writes 4,000 faces of
+#: 128 px), far below what would take a machine's memory or processes.
+MAX_IMAGES = 10_000_000
+MAX_SIZE = 4096
+MAX_WORKERS = 256
 
 # Per-process state of a worker (set once by `_init_worker`, read by `_make_sample`).
 _STATE: dict[str, Any] = {}
@@ -97,21 +101,25 @@ def _make_sample(task: tuple[int, int]) -> dict[str, Any]:
 
 def _check_target_folder(root: Path) -> None:
     """Refuse a target that is a file, or a non-empty folder that is not a SynthTFD68 dataset, so a
-    typo cannot replace someone else's data. The target itself is only ever replaced whole, at
-    the end (`atomic_folder`)."""
+    typo cannot replace someone else's data; and a SynthTFD68 dataset whose files include some the
+    generator did not write (its annotations.json lists what it wrote: `coco.dataset_writer`). The
+    target itself is only ever replaced whole, at the end (`atomic_folder`); a symbolic link to a
+    folder is written where it points."""
+    if root.is_symlink() and not root.exists():
+        raise SynthConfigError(root, f"is a symbolic link to {Path(root).readlink()}, which does not exist; "
+                                     f"create that folder or give another output folder")
     if root.exists() and not root.is_dir():
         raise SynthConfigError(root, "output path exists and is not a folder")
     if root.is_dir() and any(root.iterdir()):
-        annotations = root / coco.ANNOTATIONS_FILE
-        generator = None
-        if annotations.is_file():
-            try:
-                generator = json.loads(annotations.read_text()).get("info", {}).get("generator")
-            except (OSError, ValueError, AttributeError):
-                generator = None
-        if generator != GENERATOR_NAME:
+        writer, written = coco.dataset_writer(root)
+        if writer != "m3mstl synth":
             raise SynthConfigError(root, "folder is not empty and holds no SynthTFD68 dataset; "
                                          "choose a new or empty folder")
+        foreign = coco.foreign_dataset_files(root, written)
+        if foreign:
+            raise SynthConfigError(root, f"holds files the generator did not write ({coco.describe_files(foreign)}) "
+                                         f"beside its SynthTFD68 dataset; nothing was changed: move them out of "
+                                         f"the folder or choose another one")
 
 
 def generate_dataset(
@@ -134,14 +142,21 @@ def generate_dataset(
     `config` is a priors YAML laid over the defaults (`load_priors`); `priors` a ready dict
     (takes precedence). See the module docstring for the determinism contract.
     """
+    from m3mstl.config import MAX_SEED
+
     root = Path(out_dir)
     if subjects < 1 or per_subject < 1:
         raise SynthConfigError(root, f"need at least one subject and one image per subject, got "
                                      f"subjects={subjects}, per_subject={per_subject}")
-    if size < 16:
-        raise SynthConfigError(root, f"--size must be at least 16 pixels, got {size}")
-    if workers < 1:
-        raise SynthConfigError(root, f"--workers must be at least 1, got {workers}")
+    if subjects * per_subject > MAX_IMAGES:
+        raise SynthConfigError(root, f"--subjects x --per-subject must be at most {MAX_IMAGES:,} images, got "
+                                     f"{subjects * per_subject:,}")
+    if size < 16 or size > MAX_SIZE:
+        raise SynthConfigError(root, f"--size must be 16 .. {MAX_SIZE} pixels, got {size}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise SynthConfigError(root, f"--seed must be a whole number in 0 .. {MAX_SEED}, got {seed!r}")
+    if workers < 1 or workers > MAX_WORKERS:
+        raise SynthConfigError(root, f"--workers must be 1 .. {MAX_WORKERS}, got {workers}")
     if temperature_format not in ("npy", "png"):
         raise SynthConfigError(root, f"temperature format must be 'npy' or 'png', got {temperature_format!r}")
     if priors is None:
@@ -182,6 +197,8 @@ def _generate_into(build: Path, root: Path, priors: dict[str, Any], *, subjects:
             "file_name": "thermal_<subject>_<image index>_<expression code>",
         },
     }
+    # The record of what the generator wrote is annotations.json itself ("info.generator" and the files its
+    # images list: `coco.dataset_writer`), so a dataset stays exactly its annotations and image files.
     coco.write_annotations(build, entries, info=info, layout=layout)
     return root / coco.ANNOTATIONS_FILE
 

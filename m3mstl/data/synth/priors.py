@@ -7,6 +7,7 @@ range is reported with the file and the key instead of silently changing nothing
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,19 @@ class SynthConfigError(M3mstlError, ValueError):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SynthConfigError(path, "priors file not found")
+    from m3mstl.core.fileio import regular_file_problem
+
+    problem = regular_file_problem(path)
+    if problem is not None:  # a named pipe is never opened: reading one would block
+        raise SynthConfigError(path, "priors file not found" if problem == "not found" else f"priors file {problem}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise SynthConfigError(path, f"not valid YAML: {error}") from None
+        raise SynthConfigError(path, f"not valid YAML: {_one_line(str(error))}") from None
+    except UnicodeDecodeError as error:
+        raise SynthConfigError(path, f"not UTF-8 text (byte {error.start}): not a priors YAML file") from None
+    except RecursionError:
+        raise SynthConfigError(path, "not a priors file: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -63,8 +71,16 @@ def _merge(base: dict[str, Any], override: dict[str, Any], path: Path, prefix: s
             base[key] = value
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _check(default: Any, value: Any, dotted: str, path: Path) -> None:
@@ -80,6 +96,8 @@ def _check(default: Any, value: Any, dotted: str, path: Path) -> None:
     if _is_number(default):
         if not _is_number(value):
             raise SynthConfigError(path, f"{dotted!r} must be a number, got {value!r}")
+        if not _is_finite(value):
+            raise SynthConfigError(path, f"{dotted!r} must be a finite number, got {value!r}")
         if ("probability" in dotted or dotted.endswith("fraction")) and not 0.0 <= value <= 1.0:
             raise SynthConfigError(path, f"{dotted!r} is a probability and must lie in [0, 1], got {value}")
         if dotted.endswith(("_sd", "sd_c", "sd_deg", "_mm", "max_per_image", "bad_pixels_max")) and value < 0:
@@ -88,6 +106,9 @@ def _check(default: Any, value: Any, dotted: str, path: Path) -> None:
     if isinstance(default, list):
         if not isinstance(value, list) or not value:
             raise SynthConfigError(path, f"{dotted!r} must be a non-empty list, got {value!r}")
+        if any(_is_number(v) and not _is_finite(v) for v in value) or any(
+                isinstance(row, list) and any(_is_number(v) and not _is_finite(v) for v in row) for row in value):
+            raise SynthConfigError(path, f"{dotted!r} must hold finite numbers, got {value!r}")
         if dotted == "camera.sensors":
             for row in value:
                 if (not isinstance(row, list) or len(row) != 3 or not all(_is_number(v) for v in row)
@@ -118,6 +139,8 @@ def _check(default: Any, value: Any, dotted: str, path: Path) -> None:
 def _check_weights(priors: dict[str, Any], path: Path) -> None:
     for dotted, weights in (("expression.probabilities", priors["expression"]["probabilities"]),
                             ("occluders.hand.placements", priors["occluders"]["hand"]["placements"])):
+        if not all(_is_number(w) and _is_finite(w) for w in weights.values()):
+            raise SynthConfigError(path, f"{dotted!r} weights must be finite numbers, got {weights!r}")
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
             raise SynthConfigError(path, f"{dotted!r} weights must be >= 0 and not all zero, got {weights!r}")
 
@@ -151,6 +174,8 @@ def check_physics(priors: dict[str, Any], path: Path) -> None:
     """Values that pass the type checks but describe impossible data: the generator would write
     a dataset its own validator rejects (or that no camera could record)."""
     for dotted, numbers in _numbers_under(priors):
+        if not all(_is_finite(v) for v in numbers):
+            raise SynthConfigError(path, f"{dotted!r} must hold finite numbers, got {numbers}")
         if dotted.rsplit(".", 1)[-1].endswith("emissivity") and not all(0 < v <= 1 for v in numbers):
             raise SynthConfigError(path, f"{dotted!r}: an emissivity lies in (0, 1], got {numbers}")
     margin = priors["crop"]["margin"]
