@@ -8,7 +8,7 @@ DEPS_HASH := $(shell $(PYTHON) -c "import hashlib;print(hashlib.sha1(open('pypro
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 PROFILE ?= default
 
-.PHONY: install browser test test-fast reproduce lab benchmarks clean
+.PHONY: install browser test test-fast reproduce lab benchmarks site clean
 
 install: $(STAMP) browser
 
@@ -46,6 +46,14 @@ lab: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) -m benchmarks
+
+# The companion site: README.md, the executed notebooks (executed/*.ipynb, with their stored
+# outputs and figures) and docs/*.md as static HTML in build/site/html, built from scratch and
+# offline. Nothing is executed (site/conf.py sets myst-nb's execution off).
+site: $(STAMP)
+	rm -rf build/site
+	$(PY) -m sphinx -b html -q -c site -d build/site/doctrees . build/site/html
+	@echo "the companion site: build/site/html/index.html"
 
 clean:
 	rm -rf build runs data/synth-*
