@@ -9,7 +9,9 @@ seconds it took, and the finished run's validation metrics (median NME; ROC-AUC 
 VALIDATION only: the test split is not read, so a recipe can be chosen from this table.
 
 Runs are ordinary run records: a finished one is reused (its config names it), an interrupted one
-resumes, so the benchmark can be stopped and started again at any point.
+resumes, so the benchmark can be stopped and started again at any point; each finished run's
+evaluation record is archived (archive/<model>/<run-id>/, committed), so the curves outlive the
+machine session.
 
     .venv/bin/python -m benchmarks.bench_recipe --model baseline --recipes default 4x adamw-ema-1e-3-20
 """
@@ -24,6 +26,7 @@ from typing import Any
 from m3mstl.config import make_config
 from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.runs import load_config, read_history
+from m3mstl.runs.archive import archive_run
 
 PROFILE = "default"
 
@@ -118,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                               overrides=recipe_overrides(args.model, recipe), progress=False)
         line = json.dumps({**summarise(args.model, recipe, run_dir, data_dir),
                            "wall_seconds_this_call": round(time.perf_counter() - started, 1)})
+        # Its evaluation record (history, metrics, predictions, FLOPs; no weights) into archive/, to be
+        # committed: a session ends, the record of a finished recipe run stays (m3mstl.runs.archive).
+        archive_run(run_dir)
         print(line, flush=True)
         if args.out is not None:
             with open(args.out, "a") as handle:
