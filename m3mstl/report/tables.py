@@ -200,3 +200,74 @@ def write_table(
         ),
     }
     return written
+
+
+# --------------------------------------------------------------------------- display in a notebook
+
+# Column names as a reader reads them; names not listed are derived by `column_label`.
+COLUMN_LABELS = {
+    "occlusion_accuracy": "occlusion accuracy", "class_prior_occluded": "occluded share",
+    "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC-AUC", "average_precision": "AP",
+    "nme_mean": "mean NME", "nme_median": "median NME", "median_nme": "median NME", "nme_visible": "NME visible",
+    "nme_occluded": "NME occluded", "nme_box_median": "median NME (box)", "failure_rate@0.10": "failure rate @0.10",
+    "n_images": "images", "n_seeds": "seeds", "n_subjects": "subjects", "n_clusters": "subjects",
+    "n_resamples": "resamples", "n_failed": "failed resamples", "n_read": "read", "n_abstained": "abstained",
+    "p_value": "p", "p_holm": "p (Holm)", "standard_error": "SE", "effect_size": "effect size",
+    "effect_size_name": "effect size measure", "mean_iou": "mean IoU",
+    "false_positives_per_frame": "false detections / frame", "occluder_type": "occluder",
+    "n_seeds_b": "seeds b", "n_nonzero": "nonzero pairs", "n_discordant": "discordant pairs",
+}
+_LABEL_WORDS = {"nme": "NME", "mae": "MAE", "rmse": "RMSE", "iou": "IoU", "val": "validation",
+                "m3mstl": "M3MSTL", "tflop": "TFLOP", "sd": "sd", "std": "sd", "se": "SE", "df": "df"}
+
+
+def column_label(name: object) -> str:
+    """A column name as a reader reads it: "roc_auc" -> "ROC-AUC", "nme_median_sd" -> "median NME sd",
+    "diff_roc_auc_low" -> "Δ ROC-AUC low", "val_mae_c" -> "validation MAE °C"; names without an
+    underscore (already readable, such as "input px") are kept."""
+    text = str(name)
+    if text in COLUMN_LABELS:
+        return COLUMN_LABELS[text]
+    if "_" not in text:
+        return text
+    for suffix in ("_sd", "_low", "_high", "_diff"):
+        if text.endswith(suffix) and len(text) > len(suffix):
+            return f"{column_label(text[: -len(suffix)])} {suffix[1:]}"
+    if text.startswith("diff_"):
+        return f"Δ {column_label(text[len('diff_'):])}"
+    words = [word for word in text.split("_") if word]
+    # "c" after a quantity is degrees Celsius ("mae_c"); first, it is a plain letter ("c_only_b_correct")
+    return " ".join("°C" if word == "c" and i else _LABEL_WORDS.get(word, word) for i, word in enumerate(words))
+
+
+def markdown_table(df: pd.DataFrame | pd.Series | Mapping, decimals: int | str | Mapping[str, int | str] = 3, *,
+                   caption: str | None = None, readable: bool = True) -> str:
+    """The Markdown table `write_table` writes (the same per-column decimals, "–" for missing),
+    for display: readable column names (`column_label`), the caption in italics above, no Runs line.
+    A Series becomes a two-column table (its index and values), a mapping a one-row table."""
+    if isinstance(df, pd.Series):  # its index names quantities: readable as the column names are
+        index = [column_label(i) for i in df.index] if readable else list(df.index)
+        df = pd.DataFrame({df.index.name or "quantity": index, df.name or "value": df.to_numpy()})
+    elif isinstance(df, Mapping):
+        df = pd.DataFrame([dict(df)])
+    frame = _prepare(df)
+    cells = format_frame(frame, decimals)
+    numeric = [_is_numeric_column(frame[c]) for c in frame.columns]
+    labels = [column_label(c) if readable else str(c) for c in frame.columns]
+    if len(set(labels)) < len(labels):  # two columns would read alike: keep their own names
+        labels = [str(c) for c in frame.columns]
+    header = "| " + " | ".join(_markdown_cell(label) for label in labels) + " |"
+    rule = "|" + "|".join("---:" if is_num else "---" for is_num in numeric) + "|"
+    body = ["| " + " | ".join(_markdown_cell(MISSING_TEXT["md"] if v is None else v) for v in row) + " |"
+            for row in cells.itertuples(index=False)]
+    lines = ([f"*{_markdown_cell(caption)}*", ""] if caption else []) + [header, rule, *body]
+    return "\n".join(lines) + "\n"
+
+
+def display_table(df: pd.DataFrame | pd.Series | Mapping, decimals: int | str | Mapping[str, int | str] = 3, *,
+                  caption: str | None = None, readable: bool = True):
+    """`markdown_table` as IPython Markdown: a notebook's table shown at the table's own rounding
+    (pass the decimals its `write_table` call uses), not as a pandas repr."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown_table(df, decimals, caption=caption, readable=readable))
