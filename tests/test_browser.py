@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,23 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from cli_probes import CHROMIUM_FLAGS, chromium_executable
+
 from m3mstl import paths
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.browser]
 
 SCREENSHOTS = paths.REPO_ROOT / "build" / "browser"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SUMMARY = ".m3-summary"
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Chromium on this machine: `make install` installs Debian's chromium package when it runs as "
-                "root with apt-get; here it could not (install it with: apt-get install -y chromium)")
 
 
 def _free_port() -> int:
@@ -160,7 +150,7 @@ def _colourful_share(data_uri: str) -> float:
 def test_explorer_renders_and_responds_in_jupyterlab(jupyterlab, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    chromium = _chromium()
+    chromium = chromium_executable()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     console_errors: list[str] = []
     with sync_playwright() as playwright:

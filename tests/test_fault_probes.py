@@ -11,11 +11,9 @@ temporary output root; the few that need a trained run share one one-step baseli
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -25,73 +23,31 @@ import subprocess
 import sys
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from cli_probes import (ONE_STEP, Result, assert_error, run_cli, run_cli_subprocess, tiny,  # noqa: F401
+                        train_one_step, tree_digest)
 from conftest import make_tiny_dataset, outputs_redirected_to
 
-ONE_STEP = ["--model", "baseline", "--profile", "quick", "--device", "cpu",
-            "--set", "stages.joint.epochs=1", "--set", "stages.joint.steps_per_epoch=1"]
 SMALL_SYNTH = ["--subjects", "1", "--per-subject", "2", "--size", "32", "--quiet"]
 
 
 # ---------------------------------------------------------------------------------------- helpers
+m3mstl = run_cli  # `m3mstl ARGS` in this process
+
+
+def m3mstl_subprocess(output_root: Path, *args, timeout: float = 300):
+    return run_cli_subprocess(output_root, *args, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def output_root(tmp_path_factory) -> Path:
     with outputs_redirected_to(tmp_path_factory.mktemp("output-root")) as root:
         yield root
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def m3mstl(*args, env: dict[str, str] | None = None) -> Result:
-    """`m3mstl ARGS` in this process (an exception escaping main() fails the test: a traceback)."""
-    from m3mstl import cli
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in (env or {}).items():
-            patch.setenv(key, value)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                code = cli.main([str(a) for a in args])
-            except SystemExit as exit_:  # argparse's usage errors
-                code = exit_.code if isinstance(exit_.code, int) else 1
-    return Result(code, stdout.getvalue(), stderr.getvalue())
-
-
-def m3mstl_subprocess(output_root: Path, *args, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m m3mstl.cli ARGS` in a fresh process, killed after `timeout` s (a hang fails)."""
-    env = {**os.environ, "M3MSTL_OUTPUT_ROOT": str(output_root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    env.pop("M3MSTL_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "m3mstl.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
-
-
-def assert_error(result, *fragments: str, code: int = 1) -> str:
-    """Exit `code`, exactly one `error:` line holding every fragment, no traceback."""
-    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-3000:])
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    """Every file under `folder` (relative path -> SHA-256), hidden ones included."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def pts_source(folder: Path, count: int = 2, seed: int = 0, size: tuple[int, int] = (80, 60)) -> Path:
@@ -122,19 +78,10 @@ def bomb_png(path: Path, width: int = 20000, height: int = 13000) -> Path:
     return path
 
 
-def tiny(root: Path, **kwargs) -> Path:
-    options = dict(n_subjects=6, images_per_subject=2, width=64, height=48)
-    options.update(kwargs)
-    return make_tiny_dataset(root, **options)
-
-
 @pytest.fixture(scope="module")
 def trained(output_root, tmp_path_factory) -> tuple[Path, Path]:
     """(dataset, finished run folder) of a one-step baseline run."""
-    data = tiny(tmp_path_factory.mktemp("trained") / "data")
-    result = m3mstl("train", *ONE_STEP, "--data", data)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return data, Path(result.stdout.strip().splitlines()[-1])
+    return train_one_step(tmp_path_factory.mktemp("trained"))
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,7 @@ Training probes use the quick profile's baseline for one step of one epoch.
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -20,82 +17,35 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from cli_probes import (ONE_STEP, Result, assert_error, run_cli, run_cli_subprocess, tiny,  # noqa: F401
+                        train_one_step, tree_digest)
 from conftest import make_tiny_dataset, outputs_redirected_to
 
 pytestmark = pytest.mark.slow
 
-ONE_STEP = ["--model", "baseline", "--profile", "quick", "--device", "cpu",
-            "--set", "stages.joint.epochs=1", "--set", "stages.joint.steps_per_epoch=1"]
 
 
 # ---------------------------------------------------------------------------------------- helpers
+def m3mstl(output_root: Path, *args, env: dict[str, str] | None = None) -> Result:
+    """`m3mstl ARGS` in this process (outputs go to the module's `output_root`, redirected already)."""
+    return run_cli(*args, env=env)
+
+
+def m3mstl_subprocess(output_root: Path, *args, env: dict[str, str] | None = None, timeout: float = 600):
+    return run_cli_subprocess(output_root, *args, env=env, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def output_root(tmp_path_factory) -> Path:
     """Everything the commands write (runs, caches) goes here, in-process and in subprocesses."""
     with outputs_redirected_to(tmp_path_factory.mktemp("output-root")) as root:
         yield root
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def m3mstl(output_root: Path, *args, env: dict[str, str] | None = None) -> Result:
-    """`m3mstl ARGS` run in this process through `m3mstl.cli.main`, the command's entry point.
-
-    In-process keeps the probes affordable (each subprocess would import torch anew); an
-    exception escaping main() is a traceback the user would see, and fails the test.
-    """
-    from m3mstl import cli
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in (env or {}).items():
-            patch.setenv(key, value)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                code = cli.main([str(a) for a in args])
-            except SystemExit as exit_:  # argparse's usage errors
-                code = exit_.code if isinstance(exit_.code, int) else 1
-    return Result(code, stdout.getvalue(), stderr.getvalue())
-
-
-def m3mstl_subprocess(output_root: Path, *args, env: dict[str, str] | None = None,
-                      timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m m3mstl.cli ARGS` in a fresh process (what a user's shell runs)."""
-    full_env = {**os.environ, "M3MSTL_OUTPUT_ROOT": str(output_root), "OMP_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1", **(env or {})}
-    if not env or "M3MSTL_DEBUG" not in env:
-        full_env.pop("M3MSTL_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "m3mstl.cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
-
-
-def assert_error(result: Result | subprocess.CompletedProcess, *fragments: str, code: int = 1) -> str:
-    """The command failed with `code` and one `error:` line holding every fragment; no traceback."""
-    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-3000:])
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    """Every file under `folder` (relative path -> SHA-256)."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -110,19 +60,10 @@ def edit_json(root: Path, edit) -> None:
     path.write_text(json.dumps(coco))
 
 
-def tiny(root: Path, **kwargs) -> Path:
-    options = dict(n_subjects=6, images_per_subject=2, width=64, height=48)
-    options.update(kwargs)
-    return make_tiny_dataset(root, **options)
-
-
 @pytest.fixture(scope="module")
 def trained(output_root, tmp_path_factory) -> tuple[Path, Path]:
     """(dataset, finished run folder) of a one-step baseline run."""
-    data = tiny(tmp_path_factory.mktemp("trained") / "data")
-    result = m3mstl(output_root, "train", *ONE_STEP, "--data", data)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return data, Path(result.stdout.strip().splitlines()[-1])
+    return train_one_step(tmp_path_factory.mktemp("trained"))
 
 
 # ------------------------------------------------------------ 1. a stale run reused for changed data

@@ -16,7 +16,6 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,25 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from cli_probes import CHROMIUM_FLAGS, chromium_executable
+
 from m3mstl import paths
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = paths.REPO_ROOT / "build" / "site-screenshots"
-# The flags of tests/test_browser.py: headless, no sandbox (CI runs as root), no background traffic.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOTEBOOKS = sorted((paths.REPO_ROOT / "executed").glob("*.ipynb"))
 DOCS = sorted((paths.REPO_ROOT / "docs").glob("*.md"))
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Chromium on this machine: `make install` installs Debian's chromium package when it runs as "
-                "root with apt-get; here it could not (install it with: apt-get install -y chromium)")
 
 
 def _stored_outputs(notebook: Path) -> tuple[int, int]:
@@ -96,7 +85,7 @@ def browser(server, tmp_path_factory):
     recorded (a page of the site must need nothing from the network)."""
     from playwright.sync_api import sync_playwright
 
-    chromium = _chromium()
+    chromium = chromium_executable()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
