@@ -285,7 +285,7 @@ def _set_field(obj: Any, name: str, value: Any, key: str) -> None:
 
 # --- checking a resolved config before any compute ------------------------------------------
 
-MAX_SEED = 2**32 - 1  # numpy's seed range; torch takes the same
+from m3mstl.core import MAX_SEED  # noqa: E402  (numpy's seed range; re-exported)
 
 
 def validate_config(config: RunConfig) -> None:

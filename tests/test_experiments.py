@@ -206,7 +206,7 @@ def test_profile_seeds_and_tables_over_seeds():
                               "roc_auc", "average_precision"}
     assert all(i.variance == "training seeds and test subjects" and i.n_seeds == 3 for i in intervals.values())
     assert intervals["roc_auc"].estimate > 0  # sharper probabilities rank better in every seed
-    with pytest.raises(ValueError, match=">= 2"):
+    with pytest.raises(ValueError, match="at least 2"):
         comparison.seed_aware_differences(m3[:1], base[:1])
 
     differences = comparison.differences_over_seeds({"full": m3, "variant": base}, "full", n_resamples=200)

@@ -133,7 +133,7 @@ def test_precision_follows_the_device(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert resolve_precision(config, CUDA) == "fp16"
     config.precision = "fp8"
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="precision: must be one of"):
         resolve_precision(config, CPU)
 
 

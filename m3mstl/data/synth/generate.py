@@ -142,7 +142,7 @@ def generate_dataset(
     `config` is a priors YAML laid over the defaults (`load_priors`); `priors` a ready dict
     (takes precedence). See the module docstring for the determinism contract.
     """
-    from m3mstl.config import MAX_SEED
+    from m3mstl.core import MAX_SEED
 
     root = Path(out_dir)
     if subjects < 1 or per_subject < 1:
