@@ -37,7 +37,7 @@ RUNS_DIR = OUTPUT_ROOT / "runs"            # run records: runs/<model>/<run-id>/
 BUILD_DIR = OUTPUT_ROOT / "build"          # executed notebooks, caches, recorded metrics (git-ignored)
 # Where the published outputs go: tables, figures, executed notebooks, the manifest and the archive.
 # The output root, except for a profile that does not publish (quick, paper): `m3mstl reproduce` then
-# sends them to build/<profile>/ (`publish_outputs_to`, M3MSTL_PUBLISH_ROOT), so a test run in a
+# sends them to build/<profile>/ (`outputs_published_to`, M3MSTL_PUBLISH_ROOT), so a test run in a
 # checkout never replaces the published default set.
 PUBLISH_ROOT = Path(os.environ.get("M3MSTL_PUBLISH_ROOT") or OUTPUT_ROOT).resolve()
 # What the last `m3mstl reproduce` ran and wrote (SHA-256 of every table and figure): committed

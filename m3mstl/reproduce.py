@@ -230,13 +230,13 @@ def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
                 continue
             entry: dict[str, Any] = {"seed": json.loads((run_dir / "config.json").read_text()).get("seed")}
             environment = run_dir / "environment.json"
-            if environment.is_file():  # the code and CPU that trained it (a study spans sessions)
-                trained_by = json.loads(environment.read_text())
-                entry["git_commit"] = trained_by.get("git_commit")
-                entry["cpu"] = (trained_by.get("cpu") or {}).get("model")
-            # Reused from other code (or from before runs recorded theirs): named, not silently trusted.
-            entry["code_fingerprint"] = provenance.recorded_code(run_dir)
-            entry["other_code"] = provenance.trained_by_other_code(run_dir)
+            trained_by = json.loads(environment.read_text()) if environment.is_file() else {}
+            # The code and CPU that trained it (a study spans sessions). Reused from other code (or from
+            # before runs recorded theirs): named, not silently trusted.
+            entry["git_commit"] = trained_by.get("git_commit")
+            entry["cpu"] = (trained_by.get("cpu") or {}).get("model")
+            entry["code_fingerprint"] = trained_by.get("code_fingerprint")
+            entry["other_code"] = entry["code_fingerprint"] != provenance.code_fingerprint()
             if run_dir.is_relative_to(paths.ARCHIVE_DIR):
                 entry["archived"] = True
             history = run_dir / "history.jsonl"
