@@ -366,6 +366,11 @@ def _reproduce(profile: str, *, data_dir: Path | None, only: list[str] | None, s
         ],
     }
     written = write_json_atomic(manifest_path_for(only, profile), manifest)
+    if not only and paths.PUBLISH_ROOT == paths.REPO_ROOT:  # a complete publication: the README follows its tables
+        from m3mstl.readme import update_readme
+
+        if update_readme():
+            print("README.md: its generated results blocks were rewritten from the published tables", flush=True)
     for line in other_code_report(manifest):
         print(line, flush=True)
     print(f"reproduction finished in {manifest['total_seconds']:.0f} s; manifest: {written}", flush=True)

@@ -1,0 +1,208 @@
+"""The README's results, written from the published tables and manifests (issue 31).
+
+Every number in the README's results sections sits between a pair of markers
+
+    <!-- generated: default-answer -->
+    ...
+    <!-- end generated: default-answer -->
+
+and is written by the block's renderer below from the files the reproduction publishes
+(`tables/*.csv`, `reproduction*.json`), with the same sentence writers the notebooks' "What this
+shows" cells use (`m3mstl.report.findings`). A complete published reproduction rewrites the blocks
+(`update_readme`, called by `m3mstl reproduce`); `tests/test_readme.py` renders them from the
+committed tables and fails when the README does not say what they say. Text outside the blocks
+carries no result numbers, so nothing typed by hand can go stale.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from m3mstl import paths
+from m3mstl.report import findings
+from m3mstl.report.tables import atomic_write_text, markdown_table
+
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)",
+                   re.S)
+
+PEER = "dlib shape predictor (classical peer)"
+MODEL_NAMES = {"m3mstl": "M3MSTL", "baseline": "the baseline", "hourglass": "the hourglass", PEER: "the dlib shape predictor"}
+
+
+class ReadmeError(RuntimeError):
+    """A generated block the README names cannot be written (no renderer, or its source is missing)."""
+
+
+def _table(root: Path, name: str) -> pd.DataFrame:
+    path = root / paths.TABLES_DIR.relative_to(paths.REPO_ROOT) / f"{name}.csv"
+    if not path.is_file():
+        raise ReadmeError(f"{path}: the published table this README block is written from is missing")
+    return pd.read_csv(path)
+
+
+def _manifest(root: Path, name: str) -> dict:
+    path = root / name
+    if not path.is_file():
+        raise ReadmeError(f"{path}: the reproduction manifest this README block is written from is missing")
+    return json.loads(path.read_text())
+
+
+def _sentences(sentences: list[str]) -> str:
+    return "\n".join(f"- {sentence}" for sentence in sentences) + "\n"
+
+
+def _source(*names: str) -> str:
+    return "Written from " + ", ".join(f"`{name}`" for name in names) + ".\n"
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def run_record(root: Path, manifest_name: str) -> str:
+    """When, by which commit, on which machine and in how long the published set was made."""
+    manifest = _manifest(root, manifest_name)
+    env = manifest["environment"]
+    cpu = env.get("cpu", {}).get("model", "unknown CPU")
+    runs = {run for notebook in manifest["notebooks"] for run in notebook.get("runs", {})}
+    return (f"Made by `m3mstl reproduce --profile {manifest['profile']}` at commit "
+            f"{str(env.get('git_commit', 'unknown'))[:7]} on {str(env.get('time_utc', 'unknown date'))[:10]} "
+            f"({env.get('cpu_count')} cores of an {cpu}, torch kernel family {env.get('torch_cpu_capability')}, "
+            f"{env.get('torch_threads')} threads) in {findings.number(manifest['total_seconds'] / 60, 1)} min, "
+            f"on data {manifest['data_fingerprint']}; {findings.count(len(runs), 'trained run')} behind its tables "
+            f"(`{manifest_name}` names each).\n")
+
+
+def _main_means(root: Path) -> pd.DataFrame:
+    main = _table(root, "06_main_results")
+    return main[main["source"].str.startswith("ours")].set_index("model")
+
+
+def default_answer(root: Path) -> str:
+    """M3MSTL against the baseline over training seeds and test subjects (notebook 08's intervals)."""
+    means = _main_means(root)
+    sentences = []
+    for interval in _table(root, "08_seed_aware_ci").to_dict("records"):
+        key = findings.metric_key(interval["metric"])
+        sentences.append(findings.describe_comparison(
+            key, "M3MSTL", means.loc["m3mstl", key], "the baseline", means.loc["baseline", key],
+            interval=interval, n_seeds=int(interval["n_seeds"])))
+    return _sentences(sentences) + "\n" + _source("tables/08_seed_aware_ci.csv", "tables/06_main_results.csv")
+
+
+MAIN_COLUMNS = ["source", "model", "n_seeds", "occlusion_accuracy", "roc_auc", "average_precision", "nme_mean",
+                "nme_median", "nme_box_median", "failure_rate@0.10"]
+
+
+def default_main_table(root: Path) -> str:
+    """The main table, its columns as a reader reads them (sd over seeds: the table's own file)."""
+    main = _table(root, "06_main_results")
+    hourglass = _table(root, "11_hourglass_comparison")
+    hourglass = hourglass[hourglass["model"] == "hourglass"].assign(source=main["source"].iloc[0])
+    table = pd.concat([main, hourglass], ignore_index=True)[MAIN_COLUMNS]
+    return (markdown_table(table, {"n_seeds": 0}) + "\n" + _source("tables/06_main_results.csv", "tables/11_hourglass_comparison.csv")
+            + "The sd over seeds of every column is in those tables.\n")
+
+
+def default_ablations(root: Path) -> str:
+    return (_sentences(findings.describe_ablations(_table(root, "07_ablation_differences"), "full M3MSTL"))
+            + "\n" + _source("tables/07_ablation_differences.csv"))
+
+
+def default_peer(root: Path) -> str:
+    """The deep models beside the classical peer and the hourglass (no interval: one peer run)."""
+    means = _main_means(root)
+    hourglass = _table(root, "11_hourglass_comparison").set_index("model")
+    sentences = []
+    for model in ("m3mstl", "baseline"):
+        sentences.append(findings.describe_comparison(
+            "nme_median", "the dlib shape predictor", means.loc[PEER, "nme_median"], MODEL_NAMES[model],
+            means.loc[model, "nme_median"], n_seeds=(1, int(means.loc[model, "n_seeds"])),
+            b_sd=means.loc[model].get("nme_median_sd")))
+    for metric in ("roc_auc", "nme_median"):
+        sentences.append(findings.describe_comparison(
+            metric, "the hourglass", hourglass.loc["hourglass", metric], "M3MSTL", hourglass.loc["m3mstl", metric],
+            n_seeds=(int(hourglass.loc["hourglass", "n_seeds"]), int(hourglass.loc["m3mstl", "n_seeds"])),
+            b_sd=hourglass.loc["m3mstl"].get(f"{metric}_sd")))
+    return _sentences(sentences) + "\n" + _source("tables/06_main_results.csv", "tables/11_hourglass_comparison.csv")
+
+
+def default_thermometry(root: Path) -> str:
+    return (_sentences(findings.describe_canthus_readings(_table(root, "09_canthus_temperature")))
+            + "\n" + _source("tables/09_canthus_temperature.csv"))
+
+
+def extended_scaling(root: Path) -> str:
+    study = _table(root, "12_scaling_study")
+    peer = study["peer_nme_median"].dropna()
+    sentences = findings.describe_scaling_study(study, peer_nme=float(peer.iloc[0]) if len(peer) else None)
+    columns = ["input_size", "backbone", "variant", "n_seeds", "stage1_val_iou", "train_tflop_m3mstl",
+               "train_tflop_baseline", "m3mstl_nme_median", "baseline_nme_median", "diff_roc_auc", "diff_roc_auc_low",
+               "diff_roc_auc_high", "diff_nme_median", "diff_nme_median_low", "diff_nme_median_high"]
+    return (_sentences(sentences) + "\n" + markdown_table(study[columns], {"train_tflop_m3mstl": 1,
+                                                                           "train_tflop_baseline": 1})
+            + "\n" + _source("tables/12_scaling_study.csv"))
+
+
+def extended_hourglass_ablations(root: Path) -> str:
+    return (_sentences(findings.describe_ablations(_table(root, "13_hourglass_ablation_differences"), "full hourglass"))
+            + "\n" + _source("tables/13_hourglass_ablation_differences.csv"))
+
+
+def extended_frames(root: Path) -> str:
+    from m3mstl.studies.camera_frames import choose_detector
+
+    choice = _table(root, "14_detector_choice").assign(breakdown="all")
+    sentences = findings.describe_detectors(choice, _table(root, "14_detector"), choose_detector(choice))
+    sentences += findings.describe_pipeline(_table(root, "14_pipeline_nme"))
+    sentences += findings.describe_canthus_readings(_table(root, "14_canthus_from_frames"))
+    return _sentences(sentences) + "\n" + _source("tables/14_detector_choice.csv", "tables/14_detector.csv",
+                                                  "tables/14_pipeline_nme.csv", "tables/14_canthus_from_frames.csv")
+
+
+RENDERERS: dict[str, Callable[[Path], str]] = {
+    "default-run": lambda root: run_record(root, "reproduction.json"),
+    "default-answer": default_answer,
+    "default-main-table": default_main_table,
+    "default-ablations": default_ablations,
+    "default-peer": default_peer,
+    "default-thermometry": default_thermometry,
+    "extended-run": lambda root: run_record(root, "reproduction-extended.json"),
+    "extended-scaling": extended_scaling,
+    "extended-hourglass-ablations": extended_hourglass_ablations,
+    "extended-frames": extended_frames,
+}
+
+
+# --------------------------------------------------------------------------- the README
+
+
+def block_names(text: str) -> list[str]:
+    return [match["name"] for match in BLOCK.finditer(text)]
+
+
+def render(text: str, root: Path | None = None) -> str:
+    """`text` with every generated block rewritten from the published files under `root`."""
+    root = paths.PUBLISH_ROOT if root is None else Path(root)
+
+    def rewrite(match: re.Match) -> str:
+        renderer = RENDERERS.get(match["name"])
+        if renderer is None:
+            raise ReadmeError(f"README block {match['name']!r} has no renderer; known: {', '.join(RENDERERS)}")
+        return match.group(1) + renderer(root) + match.group(4)
+
+    return BLOCK.sub(rewrite, text)
+
+
+def update_readme(readme: Path | None = None, root: Path | None = None) -> bool:
+    """Rewrite the README's generated blocks from the published files; True when it changed."""
+    readme = paths.REPO_ROOT / "README.md" if readme is None else Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    new = render(text, root)
+    if new == text:
+        return False
+    atomic_write_text(readme, new)
+    return True
