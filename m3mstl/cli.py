@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "detector": ("m3mstl.train.detector", "train the small face detector on full frames (m3mstl synth --full-frame)"),
     "predict": ("m3mstl.infer.frames", "faces, landmarks and occlusion in thermal frames, as JSON or CSV rows"),
     "reproduce": ("m3mstl.reproduce", "execute every notebook with papermill and check the outputs"),
+    "verify": ("m3mstl.verify", "recompute the published tables and figures from the run records (runs/, archive/) and compare bytes"),
     "scaling": ("m3mstl.studies.scaling", "train the scaling study's runs point by point, archiving each (notebook 12 reads them)"),
 }
 

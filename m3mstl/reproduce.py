@@ -250,6 +250,30 @@ def runs_behind(outputs: list[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def archive_runs_behind(manifest: dict[str, Any]) -> list[str]:
+    """Archive every run the manifest's tables name that is not archived yet (`m3mstl.runs.archive`:
+    its evaluation record, no weights) and mark it `in_archive`, so every published number recomputes
+    from committed records (`m3mstl verify`). Returns the runs that keep no test predictions to archive
+    (the face detector: its tables need its weights), which are named, not hidden."""
+    from m3mstl.runs.archive import archive_run, archived_run_dir, is_archivable
+
+    not_archivable: list[str] = []
+    for notebook in manifest["notebooks"]:
+        for run_id, entry in notebook["runs"].items():
+            model, identity = run_id.split("/", 1)
+            if entry.get("archived") or archived_run_dir(model, identity) is not None:
+                entry["in_archive"] = True
+            elif is_archivable(paths.RUNS_DIR / run_id):
+                archive_run(paths.RUNS_DIR / run_id)
+                entry["in_archive"] = True
+            else:
+                entry["in_archive"] = False
+                not_archivable.append(run_id)
+    if not_archivable:
+        print(f"not archived (no test predictions to keep): {', '.join(sorted(set(not_archivable)))}", flush=True)
+    return not_archivable
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -365,6 +389,8 @@ def _reproduce(profile: str, *, data_dir: Path | None, only: list[str] | None, s
             for r in results
         ],
     }
+    if not only:  # every run behind a published table keeps its record (archive/): the tables recompute
+        archive_runs_behind(manifest)
     written = write_json_atomic(manifest_path_for(only, profile), manifest)
     if not only and paths.PUBLISH_ROOT == paths.REPO_ROOT:  # a complete publication: the README follows its tables
         from m3mstl.readme import update_readme

@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("train", ("m3mstl.train",)),
     ("report", ("m3mstl.report",)),
     ("studies", ("m3mstl.studies",)),
-    ("app", ("m3mstl.reproduce", "m3mstl.readme", "m3mstl.cli")),
+    ("app", ("m3mstl.reproduce", "m3mstl.readme", "m3mstl.verify", "m3mstl.cli")),
 ]
 
 

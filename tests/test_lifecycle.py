@@ -155,3 +155,67 @@ def test_a_run_locked_by_another_trainer_is_refused_and_force_deletes_nothing(tm
             with pytest.raises(RunError, match="another trainer"):
                 produce(producer, force=force)
     assert producer.calls == 1 and (producer.run_dir / "model.bin").is_file()
+
+
+def test_a_refused_run_is_read_from_its_archived_record_only_where_the_notebook_allows_it(tmp_path, monkeypatch):
+    """Record-only notebooks (06-08, 11, 13) read a run that is not on this machine from archive/;
+    the others, and any forced run, keep the refusal that says how to train."""
+    from m3mstl import paths
+
+    archive = tmp_path / "archive"
+    monkeypatch.setattr(paths, "ARCHIVE_DIR", archive)
+    archived = archive / "baseline" / "abc123"
+    archived.mkdir(parents=True)
+    (archived / "config.json").write_text(json.dumps({"model": "baseline"}))
+    (archived / "environment.json").write_text(json.dumps({"data_fingerprint": FINGERPRINT}))
+    for name in ("metrics_test.json", "predictions_test.npz"):
+        (archived / name).write_text("{}")
+    (archived / "complete.json").write_text(json.dumps({"run_dir": "archive/baseline/abc123"}))
+    producer = Producer(tmp_path / "runs" / "baseline" / "abc123")
+    try:
+        allow_training(False)
+        with pytest.raises(RunNotTrained):
+            produce(producer)
+        allow_training(False, archived=True)
+        assert produce(producer) == archived and producer.calls == 0
+        assert not producer.run_dir.exists()  # nothing written on this machine
+        with pytest.raises(RunNotTrained):
+            produce(producer, force=True)
+        with pytest.raises(RunError, match="fingerprint"):
+            produce(producer, fingerprint="0" * 16)
+        allow_training(True, archived=True)  # training allowed: the run is trained here, not read
+        assert produce(producer) == producer.run_dir and producer.calls == 1
+    finally:
+        allow_training(True)
+
+
+def test_archive_first_reads_an_archived_run_before_training_and_archives_what_it_trains(tmp_path, monkeypatch):
+    """The extended profile's studies span sessions: an archived run is not trained again even where
+    training is allowed, and a run trained there is archived when it finishes."""
+    from m3mstl import paths
+
+    archive = tmp_path / "archive"
+    monkeypatch.setattr(paths, "ARCHIVE_DIR", archive)
+
+    class Finished(Producer):
+        def __call__(self) -> None:  # a finished run with the record the archive keeps
+            super().__call__()
+            for name in ("config.json", "metrics_test.json"):
+                (self.run_dir / name).write_text(json.dumps({"model": "baseline"}))
+            (self.run_dir / "predictions_test.npz").write_bytes(b"")
+            (self.run_dir / "model.pt").write_bytes(b"weights")
+
+    producer = Finished(tmp_path / "runs" / "baseline" / "new000")
+    try:
+        allow_training(True, archived="first")
+        monkeypatch.setattr("m3mstl.runs.archive._archive_predictions",
+                            lambda source, target, root: target.write_bytes(source.read_bytes()))
+        assert produce(producer) == producer.run_dir and producer.calls == 1
+        assert (archive / "baseline" / "new000" / "complete.json").is_file()
+        again = Finished(tmp_path / "elsewhere" / "runs" / "baseline" / "new000")  # another machine, no runs/
+        assert produce(again) == archive / "baseline" / "new000" and again.calls == 0
+        assert produce(again, force=True) == again.run_dir and again.calls == 1  # FORCE retrains
+        with pytest.raises(ValueError, match="archived must be one of"):
+            allow_training(True, archived="sometimes")
+    finally:
+        allow_training(True)

@@ -131,7 +131,7 @@ def test_every_source_notebook_has_a_parameters_cell_and_no_outputs():
         code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
         first_training = re.search(r"\btrain(_model)?\(", code)  # m3mstl.train_model or the trainer's train
         if first_training:  # opening it must not start training unless the reader asks
-            assert "allow_training(TRAIN or FORCE)" in code[:first_training.start()], \
+            assert re.search(r"allow_training\(TRAIN or FORCE[,)]", code[:first_training.start()]), \
                 f"{path.name}: call experiments.allow_training(TRAIN or FORCE) before the first train_model()"
         assert reproduce.promised_outputs(path), f"{path.name} promises no table or figure"
 

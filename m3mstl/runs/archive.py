@@ -20,17 +20,21 @@ from m3mstl.runs import is_complete, load_json
 from m3mstl.runs.predictions import (ARCHIVED_GROUND_TRUTH_KEY, GROUND_TRUTH_FOLDER, SHARED_PREDICTION_ARRAYS,
                                      UNARCHIVED_PREDICTION_ARRAYS, write_predictions)
 
-# A finished run's evaluation record without its weights: what the extended study's tables are
-# computed from (test predictions and metrics, the training history and timings, the config and the
-# environment that trained it, and the measurements that need the weights, made before archiving).
-# The extended study takes hours more than one session of the project's machine lasts, and a session
-# keeps only what is committed: archiving each run as it finishes lets the study resume there.
-ARCHIVED_FILES: tuple[str, ...] = (
-    "config.json", "environment.json", "history.jsonl", "metrics_test.json", "per_image_test.csv",
-    "predictions_test.npz", "stage1_val_iou.json", "training_flops.json", "complete.json")
-#: Archived when the run has it: only M3MSTL has a stage 1.
-OPTIONAL_ARCHIVED_FILES: tuple[str, ...] = ("stage1_val_iou.json",)
-ARCHIVE_REQUIRED: tuple[str, ...] = tuple(f for f in ARCHIVED_FILES if f not in OPTIONAL_ARCHIVED_FILES)
+# A finished run's evaluation record without its weights: what a published table is computed from
+# (test predictions and metrics, the config and the environment that trained it) and, when the run has
+# them, its training history and timings and the measurements that need the weights, made before
+# archiving. Every producer's run with test predictions is archivable: the curriculum trainer's models,
+# the hourglass and the classical peer (the face detector keeps no test predictions: its tables need
+# its weights). The extended study takes hours more than one session of the project's machine lasts, and
+# a session keeps only what is committed: archiving each run as it finishes lets a study resume there.
+ARCHIVE_REQUIRED: tuple[str, ...] = (
+    "config.json", "environment.json", "metrics_test.json", "predictions_test.npz", "complete.json")
+#: Archived when the run has them: the trainer's history and per-image rows, the peer's timings,
+#: the validation metrics, the measurements of the scaling study (stage-1 IoU: M3MSTL only; FLOPs).
+OPTIONAL_ARCHIVED_FILES: tuple[str, ...] = (
+    "history.jsonl", "per_image_test.csv", "metrics_val.json", "timings.json", "stage1_val_iou.json",
+    "training_flops.json")
+ARCHIVED_FILES: tuple[str, ...] = ARCHIVE_REQUIRED[:-1] + OPTIONAL_ARCHIVED_FILES + ("complete.json",)
 #: Records that name the run's dataset ("data_dir"): archived with that name portable (`_portable_data_dir`).
 RECORDS_NAMING_DATA: tuple[str, ...] = ("config.json", "environment.json")
 
@@ -76,6 +80,12 @@ def _archive_predictions(source: Path, target: Path, archive_root: Path) -> None
             write_predictions(archive_root / name, shared)
         arrays[ARCHIVED_GROUND_TRUTH_KEY] = np.array(name)
     write_predictions(target, arrays)
+
+
+def is_archivable(run_dir: Path) -> bool:
+    """Whether `run_dir` is a finished run with the evaluation record the archive keeps (ARCHIVE_REQUIRED)."""
+    run_dir = Path(run_dir)
+    return is_complete(run_dir) and all((run_dir / name).is_file() for name in ARCHIVE_REQUIRED)
 
 
 def archived_run_dir(model: str, run_id_: str, archive_root: Path | None = None) -> Path | None:

@@ -29,12 +29,28 @@ from m3mstl import paths
 from m3mstl.runs import LOCK_FILE, RunLock, is_complete, load_json, provenance
 
 _allowed = True
+_archived_records = "off"
+
+#: How a run that is not finished on this machine may come from its archived record (`m3mstl.runs.archive`:
+#: predictions, metrics, history; no weights): never; only where training is refused; or before training.
+ARCHIVE_POLICIES = ("off", "when-refused", "first")
 
 
-def allow_training(allowed: bool) -> None:
-    """Let producers start or continue training (True, the default) or refuse with `RunNotTrained`."""
-    global _allowed
+def allow_training(allowed: bool, *, archived: bool | str = "off") -> None:
+    """Let producers start or continue training (True, the default) or refuse with `RunNotTrained`.
+
+    `archived` (ARCHIVE_POLICIES; True means "when-refused"): for the notebooks whose tables need only
+    run records (06-08, 11, 13). "when-refused": where training is refused, a run that is not on this
+    machine but is archived is read from the archive, so a reader of a fresh clone, and `m3mstl verify`,
+    recompute the published tables without training; "first": the archived record is used even where
+    training is allowed (the extended profile's studies, longer than one machine session, are archived
+    run by run as they finish and continued from there). A notebook that needs weights keeps "off"."""
+    global _allowed, _archived_records
+    policy = "when-refused" if archived is True else "off" if archived is False else archived
+    if policy not in ARCHIVE_POLICIES:
+        raise ValueError(f"archived must be one of {ARCHIVE_POLICIES}, got {archived!r}")
     _allowed = bool(allowed)
+    _archived_records = policy
 
 
 def training_allowed() -> bool:
@@ -99,7 +115,14 @@ def produce_run(run_dir: Path, train: Callable[[], Any], *, fingerprint: str, re
         force = True  # `m3mstl reproduce --retrain-other-code`: this run came from other code
     if not force and is_complete(run_dir):
         return _reuse(run_dir, fingerprint, fingerprint_record, on_reuse)
-    if not training_allowed() and (force or needs_training is None or needs_training()):
+    would_train = force or needs_training is None or needs_training()
+    if would_train and not force and (_archived_records == "first" or
+                                      (_archived_records == "when-refused" and not training_allowed())):
+        archived = _archived_record(run_dir)
+        if archived is not None:  # read-only: nothing of the archived record is changed (no on_reuse)
+            check_recorded_fingerprint(archived, fingerprint, fingerprint_record)
+            return archived
+    if not training_allowed() and would_train:
         raise RunNotTrained(refusal())
     with RunLock(run_dir):  # a second process training the same run is refused
         if force:
@@ -109,7 +132,19 @@ def produce_run(run_dir: Path, train: Callable[[], Any], *, fingerprint: str, re
             if is_complete(run_dir):  # finished by another process since the first look
                 return _reuse(run_dir, fingerprint, fingerprint_record, on_reuse)
         train()
+    if _archived_records == "first":  # a study spanning sessions keeps each finished run's record at once
+        from m3mstl.runs.archive import archive_run, is_archivable
+
+        if is_archivable(run_dir):
+            archive_run(run_dir)
     return run_dir
+
+
+def _archived_record(run_dir: Path) -> Path | None:
+    """The archived record of the run whose folder would be `run_dir` (runs/<model>/<run-id>), if any."""
+    from m3mstl.runs.archive import archived_run_dir
+
+    return archived_run_dir(run_dir.parent.name, run_dir.name)
 
 
 def _reuse(run_dir: Path, fingerprint: str, record: str, on_reuse: Callable[[], Any] | None) -> Path:
