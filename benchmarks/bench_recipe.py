@@ -1,8 +1,8 @@
 """Which training recipe reaches a converged model at the least compute (issue 28): validation curves.
 
 Trains the default profile's model (`--model`, ResNet-18 at 64 px, the default data) with each recipe
-of `RECIPES` (overrides of the joint stage and the optimiser; the other stages as the profile sets
-them), seed `--seed`, and writes one JSON line per run: the validation NME after every epoch against
+of `m3mstl.studies.recipes` (complete overrides of the joint stage and the optimiser, so a name always
+names the same runs; the other stages as the profile sets them), seed `--seed`, and writes one JSON line per run: the validation NME after every epoch against
 the training compute spent so far (floating-point operations counted by torch's FlopCounterMode,
 `m3mstl.studies.scaling.training_flops`, independent of the CPU and of whatever ran beside it), the
 seconds it took, and the finished run's validation metrics (median NME; ROC-AUC for occlusion).
@@ -13,7 +13,7 @@ resumes, so the benchmark can be stopped and started again at any point; each fi
 evaluation record is archived (archive/<model>/<run-id>/, committed), so the curves outlive the
 machine session.
 
-    .venv/bin/python -m benchmarks.bench_recipe --model baseline --recipes default 4x adamw-ema-1e-3-20
+    .venv/bin/python -m benchmarks.bench_recipe --model baseline --recipes old adamw-ema-1e-3 adamw-ema-1e-3-2x
 """
 from __future__ import annotations
 
@@ -23,74 +23,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from m3mstl.config import make_config
 from m3mstl.data.embedded import ensure_synthetic_data
-from m3mstl.runs import load_config, read_history
 from m3mstl.runs.archive import archive_run
+from m3mstl.studies import recipes as recipes_study
 
-PROFILE = "default"
-
-# The moving average and the decoupled weight decay that every new recipe shares. The average's
-# horizon, 1 / (1 - 0.995) = 200 steps, is under 3 epochs of the default's 75 steps each.
-AVERAGED = {"optimizer": "adamw", "weight_decay": 0.05, "ema_decay": 0.995}
-
-
-def _joint(epochs: int, lr: float | None = None, warmup: float | None = None) -> dict[str, Any]:
-    """The joint stage at `epochs`, its whole cosine, no early stopping (a run ends where it was planned
-    to, so its curve can be read at every budget), optionally another peak rate and a warm-up."""
-    out: dict[str, Any] = {"stages.joint.epochs": epochs, "stages.joint.patience": None}
-    if lr is not None:
-        out["stages.joint.lr"] = lr
-    if warmup is not None:
-        out["stages.joint.warmup_fraction"] = warmup
-    return out
-
-
-def recipes(model: str) -> dict[str, dict[str, Any]]:
-    """Every recipe's overrides for `model`, by name; the joint stage's epochs scale with the model's own."""
-    stages = make_config(model, PROFILE).stages
-    joint = next(stage.epochs for stage in stages if stage.name == "joint")
-    total = sum(stage.epochs for stage in stages)
-    return {
-        # The default profile as published: 10 epochs in all, Adam 3e-4, cosine, early stopping (patience 3).
-        "default": {},
-        # The scaling study's budget point: 4x the epochs, all added to the joint stage, the whole cosine.
-        "4x": _joint(joint + 3 * total),
-        # The new ingredients at the old rate and budget, then a higher rate with a warm-up, then budgets.
-        "adamw-ema": {**AVERAGED, **_joint(joint)},
-        "adamw-ema-1e-3": {**AVERAGED, **_joint(joint, lr=1e-3, warmup=0.05)},
-        "adamw-ema-1e-3-2x": {**AVERAGED, **_joint(joint + total, lr=1e-3, warmup=0.05)},
-        "adamw-ema-3e-4-2x": {**AVERAGED, **_joint(joint + total, warmup=0.05)},
-        "adamw-ema-2e-3-2x": {**AVERAGED, **_joint(joint + total, lr=2e-3, warmup=0.05)},
-        "ema-3e-4-2x": {"ema_decay": 0.995, **_joint(joint + total)},
-    }
+PROFILE = recipes_study.PROFILE
+RECIPE_NAMES = recipes_study.RECIPE_NAMES
 
 
 def recipe_overrides(model: str, recipe: str) -> dict[str, Any]:
-    return recipes(model)[recipe]
-
-
-RECIPE_NAMES = tuple(recipes("baseline"))  # the same names for every model
+    return recipes_study.recipes(model)[recipe]
 
 
 def validation_curve(run_dir: Path, data_dir: Path) -> list[dict[str, float]]:
     """Per epoch: stage, epoch, cumulative training GFLOPs, cumulative seconds, validation NME."""
     from m3mstl.studies.scaling import training_flops
 
-    training_flops(run_dir, data_dir)  # counts and caches the per-image cost of each stage
-    per_image = json.loads((run_dir / "training_flops.json").read_text())
-    config = load_config(run_dir)
-    stages = {s.name: s for s in config.stages}
-    flops = seconds = 0.0
-    curve = []
-    for entry in read_history(run_dir):
-        stage = stages[entry["stage"]]
-        images = stage.steps_per_epoch * config.data.batch_size if stage.steps_per_epoch else per_image["images"]
-        flops += images * per_image["flops_per_image_by_stage"][entry["stage"]]
-        seconds += entry.get("seconds", 0.0)
-        curve.append({"stage": entry["stage"], "epoch": entry["epoch"], "gflops": round(flops / 1e9, 1),
-                      "seconds": round(seconds, 1), "val_nme": round(entry["val_nme"], 4)})
-    return curve
+    training_flops(run_dir, data_dir)  # counts and caches the per-image cost of each stage (needs the weights)
+    return recipes_study.validation_curve(run_dir)
 
 
 def summarise(model: str, recipe: str, run_dir: Path, data_dir: Path) -> dict[str, Any]:
@@ -109,11 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     from m3mstl import train_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="baseline", choices=["baseline", "m3mstl"])
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPE_NAMES), choices=RECIPE_NAMES)
+    parser.add_argument("--model", default="baseline", choices=["baseline", "m3mstl", "hourglass"])
+    parser.add_argument("--recipes", nargs="+", default=None,
+                        help=f"recipe names (default: all of the model's); baseline and M3MSTL: {', '.join(RECIPE_NAMES)}; "
+                             f"hourglass: {', '.join(recipes_study.recipes('hourglass'))}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="append each run's JSON line to this file too")
     args = parser.parse_args(argv)
+    known = recipes_study.recipes(args.model)
+    args.recipes = args.recipes or list(known)
+    unknown = [name for name in args.recipes if name not in known]
+    if unknown:
+        parser.error(f"no recipe {unknown} for {args.model}; its recipes: {', '.join(known)}")
     data_dir = ensure_synthetic_data(PROFILE)
     print(f"# {args.model}, seed {args.seed}, data {data_dir.name}; validation split only", flush=True)
     for recipe in args.recipes:

@@ -197,7 +197,8 @@ def make_config(model: str, profile: str = "default", *, seed: int = 0,
                       max_train_images=p["max_train"], square_crop=p["square_crop"])
     options, stage_fields = _family(model).curriculum({**p, "profile": profile})
     stages = [StageConfig(**fields) for fields in stage_fields]
-    config = RunConfig(model=model, profile=profile, model_options=options, stages=stages, data=data, seed=seed)
+    config = RunConfig(model=model, profile=profile, model_options=options, stages=stages, data=data, seed=seed,
+                       optimizer=p["optimizer"], weight_decay=p["weight_decay"], ema_decay=p["ema_decay"])
     for key, value in (overrides or {}).items():
         apply_override(config, key, value)
     return config

@@ -107,7 +107,7 @@ def default_main_table(root: Path) -> str:
             + "The sd over seeds of every column is in those tables.\n")
 
 
-def default_ablations(root: Path) -> str:
+def extended_ablations(root: Path) -> str:
     return (_sentences(findings.describe_ablations(_table(root, "07_ablation_differences"), "full M3MSTL"))
             + "\n" + _source("tables/07_ablation_differences.csv"))
 
@@ -167,11 +167,11 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "default-run": lambda root: run_record(root, "reproduction.json"),
     "default-answer": default_answer,
     "default-main-table": default_main_table,
-    "default-ablations": default_ablations,
     "default-peer": default_peer,
     "default-thermometry": default_thermometry,
     "extended-run": lambda root: run_record(root, "reproduction-extended.json"),
     "extended-scaling": extended_scaling,
+    "extended-ablations": extended_ablations,
     "extended-hourglass-ablations": extended_hourglass_ablations,
     "extended-frames": extended_frames,
 }
@@ -200,6 +200,8 @@ def render(text: str, root: Path | None = None) -> str:
 def update_readme(readme: Path | None = None, root: Path | None = None) -> bool:
     """Rewrite the README's generated blocks from the published files; True when it changed."""
     readme = paths.REPO_ROOT / "README.md" if readme is None else Path(readme)
+    if not readme.is_file():  # an output root without the repository's README: nothing to follow
+        return False
     text = readme.read_text(encoding="utf-8")
     new = render(text, root)
     if new == text:

@@ -33,7 +33,8 @@ def test_extended_grid_answers_the_issue():
 @pytest.mark.parametrize("profile", ["quick", "extended"])
 def test_every_grid_point_makes_valid_configs_with_equal_schedules(profile):
     for point in scaling.scaling_grid(profile):
-        configs = {model: make_config(model, profile, overrides=point.overrides(model)) for model in ("m3mstl", "baseline")}
+        configs = {model: make_config(model, profile, overrides=point.overrides(model, profile))
+                   for model in ("m3mstl", "baseline")}
         for model, config in configs.items():
             assert config.data.input_size == point.input_size
             assert config.model_options["backbone"] == point.backbone
@@ -42,8 +43,8 @@ def test_every_grid_point_makes_valid_configs_with_equal_schedules(profile):
         epochs = {model: sum(s.epochs for s in c.stages) for model, c in configs.items()}
         assert epochs["m3mstl"] == epochs["baseline"]
         assert configs["m3mstl"].data.max_train_images == configs["baseline"].data.max_train_images
-        assert not (set(point.m3mstl_overrides) & set(point.overrides("baseline")) - {"data.input_size",
-                                                                                     "model_options.backbone"})
+        assert not (set(point.m3mstl_overrides) & set(point.overrides("baseline", profile)) - {
+            "data.input_size", "model_options.backbone"})
 
 
 def _resolved_hash(config):
@@ -53,31 +54,35 @@ def _resolved_hash(config):
     return config.config_hash()
 
 
-def test_extended_grid_reuses_the_default_profiles_runs():
-    """The 64 px ResNet-18 point with floored stage-1 disks is the default profile's model: the
-    same resolved config (so the same run id) for M3MSTL and the baseline."""
+def test_extended_grid_reuses_the_first_published_defaults_runs():
+    """The 64 px ResNet-18 point with floored stage-1 disks is the first published default's model (the
+    recipe "old" of `m3mstl.studies.recipes`): the same resolved config, so the same run id, for M3MSTL
+    and the baseline, whatever the default profile trains now."""
+    from m3mstl.studies import recipes
+
     point = next(p for p in scaling.scaling_grid("extended")
                  if (p.input_size, p.backbone, p.variant) == (64, "resnet18", "stage-1 disks >= 2 px"))
     for model in ("m3mstl", "baseline"):
         study = make_config(model, "extended", overrides=point.overrides(model))
-        assert _resolved_hash(study) == _resolved_hash(make_config(model, "default"))
+        assert _resolved_hash(study) == _resolved_hash(recipes.recipe_config(model, "old"))
 
 
-def test_the_budget_point_is_the_default_model_trained_four_times_as_long():
+def test_the_budget_point_is_the_first_default_model_trained_four_times_as_long():
     """Every epoch added goes to the joint stage, both models still see the same samples, early
-    stopping is off, and nothing else differs from the default profile's model."""
+    stopping is off, and nothing else differs from the first published default's model."""
+    from m3mstl.studies import recipes
+
     point = next(p for p in scaling.scaling_grid("extended") if p.epochs_factor == 4)
     for model in ("m3mstl", "baseline"):
-        default = make_config(model, "default")
+        first = recipes.recipe_config(model, "old")
         study = make_config(model, "extended", overrides=point.overrides(model))
-        assert sum(s.epochs for s in study.stages) == 4 * sum(s.epochs for s in default.stages) == 40
-        for long, short in zip(study.stages, default.stages):
+        assert sum(s.epochs for s in study.stages) == 4 * sum(s.epochs for s in first.stages) == 40
+        for long, short in zip(study.stages, first.stages):
             if long.name == "joint":
                 assert long.patience is None and long.epochs == short.epochs + 30
             else:
                 assert long == short
-        study.stages = default.stages
-        assert _resolved_hash(study) == _resolved_hash(default)
+        assert _resolved_hash(study) == _resolved_hash(recipes.recipe_config(model, "old-4x"))
 
 
 def test_paper_radius_points_really_use_the_paper_radius():
@@ -98,11 +103,12 @@ def test_the_study_runs_only_in_the_extended_profile():
 
 
 def test_the_extended_profile_runs_the_studies_the_default_budget_leaves_out():
+    ablations = paths.NOTEBOOKS_DIR / "07_ablations.ipynb"
     hourglass_ablations = paths.NOTEBOOKS_DIR / "13_hourglass_ablations.ipynb"
     camera_frames = paths.NOTEBOOKS_DIR / "14_camera_frames.ipynb"
-    assert [nb.name for nb in reproduce.notebooks_for_profile("extended")] == [NOTEBOOK.name, hourglass_ablations.name,
-                                                                               camera_frames.name]
-    for study in (hourglass_ablations, camera_frames):
+    assert [nb.name for nb in reproduce.notebooks_for_profile("extended")] == [
+        ablations.name, NOTEBOOK.name, hourglass_ablations.name, camera_frames.name]
+    for study in (ablations, hourglass_ablations, camera_frames):
         assert study not in reproduce.notebooks_for_profile("default")
         assert study in reproduce.notebooks_for_profile("quick")  # the quick reproduction keeps testing it
 
@@ -154,7 +160,7 @@ def _fake_finished_run(run_dir: Path) -> Path:
 
     import numpy as np
 
-    for name in ARCHIVE_REQUIRED:
+    for name in (*ARCHIVE_REQUIRED, "history.jsonl", "per_image_test.csv", "training_flops.json"):
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (run_dir / name).write_text(json.dumps({"run_dir": str(run_dir)}) if name == "complete.json"
                                     else json.dumps({"file": name}) if name.endswith(".json") else name)
@@ -178,7 +184,8 @@ def test_archive_run_keeps_the_evaluation_record_without_weights(tmp_path):
     assert archived_run_dir("m3mstl", "abc123", archive) is None
     target = archive_run(run_dir, archive)
     assert target == archive / "m3mstl" / "abc123" == archived_run_dir("m3mstl", "abc123", archive)
-    assert sorted(p.name for p in target.iterdir()) == sorted(ARCHIVE_REQUIRED)  # no weights, no temp files
+    assert sorted(p.name for p in target.iterdir()) == sorted(  # no weights, no temp files
+        (*ARCHIVE_REQUIRED, "history.jsonl", "per_image_test.csv", "training_flops.json"))
     # The predictions come back whole but for the crop-frame copy; the ground truth, the same for every run
     # of the split, is stored once beside the runs.
     import numpy as np

@@ -303,3 +303,24 @@ def scaling_difference_figure(table: pd.DataFrame, peer_nme: float | None, *, tr
 
 
 # -- command line: the study's training without the notebook ------------------------------------
+
+
+def recipe_curves(curves: pd.DataFrame) -> plt.Figure:
+    """Validation NME against counted training compute, one line per recipe run (`m3mstl.studies.recipes
+    .recipe_curves`), a panel per model: how far each recipe gets for the compute it spends."""
+    models = list(dict.fromkeys(curves["model"])) if len(curves) else []
+    fig, axes = subplots(1, max(1, len(models)), width="double", aspect=0.38, squeeze=False)
+    if not models:
+        axes[0][0].text(0.5, 0.5, "no finished recipe run on this data\n(benchmarks/bench_recipe.py trains them)",
+                        ha="center", va="center", transform=axes[0][0].transAxes)
+        axes[0][0].set_axis_off()
+        return fig
+    for ax, model in zip(axes[0], models):
+        # Stage 1 trains no landmark head: its epochs count towards the compute, its NME is not drawn.
+        part = curves[(curves["model"] == model) & (curves["stage"] != "mask_pretrain")]
+        sns.lineplot(data=part, x="tflop", y="val_nme", hue="recipe", marker="o", markersize=3, ax=ax,
+                     hue_order=list(dict.fromkeys(part["recipe"])))
+        ax.set(xlabel="training compute so far (TFLOP, counted)", ylabel="validation NME (inter-ocular, crop)",
+               title={"m3mstl": "M3MSTL", "baseline": "baseline"}.get(model, model))
+        ax.legend(fontsize=6, title="recipe", title_fontsize=6)
+    return fig

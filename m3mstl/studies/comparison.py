@@ -38,6 +38,15 @@ PAPER_RESULTS = {
 # ABLATION_SCHEDULES), with the reasons for their choices.
 
 
+def archive_policy(profile: str, force: bool = False) -> str:
+    """How a record-only notebook takes a run that is not on this machine (`allow_training(archived=...)`):
+    the extended profile's studies from the archive first (they continue across sessions; FORCE
+    retrains), every other profile from the archive only where training is refused."""
+    from m3mstl.profiles import ARCHIVE_FIRST_PROFILES
+
+    return "first" if profile in ARCHIVE_FIRST_PROFILES and not force else "when-refused"
+
+
 def ablation_variants(profile: str) -> dict[str, dict[str, Any]]:
     """The M3MSTL ablation rows `profile` trains (ABLATION_ROWS; every row when it names none)."""
     rows = ABLATION_ROWS.get(profile)

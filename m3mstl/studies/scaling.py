@@ -55,14 +55,24 @@ class ScalePoint:
     epochs_factor: int = 1
 
     def overrides(self, model: str, profile: str = "extended") -> dict[str, Any]:
+        """The point's run overrides. On the default's data (the extended profile) the study asks its
+        question of the first published default's training recipe (Adam 3e-4, 10 epochs;
+        `m3mstl.studies.recipes.old_recipe`), written out in full so its runs stay the same whatever the
+        default profile trains now (issue 28 changed it); another profile's grid (quick: the tests)
+        trains that profile's own schedule."""
+        from m3mstl.config import base_profile
+        from m3mstl.studies.recipes import old_recipe
+
+        if model not in ("m3mstl", "baseline"):
+            raise UnknownOptionError("model", f"the scaling study trains M3MSTL and the baseline, whose joint stage "
+                                              f"its budgets extend, not {model!r}")
         common = {"data.input_size": self.input_size, "model_options.backbone": self.backbone}
-        if self.epochs_factor != 1:
+        if base_profile(profile) == "default":
+            common = {**old_recipe(model, self.epochs_factor), **common}
+        elif self.epochs_factor != 1:
             stages = make_config(model, profile).stages
             added = (self.epochs_factor - 1) * sum(stage.epochs for stage in stages)
-            joint = next((stage for stage in stages if stage.name == "joint"), None)
-            if joint is None:
-                raise UnknownOptionError("stages.joint", f"epochs_factor adds epochs to a joint stage, which "
-                                                         f"{model} has not (stages: {[s.name for s in stages]})")
+            joint = next(stage for stage in stages if stage.name == "joint")
             common.update({"stages.joint.epochs": joint.epochs + added, "stages.joint.patience": None})
         return {**common, **(self.m3mstl_overrides if model == "m3mstl" else {})}
 
