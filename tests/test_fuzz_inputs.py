@@ -1,5 +1,6 @@
-"""Seeded fuzzing of what users hand `m3mstl convert` and `m3mstl predict` (issue 29): iBUG .pts labels
-with their images, thermal images and temperature maps, mutated at random.
+"""Seeded fuzzing of what users hand `m3mstl convert`, `m3mstl predict` and `m3mstl detector` (issue 29):
+iBUG .pts labels with their images, thermal images and temperature maps, full-frame datasets, mutated at
+random.
 
 For every case the command either succeeds (convert: a dataset `m3mstl validate` accepts; predict: one
 row per input, an unreadable file as an error row) or exits 1 with one `error:` line naming the file it
@@ -275,11 +276,55 @@ def test_predict_answers_or_refuses_naming_the_file(case, trained, tmp_path):
     PREDICT_OUTCOMES[case] = (kind, "+".join(outcomes))
 
 
+# ------------------------------------------------------------------------------- detector
+@pytest.fixture(scope="module")
+def frames_dataset(output_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fuzz-frames") / "frames"
+    result = run_cli("synth", out, "--subjects", "5", "--per-subject", "2", "--seed", "11", "--full-frame", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+DETECTOR_OUTCOMES: dict[int, tuple[str, str]] = {}
+
+
+@pytest.mark.parametrize("case", range(max(1, CASES // 2)))
+def test_detector_trains_or_refuses_naming_the_file(case, frames_dataset, output_root, tmp_path):
+    """The dataset fuzz test's mutations (test_fuzz_dataset.MUTATIONS) on a full-frame dataset, for
+    `m3mstl detector`: it trains, or exits 1 with one error line naming a file of the dataset."""
+    import shutil
+
+    from test_fuzz_dataset import MUTATIONS
+
+    kinds = sorted(kind for kind in MUTATIONS
+                   if not kind.startswith("mask") or any((frames_dataset / "occluders").glob("*")))
+    kind, rng = kinds[case % len(kinds)], np.random.default_rng([FUZZ_SEED, 2000 + case])
+    label = f"detector case {case} ({kind})"
+    root = tmp_path / "frames"
+    shutil.copytree(frames_dataset, root)
+    try:
+        MUTATIONS[kind](root, rng)
+    except (ValueError, IndexError):  # a folder this dataset does not have: nothing to mutate
+        pytest.skip(f"{label}: nothing to mutate")
+    before = tree_digest(root)
+    result = bounded_cli("detector", root, "--profile", "quick", "--device", "cpu")
+    assert result.returncode in (0, 1), f"{label}: exit {result.returncode}\n{result.stderr[-3000:]}"
+    assert tree_digest(root) == before, f"{label}: the dataset changed"
+    if result.returncode == 1:
+        line = one_error_line(result, label)
+        assert str(root) in line, f"{label}: the error names no file of the dataset: {line}"
+    else:
+        assert "Traceback" not in result.stderr, f"{label}: {result.stderr[-3000:]}"
+    DETECTOR_OUTCOMES[case] = (kind, "trained" if result.returncode == 0 else "refused")
+    shutil.rmtree(output_root / "runs" / "detector", ignore_errors=True)
+
+
 def test_fuzzing_reached_both_outcomes():
     """The mutations reach both sides of each command: inputs it refuses and inputs it copes with."""
-    if len(CONVERT_OUTCOMES) < CASES or len(PREDICT_OUTCOMES) < CASES:
+    if len(CONVERT_OUTCOMES) < CASES or len(PREDICT_OUTCOMES) < CASES or len(DETECTOR_OUTCOMES) < max(1, CASES // 2):
         pytest.skip("only part of the fuzz cases ran")
     print(json.dumps({"convert": sorted(CONVERT_OUTCOMES.values()), "predict": sorted(PREDICT_OUTCOMES.values())}))
     assert {o for _, o in CONVERT_OUTCOMES.values()} == {"converted", "refused"}
     predict = {o for _, o in PREDICT_OUTCOMES.values()}
     assert any("answered" in o for o in predict) and any("refused" in o for o in predict), predict
+    assert {o for _, o in DETECTOR_OUTCOMES.values()} == {"trained", "refused"}, DETECTOR_OUTCOMES
