@@ -49,7 +49,9 @@ def test_metric_names_and_directions():
 
 def test_an_interval_excluding_zero_prints_its_near_bound_with_enough_decimals():
     assert findings.interval_text(0.0081, 0.0002, 0.0229) == "+0.0081 [+0.0002, +0.0229]"
-    assert findings.interval_text(0.0037, -0.0001, 0.0076) == "+0.004 [0.000, +0.008]"  # includes zero: as is
+    # A bound that rounds to zero shows which side of zero it lies on (issue 31: "[+0.000, +0.008]" hid -0.0001).
+    assert findings.interval_text(0.0037, -0.0001, 0.0076) == "+0.0037 [-0.0001, +0.0076]"
+    assert findings.interval_text(0.004, 0.0, 0.008) == "+0.004 [0.000, +0.008]"  # a true zero stays
     assert findings.interval_text(0.0003, -0.0004, 0.0004) == "+0.0003 [-0.0004, +0.0004]"  # not "[0.000, 0.000]"
 
 

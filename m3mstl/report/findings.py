@@ -146,13 +146,15 @@ def direction(low: float, high: float) -> int:
 
 
 def _visible_decimals(low: float, high: float, decimals: int, most: int = 6) -> int:
-    """More decimals when an interval would print as zero where it is not: the bound nearest zero
-    of an interval that excludes zero, or both bounds of one that includes it ("[0.000, 0.000]")."""
+    """More decimals when a bound would print as zero where it is not ("[0.000, +0.008]" for a lower
+    bound of -0.0001 hides which side of zero it lies on): every nonzero bound keeps a visible digit."""
     if not isinstance(decimals, int) or _is_missing(low) or _is_missing(high):
         return decimals
-    side = direction(low, high)
-    shown = (low if side > 0 else high) if side else max(abs(low), abs(high))
-    while decimals < most and shown != 0 and float(format_value(abs(shown), decimals)) == 0:
+
+    def hidden(bound: float) -> bool:
+        return bound != 0 and float(format_value(abs(bound), decimals)) == 0
+
+    while decimals < most and (hidden(low) or hidden(high)):
         decimals += 1
     return decimals
 
