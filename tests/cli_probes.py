@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,22 +31,39 @@ class Result:
     stderr: str
 
 
-def run_cli(*args, env: dict[str, str] | None = None) -> Result:
+class CommandHung(Exception):
+    """A command ran past the seconds `run_cli` allowed it."""
+
+
+def _hung(signum, frame):
+    raise CommandHung("the command ran past its time bound")
+
+
+def run_cli(*args, env: dict[str, str] | None = None, seconds: int | None = None) -> Result:
     """`m3mstl ARGS` run in this process through `m3mstl.cli.main`, the command's entry point.
 
     In-process keeps the probes affordable (each subprocess would import torch anew); an exception
-    escaping main() is a traceback the user would see, and fails the test."""
+    escaping main() is a traceback the user would see, and fails the test. `seconds`: a hang raises
+    CommandHung instead of stalling the whole run (the fuzz tests)."""
     from m3mstl import cli
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in (env or {}).items():
-            patch.setenv(key, value)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                code = cli.main([str(a) for a in args])
-            except SystemExit as exit_:  # argparse's usage errors
-                code = exit_.code if isinstance(exit_.code, int) else 1
+    previous = signal.signal(signal.SIGALRM, _hung) if seconds else None
+    if seconds:
+        signal.alarm(seconds)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in (env or {}).items():
+                patch.setenv(key, value)
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    code = cli.main([str(a) for a in args])
+                except SystemExit as exit_:  # argparse's usage errors
+                    code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        if seconds:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
     return Result(code, stdout.getvalue(), stderr.getvalue())
 
 
@@ -95,6 +113,27 @@ def tiny(root: Path, **kwargs) -> Path:
     options = dict(n_subjects=6, images_per_subject=2, width=64, height=48)
     options.update(kwargs)
     return make_tiny_dataset(root, **options)
+
+
+def full_frame_dataset(out: Path) -> Path:
+    """A small whole-frame dataset (`m3mstl synth --full-frame`: 5 subjects x 2 frames) at `out`."""
+    result = run_cli("synth", out, "--subjects", "5", "--per-subject", "2", "--seed", "11", "--full-frame", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def flip_bytes(path: Path, rng) -> None:
+    """Overwrite 1-8 random bytes of a file (a seeded numpy Generator chooses)."""
+    data = bytearray(path.read_bytes())
+    for _ in range(int(rng.integers(1, 9))):
+        data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path, rng) -> None:
+    """Cut a file at a random length (possibly zero)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(rng.integers(0, max(1, len(data))))])
 
 
 def train_one_step(data_parent: Path) -> tuple[Path, Path]:

@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_probes import (ONE_STEP, Result, assert_error, run_cli, run_cli_subprocess, tiny,  # noqa: F401
-                        train_one_step, tree_digest)
+from cli_probes import (ONE_STEP, Result, assert_error, full_frame_dataset, run_cli, run_cli_subprocess,  # noqa: F401
+                        tiny, train_one_step, tree_digest)
 from conftest import make_tiny_dataset, outputs_redirected_to
 
 SMALL_SYNTH = ["--subjects", "1", "--per-subject", "2", "--size", "32", "--quiet"]
@@ -86,10 +86,7 @@ def trained(output_root, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def full_frames(output_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("frames") / "frames"
-    result = m3mstl("synth", out, "--subjects", "5", "--per-subject", "2", "--seed", "11", "--full-frame", "--quiet")
-    assert result.returncode == 0, result.stderr
-    return out
+    return full_frame_dataset(tmp_path_factory.mktemp("frames") / "frames")
 
 
 def copied_run(run_dir: Path, tmp_path: Path) -> Path:

@@ -9,13 +9,9 @@ would spend most of its time importing torch).
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import os
 import shutil
-import signal
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_probes import ONE_STEP, flip_bytes, run_cli, tree_digest, truncate
 from conftest import make_tiny_dataset, outputs_redirected_to
 
 pytestmark = pytest.mark.slow
@@ -30,8 +27,6 @@ pytestmark = pytest.mark.slow
 FUZZ_SEED = 13
 CASES = int(os.environ.get("M3MSTL_FUZZ_CASES", "200"))
 SECONDS_PER_COMMAND = 120  # a hang fails the case instead of the whole run
-ONE_STEP = ["--model", "baseline", "--profile", "quick", "--device", "cpu",
-            "--set", "stages.joint.epochs=1", "--set", "stages.joint.steps_per_epoch=1"]
 
 JUNK = [None, "", "abc", "../escape.png", "/etc/passwd", -1, 0, 1, 1.5, -1e9, 1e12, True, False, [], {},
         [1, 2], {"a": 1}, float("nan"), float("inf"), "thermal/thermal_001_0_0.png", "12", 3, 2]
@@ -40,19 +35,6 @@ JUNK = [None, "", "abc", "../escape.png", "/etc/passwd", -1, 0, 1, 1.5, -1e9, 1e
 # ---------------------------------------------------------------------------------- mutations
 def _files(root: Path, folder: str) -> list[Path]:
     return sorted((root / folder).glob("*"))
-
-
-def _flip_bytes(path: Path, rng: np.random.Generator) -> None:
-    data = bytearray(path.read_bytes())
-    for _ in range(int(rng.integers(1, 9))):
-        index = int(rng.integers(0, len(data)))
-        data[index] = int(rng.integers(0, 256))
-    path.write_bytes(bytes(data))
-
-
-def _truncate(path: Path, rng: np.random.Generator) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(rng.integers(0, len(data)))])
 
 
 def _replace(path: Path, rng: np.random.Generator) -> None:
@@ -127,10 +109,10 @@ def _json_structure(root: Path, rng: np.random.Generator) -> None:
     variant = int(rng.integers(0, 8))
     path = root / "annotations.json"
     if variant == 0:
-        _truncate(path, rng)
+        truncate(path, rng)
         return
     if variant == 1:
-        _flip_bytes(path, rng)
+        flip_bytes(path, rng)
         return
 
     def edit(coco):
@@ -165,14 +147,14 @@ def _delete(root: Path, rng: np.random.Generator) -> None:
 
 
 MUTATIONS: dict[str, Callable[[Path, np.random.Generator], None]] = {
-    "image-flip-bytes": _on("thermal", _flip_bytes),
-    "image-truncate": _on("thermal", _truncate),
+    "image-flip-bytes": _on("thermal", flip_bytes),
+    "image-truncate": _on("thermal", truncate),
     "image-replace": _on("thermal", _replace),
     "image-other-format": _on("thermal", _other_image),
-    "map-flip-bytes": _on("temperature", _flip_bytes),
-    "map-truncate": _on("temperature", _truncate),
+    "map-flip-bytes": _on("temperature", flip_bytes),
+    "map-truncate": _on("temperature", truncate),
     "map-values": _on("temperature", _map_values),
-    "mask-flip-bytes": _on("occluders", _flip_bytes),
+    "mask-flip-bytes": _on("occluders", flip_bytes),
     "mask-other-format": _on("occluders", _other_image),
     "delete-file": _delete,
     "json-field": _json_field,
@@ -200,34 +182,6 @@ def base_dataset(tmp_path_factory) -> Path:
                              width=48, height=40)
 
 
-class _Hang(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Hang(f"a command ran longer than {SECONDS_PER_COMMAND} s")
-
-
-def run_cli(*args) -> tuple[int, str, str]:
-    from m3mstl import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(SECONDS_PER_COMMAND)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli.main([str(a) for a in args])
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-    return code, out.getvalue(), err.getvalue()
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def _names_a_dataset_file(line: str, root: Path) -> bool:
     return str(root) in line
 
@@ -242,14 +196,16 @@ def check_case(case: int, base: Path, work: Path, output_root: Path) -> str:
     before = tree_digest(root)
     work_entries = set(work.iterdir())
 
-    code, out, err = run_cli("validate", root, "--no-progress")
+    result = run_cli("validate", root, "--no-progress", seconds=SECONDS_PER_COMMAND)
+    code, out, err = result.returncode, result.stdout, result.stderr
     assert code in (0, 1) and "Traceback" not in err, f"{label}: validate exit {code}\n{err[-2000:]}"
     validated = code == 0
     if code == 1:
         problems = out.split("\nproblems ", 1)[1].splitlines()[1:]
         assert problems and all(_names_a_dataset_file(p, root) for p in problems), f"{label}: {out[-2000:]}"
 
-    code, out, err = run_cli("train", *ONE_STEP, "--data", root)
+    result = run_cli("train", *ONE_STEP, "--data", root, seconds=SECONDS_PER_COMMAND)
+    code, out, err = result.returncode, result.stdout, result.stderr
     assert code in (0, 1), f"{label}: train exit {code}\n{err[-2000:]}"
     assert validated or code == 1, f"{label}: train accepted data that validate rejects"
     if code == 1:

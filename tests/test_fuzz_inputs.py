@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_probes import run_cli, train_one_step, tree_digest
+from cli_probes import (assert_error, flip_bytes, full_frame_dataset, run_cli, train_one_step, tree_digest,
+                        truncate)
 from conftest import outputs_redirected_to
 
 pytestmark = pytest.mark.slow
@@ -28,44 +28,6 @@ pytestmark = pytest.mark.slow
 FUZZ_SEED = 29
 CASES = int(os.environ.get("M3MSTL_FUZZ_CASES", "60"))
 SECONDS_PER_COMMAND = 120
-
-
-class _Hang(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Hang(f"a command ran longer than {SECONDS_PER_COMMAND} s")
-
-
-def bounded_cli(*args):
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(SECONDS_PER_COMMAND)
-    try:
-        return run_cli(*args)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def one_error_line(result, label: str) -> str:
-    assert "Traceback" not in result.stderr, f"{label}: {result.stderr[-3000:]}"
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, f"{label}: {result.stderr[-3000:]}"
-    return lines[0]
-
-
-# ------------------------------------------------------------------------------- mutations of bytes
-def flip_bytes(path: Path, rng: np.random.Generator) -> None:
-    data = bytearray(path.read_bytes())
-    for _ in range(int(rng.integers(1, 9))):
-        data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
-    path.write_bytes(bytes(data))
-
-
-def truncate(path: Path, rng: np.random.Generator) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(rng.integers(0, max(1, len(data))))])
 
 
 # ------------------------------------------------------------------------------- convert pts
@@ -160,15 +122,15 @@ def test_convert_makes_a_valid_dataset_or_refuses_naming_the_file(case, output_r
     CONVERT_MUTATIONS[kind](src, rng)
     before = tree_digest(src)
     out = tmp_path / "out"
-    result = bounded_cli("convert", "pts", src, out)
+    result = run_cli("convert", "pts", src, out, seconds=SECONDS_PER_COMMAND)
     assert result.returncode in (0, 1), f"{label}: exit {result.returncode}\n{result.stderr[-3000:]}"
     assert tree_digest(src) == before, f"{label}: the source changed"
     if result.returncode == 0:
-        checked = bounded_cli("validate", out, "--no-progress")
+        checked = run_cli("validate", out, "--no-progress", seconds=SECONDS_PER_COMMAND)
         assert checked.returncode == 0, f"{label}: convert wrote a dataset validate rejects:\n{checked.stdout[-2000:]}"
         CONVERT_OUTCOMES[case] = (kind, "converted")
     else:
-        line = one_error_line(result, label)
+        line = assert_error(result)
         assert str(src) in line, f"{label}: the error names no source file: {line}"
         assert not out.exists(), f"{label}: a refused conversion left {sorted(p.name for p in out.rglob('*'))}"
         CONVERT_OUTCOMES[case] = (kind, "refused")
@@ -247,15 +209,16 @@ def test_predict_answers_or_refuses_naming_the_file(case, trained, tmp_path):
     np.save(temperature, np.full(np.asarray(Image.open(image)).shape[:2], 34.0, dtype=np.float32))
     PREDICT_MUTATIONS[kind](image, temperature, rng)
     before = tree_digest(tmp_path)
-    whole = bounded_cli("predict", run_dir, image, "--whole-image", "--temperature", temperature, "--device", "cpu")
+    whole = run_cli("predict", run_dir, image, "--whole-image", "--temperature", temperature, "--device", "cpu",
+                    seconds=SECONDS_PER_COMMAND)
     frames_out = tmp_path.parent / f"{tmp_path.name}-rows.json"
-    frames = bounded_cli("predict", run_dir, image, "--temperature", temperature, "--out", frames_out,
-                         "--device", "cpu", "--quiet")
+    frames = run_cli("predict", run_dir, image, "--temperature", temperature, "--out", frames_out,
+                         "--device", "cpu", "--quiet", seconds=SECONDS_PER_COMMAND)
     assert tree_digest(tmp_path) == before, f"{label}: the input changed"
     # One image taken whole: an answer, or one error line naming the image or its map.
     assert whole.returncode in (0, 1), f"{label} whole-image: exit {whole.returncode}\n{whole.stderr[-3000:]}"
     if whole.returncode == 1:
-        line = one_error_line(whole, f"{label} whole-image")
+        line = assert_error(whole)
         assert str(image) in line or str(temperature) in line, f"{label} whole-image: names no input: {line}"
     else:
         assert "Traceback" not in whole.stderr, f"{label} whole-image: {whole.stderr[-3000:]}"
@@ -279,10 +242,7 @@ def test_predict_answers_or_refuses_naming_the_file(case, trained, tmp_path):
 # ------------------------------------------------------------------------------- detector
 @pytest.fixture(scope="module")
 def frames_dataset(output_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fuzz-frames") / "frames"
-    result = run_cli("synth", out, "--subjects", "5", "--per-subject", "2", "--seed", "11", "--full-frame", "--quiet")
-    assert result.returncode == 0, result.stderr
-    return out
+    return full_frame_dataset(tmp_path_factory.mktemp("fuzz-frames") / "frames")
 
 
 DETECTOR_OUTCOMES: dict[int, tuple[str, str]] = {}
@@ -307,11 +267,11 @@ def test_detector_trains_or_refuses_naming_the_file(case, frames_dataset, output
     except (ValueError, IndexError):  # a folder this dataset does not have: nothing to mutate
         pytest.skip(f"{label}: nothing to mutate")
     before = tree_digest(root)
-    result = bounded_cli("detector", root, "--profile", "quick", "--device", "cpu")
+    result = run_cli("detector", root, "--profile", "quick", "--device", "cpu", seconds=SECONDS_PER_COMMAND)
     assert result.returncode in (0, 1), f"{label}: exit {result.returncode}\n{result.stderr[-3000:]}"
     assert tree_digest(root) == before, f"{label}: the dataset changed"
     if result.returncode == 1:
-        line = one_error_line(result, label)
+        line = assert_error(result)
         assert str(root) in line, f"{label}: the error names no file of the dataset: {line}"
     else:
         assert "Traceback" not in result.stderr, f"{label}: {result.stderr[-3000:]}"
