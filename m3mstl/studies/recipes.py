@@ -93,32 +93,23 @@ RECIPE_NAMES: tuple[str, ...] = tuple(recipes("baseline"))
 
 
 def recipe_config(model: str, recipe: str, seed: int = 0):
-    """The run config `recipe` trains, its model options resolved as the trainer resolves them (the
-    run id is the resolved config's)."""
-    from m3mstl.config import make_config
-    from m3mstl.train.trainer import resolve_model_options
+    """The run config `recipe` trains, resolved as the trainer records it (its hash is the run id's)."""
+    from m3mstl.studies.scaling import resolved_config
 
-    config = make_config(model, PROFILE, seed=seed, overrides=recipes(model)[recipe])
-    config.model_options = resolve_model_options(config.model, config.model_options)
-    return config
+    return resolved_config(model, PROFILE, seed, recipes(model)[recipe])
 
 
 def finished_recipe_run(model: str, recipe: str, fingerprint: str, seed: int = 0) -> Path | None:
     """The finished run of `recipe` on data `fingerprint`: in runs/, else archived, else None."""
-    from m3mstl.runs import is_complete, run_dir_for, run_id
-    from m3mstl.runs.archive import archived_run_dir
+    from m3mstl.studies.scaling import run_state
 
-    config = recipe_config(model, recipe, seed)
-    run_dir = run_dir_for(config, fingerprint)
-    if is_complete(run_dir):
-        return run_dir
-    return archived_run_dir(model, run_id(config, fingerprint))
+    return run_state(model, PROFILE, seed, recipes(model)[recipe], fingerprint)[1]
 
 
 def validation_curve(run_dir: Path) -> list[dict[str, Any]]:
     """Per epoch of a finished run: stage, epoch, cumulative training GFLOP, cumulative seconds and
     validation NME, from its history and its counted FLOPs (training_flops.json, measured before)."""
-    from m3mstl.runs import load_config, read_history
+    from m3mstl.studies.scaling import epochs_with_images
 
     run_dir = Path(run_dir)
     counted = run_dir / "training_flops.json"
@@ -126,13 +117,9 @@ def validation_curve(run_dir: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"{counted}: the run's training compute was not counted "
                                 "(m3mstl.studies.scaling.training_flops, which needs the weights)")
     per_image = json.loads(counted.read_text())
-    config = load_config(run_dir)
-    stages = {s.name: s for s in config.stages}
     flops = seconds = 0.0
     curve = []
-    for entry in read_history(run_dir):
-        stage = stages[entry["stage"]]
-        images = stage.steps_per_epoch * config.data.batch_size if stage.steps_per_epoch else per_image["images"]
+    for entry, images in epochs_with_images(run_dir, per_image["images"]):
         flops += images * per_image["flops_per_image_by_stage"][entry["stage"]]
         seconds += entry.get("seconds", 0.0)
         curve.append({"stage": entry["stage"], "epoch": entry["epoch"], "gflops": round(flops / 1e9, 1),

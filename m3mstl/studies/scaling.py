@@ -125,15 +125,18 @@ def training_seconds(run_dir: Path) -> float:
     return float(sum(entry.get("seconds", 0.0) for entry in read_history(run_dir)))
 
 
-def training_images_seen(run_dir: Path, n_train: int) -> int:
-    """Training samples the run drew: per epoch, steps_per_epoch x batch, or one pass over the split."""
+def epochs_with_images(run_dir: Path, n_train: int) -> list[tuple[dict[str, Any], int]]:
+    """Every epoch of the run's history with the training samples it drew: steps_per_epoch x batch,
+    or one pass over the `n_train` training images."""
     config = load_config(run_dir)
     stages = {s.name: s for s in config.stages}
-    seen = 0
-    for entry in read_history(run_dir):
-        stage = stages[entry["stage"]]
-        seen += stage.steps_per_epoch * config.data.batch_size if stage.steps_per_epoch else n_train
-    return seen
+    return [(entry, stages[entry["stage"]].steps_per_epoch * config.data.batch_size
+             if stages[entry["stage"]].steps_per_epoch else n_train) for entry in read_history(run_dir)]
+
+
+def training_images_seen(run_dir: Path, n_train: int) -> int:
+    """Training samples the run drew over all its epochs."""
+    return sum(images for _, images in epochs_with_images(run_dir, n_train))
 
 
 def training_flops(run_dir: Path, data_dir: Path) -> float:
@@ -171,12 +174,7 @@ def training_flops(run_dir: Path, data_dir: Path) -> float:
             loss.backward()
         per_image[stage.name] = counter.get_total_flops() / len(batch["image"])
     n_train = len(train_set)
-    stages = {s.name: s for s in config.stages}
-    total = 0.0
-    for entry in read_history(run_dir):
-        stage = stages[entry["stage"]]
-        images = stage.steps_per_epoch * config.data.batch_size if stage.steps_per_epoch else n_train
-        total += images * per_image[entry["stage"]]
+    total = sum(images * per_image[entry["stage"]] for entry, images in epochs_with_images(run_dir, n_train))
     write_json_atomic(cached, {"flops": total, "flops_per_image_by_stage": per_image, "images": n_train})
     return total
 
@@ -250,14 +248,18 @@ def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int
     return PointRuns(point, seeds, results["m3mstl"], results["baseline"])
 
 
-def study_run_id(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str) -> str:
-    """The id the trainer gives this run: it hashes the config with every model option resolved
-    (defaults included) and the data fingerprint."""
+def resolved_config(model: str, profile: str, seed: int, overrides: dict[str, Any]):
+    """The run config as the trainer records it: every model option resolved (defaults included)."""
     from m3mstl.train.trainer import resolve_model_options
 
     config = make_config(model, profile, seed=seed, overrides=overrides)
     config.model_options = resolve_model_options(config.model, config.model_options)
-    return run_id(config, fingerprint)
+    return config
+
+
+def study_run_id(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str) -> str:
+    """The id the trainer gives this run: it hashes the resolved config and the data fingerprint."""
+    return run_id(resolved_config(model, profile, seed, overrides), fingerprint)
 
 
 def run_state(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str
