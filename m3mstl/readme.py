@@ -38,7 +38,7 @@ class ReadmeError(RuntimeError):
 
 
 def _table(root: Path, name: str) -> pd.DataFrame:
-    path = root / paths.TABLES_DIR.relative_to(paths.REPO_ROOT) / f"{name}.csv"
+    path = root / "tables" / f"{name}.csv"  # root is a publish root: its tables/ (paths.TABLES_DIR's layout)
     if not path.is_file():
         raise ReadmeError(f"{path}: the published table this README block is written from is missing")
     return pd.read_csv(path)

@@ -97,3 +97,11 @@ def test_no_result_number_is_typed_outside_the_generated_blocks():
         prose = re.sub(pattern, "", prose)
     typed = sorted({line.strip() for line in prose.splitlines() if re.search(r"\d", line)})
     assert not typed, "numbers typed by hand in the README's results sections:\n" + "\n".join(typed)
+
+
+def test_rendering_reads_the_given_root_wherever_outputs_are_published(tmp_path, monkeypatch):
+    """A publish root outside the repository (M3MSTL_PUBLISH_ROOT) does not change where a render reads."""
+    root = _published_copy(tmp_path / "copy")
+    monkeypatch.setattr(paths, "TABLES_DIR", tmp_path / "elsewhere" / "tables")
+    text = README.read_text(encoding="utf-8")
+    assert readme.render(text, root) == readme.render(text, paths.REPO_ROOT)

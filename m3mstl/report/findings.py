@@ -748,12 +748,11 @@ def describe_scaling_study(study: Any, *, peer_nme: float | None = None,
 def describe_recipes(curves: Any, decimals: int = 3) -> list[str]:
     """From `m3mstl.studies.recipes.recipe_curves` (one row per epoch of each recipe run): per model,
     each recipe's last validation NME and the compute it spent, lowest first (one seed: no interval)."""
-    frame = curves if hasattr(curves, "groupby") else None
-    if frame is None or not len(frame):
+    if not len(curves):
         return ["No recipe run finished on this data: no training curve to compare "
                 "(benchmarks/bench_recipe.py trains them, on the default profile's data)."]
     sentences = []
-    for model, part in frame.groupby("model", sort=False):
+    for model, part in curves.groupby("model", sort=False):
         ends = part.groupby("recipe", sort=False).agg(tflop=("tflop", "max"), val_nme=("val_nme", "last"))
         ends = ends.sort_values("val_nme")
         listed = "; ".join(f"{name} {number(row.val_nme, decimals)} after {number(row.tflop, 1)} TFLOP"

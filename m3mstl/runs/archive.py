@@ -34,7 +34,9 @@ ARCHIVE_REQUIRED: tuple[str, ...] = (
 OPTIONAL_ARCHIVED_FILES: tuple[str, ...] = (
     "history.jsonl", "per_image_test.csv", "metrics_val.json", "timings.json", "stage1_val_iou.json",
     "training_flops.json")
-ARCHIVED_FILES: tuple[str, ...] = ARCHIVE_REQUIRED[:-1] + OPTIONAL_ARCHIVED_FILES + ("complete.json",)
+#: In the order they are copied: complete.json last, so a half-copied record is never taken for a whole one.
+ARCHIVED_FILES: tuple[str, ...] = (*(f for f in ARCHIVE_REQUIRED if f != "complete.json"), *OPTIONAL_ARCHIVED_FILES,
+                                   "complete.json")
 #: Records that name the run's dataset ("data_dir"): archived with that name portable (`_portable_data_dir`).
 RECORDS_NAMING_DATA: tuple[str, ...] = ("config.json", "environment.json")
 
