@@ -3,7 +3,7 @@
 Anyone can check the published numbers without training anything. For the notebooks whose outputs
 need only run records (test predictions, metrics, histories; `RECORD_NOTEBOOKS`), verify executes
 each one again with training refused, every run taken from this machine's runs/ or, when absent,
-from its archived record (`archive/`, committed; `m3mstl.runs.lifecycle.allow_training(archived=True)`),
+from its archived record (`archive/`, committed; `m3mstl.runs.lifecycle.allow_training(archived=...)`),
 writes the outputs under build/verify/<profile>/ (the published set is never touched), and compares
 each output's SHA-256 with the published manifest's. Before that, each run's recorded test metrics
 (which the tables read) are recomputed from its recorded test predictions and must agree. Same code and records give the same bytes; a

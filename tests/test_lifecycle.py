@@ -176,14 +176,14 @@ def test_a_refused_run_is_read_from_its_archived_record_only_where_the_notebook_
         allow_training(False)
         with pytest.raises(RunNotTrained):
             produce(producer)
-        allow_training(False, archived=True)
+        allow_training(False, archived="when-refused")
         assert produce(producer) == archived and producer.calls == 0
         assert not producer.run_dir.exists()  # nothing written on this machine
         with pytest.raises(RunNotTrained):
             produce(producer, force=True)
         with pytest.raises(RunError, match="fingerprint"):
             produce(producer, fingerprint="0" * 16)
-        allow_training(True, archived=True)  # training allowed: the run is trained here, not read
+        allow_training(True, archived="when-refused")  # training allowed: the run is trained here, not read
         assert produce(producer) == producer.run_dir and producer.calls == 1
     finally:
         allow_training(True)

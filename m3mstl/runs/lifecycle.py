@@ -36,21 +36,20 @@ _archived_records = "off"
 ARCHIVE_POLICIES = ("off", "when-refused", "first")
 
 
-def allow_training(allowed: bool, *, archived: bool | str = "off") -> None:
+def allow_training(allowed: bool, *, archived: str = "off") -> None:
     """Let producers start or continue training (True, the default) or refuse with `RunNotTrained`.
 
-    `archived` (ARCHIVE_POLICIES; True means "when-refused"): for the notebooks whose tables need only
-    run records (06-08, 11, 13). "when-refused": where training is refused, a run that is not on this
+    `archived` (ARCHIVE_POLICIES; the notebooks whose tables need only run records, 06-08 and 11-13,
+    pass `m3mstl.studies.comparison.archive_policy(PROFILE, FORCE)`). "when-refused": where training is refused, a run that is not on this
     machine but is archived is read from the archive, so a reader of a fresh clone, and `m3mstl verify`,
     recompute the published tables without training; "first": the archived record is used even where
     training is allowed (the extended profile's studies, longer than one machine session, are archived
     run by run as they finish and continued from there). A notebook that needs weights keeps "off"."""
     global _allowed, _archived_records
-    policy = "when-refused" if archived is True else "off" if archived is False else archived
-    if policy not in ARCHIVE_POLICIES:
+    if archived not in ARCHIVE_POLICIES:
         raise ValueError(f"archived must be one of {ARCHIVE_POLICIES}, got {archived!r}")
     _allowed = bool(allowed)
-    _archived_records = policy
+    _archived_records = archived
 
 
 def training_allowed() -> bool:
