@@ -25,7 +25,8 @@ from m3mstl.config import make_config
 from m3mstl.data.embedded import ensure_synthetic_data
 from m3mstl.data.fingerprint import data_fingerprint
 from m3mstl.runs import read_history
-from m3mstl.studies.scaling import PAPER_RADIUS, ScalePoint, run_state
+from m3mstl.studies.run_lookup import run_state
+from m3mstl.studies.scaling import PAPER_RADIUS, ScalePoint
 
 PROFILE = "extended"
 

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from m3mstl.profiles import TRAINING
+from m3mstl.studies.run_lookup import epochs_with_images, resolved_config, run_state
 
 PROFILE = "default"
 OLD_RATE = 3e-4
@@ -94,23 +95,17 @@ RECIPE_NAMES: tuple[str, ...] = tuple(recipes("baseline"))
 
 def recipe_config(model: str, recipe: str, seed: int = 0):
     """The run config `recipe` trains, resolved as the trainer records it (its hash is the run id's)."""
-    from m3mstl.studies.scaling import resolved_config
-
     return resolved_config(model, PROFILE, seed, recipes(model)[recipe])
 
 
 def finished_recipe_run(model: str, recipe: str, fingerprint: str, seed: int = 0) -> Path | None:
     """The finished run of `recipe` on data `fingerprint`: in runs/, else archived, else None."""
-    from m3mstl.studies.scaling import run_state
-
     return run_state(model, PROFILE, seed, recipes(model)[recipe], fingerprint)[1]
 
 
 def validation_curve(run_dir: Path) -> list[dict[str, Any]]:
     """Per epoch of a finished run: stage, epoch, cumulative training GFLOP, cumulative seconds and
     validation NME, from its history and its counted FLOPs (training_flops.json, measured before)."""
-    from m3mstl.studies.scaling import epochs_with_images
-
     run_dir = Path(run_dir)
     counted = run_dir / "training_flops.json"
     if not counted.is_file():

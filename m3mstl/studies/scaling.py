@@ -33,9 +33,10 @@ from m3mstl.studies import comparison
 from m3mstl.config import make_config
 from m3mstl.core.fileio import write_json_atomic
 from m3mstl.data.fingerprint import data_fingerprint
-from m3mstl.runs.archive import archive_run, archived_run_dir
-from m3mstl.runs import is_complete, load_config, load_json, read_history, run_id
+from m3mstl.runs.archive import archive_run
+from m3mstl.runs import load_config, load_json, read_history
 from m3mstl.runs.result import RunResult, load_run
+from m3mstl.studies.run_lookup import epochs_with_images, run_state
 
 
 PAPER_VARIANT = "paper stage-1 radius"
@@ -123,15 +124,6 @@ def token_map_sizes(run_dir: Path) -> list[int]:
 def training_seconds(run_dir: Path) -> float:
     """Measured training time: the sum of the per-epoch `seconds` in the run's history."""
     return float(sum(entry.get("seconds", 0.0) for entry in read_history(run_dir)))
-
-
-def epochs_with_images(run_dir: Path, n_train: int) -> list[tuple[dict[str, Any], int]]:
-    """Every epoch of the run's history with the training samples it drew: steps_per_epoch x batch,
-    or one pass over the `n_train` training images."""
-    config = load_config(run_dir)
-    stages = {s.name: s for s in config.stages}
-    return [(entry, stages[entry["stage"]].steps_per_epoch * config.data.batch_size
-             if stages[entry["stage"]].steps_per_epoch else n_train) for entry in read_history(run_dir)]
 
 
 def training_images_seen(run_dir: Path, n_train: int) -> int:
@@ -246,31 +238,6 @@ def train_point(point: ScalePoint, profile: str, data_dir: Path, seeds: list[int
                     archive_measured_run(run_dir, data_dir)
             results[model].append(load_run(run_dir, model))
     return PointRuns(point, seeds, results["m3mstl"], results["baseline"])
-
-
-def resolved_config(model: str, profile: str, seed: int, overrides: dict[str, Any]):
-    """The run config as the trainer records it: every model option resolved (defaults included)."""
-    from m3mstl.train.trainer import resolve_model_options
-
-    config = make_config(model, profile, seed=seed, overrides=overrides)
-    config.model_options = resolve_model_options(config.model, config.model_options)
-    return config
-
-
-def study_run_id(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str) -> str:
-    """The id the trainer gives this run: it hashes the resolved config and the data fingerprint."""
-    return run_id(resolved_config(model, profile, seed, overrides), fingerprint)
-
-
-def run_state(model: str, profile: str, seed: int, overrides: dict[str, Any], fingerprint: str
-              ) -> tuple[str, Path | None]:
-    """Where the study finds this run: ("finished", its run folder) on this machine, else
-    ("archived", its archived record), else ("missing", None)."""
-    identity = study_run_id(model, profile, seed, overrides, fingerprint)
-    if is_complete(paths.RUNS_DIR / model / identity):
-        return "finished", paths.RUNS_DIR / model / identity
-    archived = archived_run_dir(model, identity)
-    return ("archived", archived) if archived is not None else ("missing", None)
 
 
 def archive_measured_run(run_dir: Path, data_dir: Path) -> None:
