@@ -1015,10 +1015,16 @@ SINGLE_CHANNEL_MODES = ("1", "L", "P", "I;16", "I;16B", "I;16L", "I", "F")
 
 
 def is_colour_image(path: Path) -> bool:
-    """True when the file holds colour (RGB, RGBA, ...) rather than one channel: `read_image_file`
-    turns it into luminance, which callers should say out loud. Reads the header only."""
+    """True when the file holds colour rather than one channel: `read_image_file` turns it into
+    luminance, which callers should say out loud. A three-channel file whose channels are all equal
+    (a grey image saved as RGB, as many tools do) is not colour: its luminance is the image itself."""
     with _open_image(path, "image") as image:
-        return image.mode not in SINGLE_CHANNEL_MODES
+        if image.mode in SINGLE_CHANNEL_MODES:
+            return False
+        if image.mode == "LA":
+            return False
+        pixels = np.asarray(image.convert("RGB"))
+    return not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
 
 def image_to_unit_range(image: np.ndarray) -> np.ndarray:

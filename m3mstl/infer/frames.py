@@ -12,7 +12,12 @@ landmarks (visible green, occluded red) to DIR/<frame>.png. A frame that cannot 
 an error row naming the file and the problem; the batch goes on.
 
 Temperature maps are found beside each image in the TFD68 layout (DATA/thermal/<stem>.png ->
-DATA/temperature/<stem>.npy|.png|.tif|.tiff) or in `--temperature-dir`.
+DATA/temperature/<stem>.npy|.png|.tif|.tiff), in `--temperature-dir`, given for one image by
+`--temperature`, or are the images themselves (`--radiometric`: 16-bit centi-Kelvin frames). With a map,
+each face row carries its inner-canthus reading (`m3mstl.infer.canthus.read_face`, the run's reading
+settings): the temperature, the canthi read, and why it abstains when it does. Without one, the
+temperatures are null and a warning says which frames had no map: grey levels are never read as
+degrees (the rule-based detector still finds faces on them, by their relative warmth).
 
 `pipeline_nme` measures the whole pipeline on generated full frames: the median NME of the
 landmarks predicted from detector boxes against the same model given the true boxes.
@@ -35,6 +40,7 @@ from m3mstl.detection.head_box import SYNTH_HEAD_TO_LANDMARK_BOX, HeadBoxMapping
 from m3mstl.detection.base import Detection, FaceFinder
 from m3mstl.detection.rule_based import DetectorConfig, detect_faces_view, face_finder
 from m3mstl.core.fileio import atomic_path, json_safe
+from m3mstl.infer.canthus import ReadingSettings, load_reading_settings, read_face
 
 #: Passes of the model on the extent of its own landmarks after the first, on the mapped detector box
 #: (benchmarks/bench_pipeline.py --limit 80, 80 generated frames: one pass lowers the default baseline's
@@ -138,6 +144,31 @@ def find_temperature(frame: Frame, temperature_dir: Path | None = None) -> Path 
     return None
 
 
+@dataclass(frozen=True)
+class TemperatureSource:
+    """Where each frame's radiometric map comes from: `file` (one map for a single image,
+    `--temperature`), `folder` (maps named like the frames, `--temperature-dir`), the frame itself
+    (`radiometric`: a 16-bit centi-Kelvin image), or, with none of these, the TFD68 sibling folder."""
+
+    file: Path | None = None
+    folder: Path | None = None
+    radiometric: bool = False
+
+    def map_for(self, frame: Frame) -> tuple[np.ndarray | None, Path | None, str | None]:
+        """(map in deg C, its file, why there is none). Raises DatasetError for a map that exists
+        but cannot be read or does not fit."""
+        from m3mstl.data.coco import read_temperature_file
+
+        if self.radiometric:
+            return read_temperature_file(frame.path), frame.path, None
+        path = self.file if self.file is not None else find_temperature(frame, self.folder)
+        if path is None:
+            where = self.folder if self.folder is not None else frame.path.parent.parent / "temperature"
+            return None, None, (f"no temperature map {frame.path.stem}{{{','.join(TEMPERATURE_SUFFIXES)}}} in {where}"
+                                if frame.pages == 1 else "a page of a multi-page image has no temperature map")
+        return read_temperature_file(path), path, None
+
+
 def faces_in_frame(image: np.ndarray, temperature: np.ndarray | None, detector: DetectorConfig | FaceFinder | None = None
                    ) -> list[Detection]:
     """Detected faces: on the temperature map when there is one, else on the 8-bit view."""
@@ -180,35 +211,45 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
                    box: tuple[float, float, float, float] | None = None, overlays: Path | None = None,
                    detector: DetectorConfig | FaceFinder | None = None, device: str = "cpu",
                    progress: bool = True, mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
-                   refine_passes: int = REFINE_PASSES) -> Iterator[dict[str, Any]]:
+                   refine_passes: int = REFINE_PASSES, source: TemperatureSource | None = None,
+                   reading: ReadingSettings | None = None) -> Iterator[dict[str, Any]]:
     """One row per face found (or per frame in error / without a face), frame by frame.
 
     The first crop comes from `first_crop_box`: a run trained on head boxes (`data.face_box =
     "head"`) takes the detector's box as it is; for a run trained on landmark-extent boxes the
     detector's head box goes through `mapping`, then the model runs `refine_passes` more times on
     the extent of its own landmarks (`predict.predict_refined`). A box given by hand is taken to be
-    of the run's own kind."""
+    of the run's own kind.
+
+    Each face's canthus reading uses `reading` (default: the run's own, `load_reading_settings`) on the
+    frame's map from `source` (default: `temperature_dir`, else the TFD68 sibling folder); frames
+    without a map get null temperatures and one DatasetWarning names them."""
+    import warnings
+
     from tqdm.auto import tqdm
 
-    from m3mstl.data.coco import read_temperature_file
-    from m3mstl.data.errors import DatasetError
+    from m3mstl.data.errors import DatasetError, DatasetWarning
     from m3mstl.infer.predict import predict_refined
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
+    source = source if source is not None else TemperatureSource(folder=temperature_dir)
+    reading = reading if reading is not None else load_reading_settings(Path(run_dir))
     frames = expand_inputs(paths)
+    without_map: list[str] = []
     for frame in tqdm(frames, desc="predict", unit="frame", disable=not progress or len(frames) < 2):
         base = {"frame": frame.label, "file": str(frame.path), "page": frame.page}
         try:
             image = read_frame(frame)
-            temperature_path = find_temperature(frame, temperature_dir)
-            temperature = None if temperature_path is None else read_temperature_file(temperature_path)
+            temperature, temperature_path, no_map = source.map_for(frame)
             if temperature is not None and temperature.shape != image.shape:
                 raise DatasetError(temperature_path, f"temperature map is {temperature.shape[1]}x"
                                    f"{temperature.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
         except (DatasetError, OSError, ValueError) as error:
             yield {**base, "error": str(error)}
             continue
+        if no_map is not None:
+            without_map.append(str(frame.path) if frame.pages == 1 else frame.label)
         if box is not None:  # the same box on every frame: checked (or clipped) against each one
             from m3mstl.infer.predict import check_box
 
@@ -225,12 +266,20 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
                          "crop_box": [round(float(v), 2) for v in out["crop_box"]],
                          "landmarks": np.round(out["landmarks"], 3).tolist(),
                          "occlusion_prob": np.round(out["occlusion_prob"], 4).tolist(),
-                         "temperature": temperature_path is not None})
+                         "temperature": temperature_path is not None,
+                         "temperature_map": None if temperature_path is None else str(temperature_path),
+                         **read_face(temperature, out["landmarks"], out["occlusion_prob"], reading,
+                                     no_map_reason=no_map or "no radiometric temperature map")})
         if overlays is not None:
             draw_overlay(image, rows, Path(overlays) / f"{frame.label}.png")
         if not rows:
             yield {**base, "face": None, "error": None, "faces": 0}
         yield from rows
+    if without_map:
+        warnings.warn(f"{len(without_map)} of {len(frames)} frames have no radiometric temperature map "
+                      f"(first: {without_map[0]}): their faces were found on grey levels and their temperatures "
+                      "are null; give maps with --temperature-dir or --temperature, or 16-bit centi-Kelvin frames "
+                      "with --radiometric", DatasetWarning, stacklevel=2)
 
 
 def draw_overlay(image: np.ndarray, rows: list[dict[str, Any]], out_path: Path, threshold: float = 0.5) -> Path:
@@ -258,18 +307,27 @@ def draw_overlay(image: np.ndarray, rows: list[dict[str, Any]], out_path: Path, 
     return out_path
 
 
+#: The canthus-reading columns of a CSV row (`read_face`; README "Predicting on your own frames").
+CSV_READING_FIELDS = ("canthus_temperature_c", "canthus_right_c", "canthus_left_c", "canthi_used", "calibrated",
+                      "abstention", "temperature_map")
+
+
 def write_rows(rows: list[dict[str, Any]], out_path: Path | None, fmt: str) -> str:
     """Rows as JSON (a list) or CSV (landmarks flattened to x0,y0,...,p0,...): to a file or returned."""
     if fmt == "json":
         text = json.dumps(rows, indent=1)
     elif fmt == "csv":
         buffer = io.StringIO()
-        fields = ["frame", "file", "page", "face", "error", "score", "box_x", "box_y", "box_w", "box_h"]
+        fields = ["frame", "file", "page", "face", "error", "score", "box_x", "box_y", "box_w", "box_h",
+                  *CSV_READING_FIELDS]
         fields += [f"x{i}" for i in range(68)] + [f"y{i}" for i in range(68)] + [f"p{i}" for i in range(68)]
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            flat = {k: row.get(k) for k in ("frame", "file", "page", "face", "error", "score")}
+            flat = {k: row.get(k) for k in ("frame", "file", "page", "face", "error", "score", *CSV_READING_FIELDS)}
+            if "canthus_raw_c" in row:
+                flat["canthus_right_c"], flat["canthus_left_c"] = row["canthus_raw_c"]
+                flat["canthi_used"] = "+".join(row["canthi_used"])
             if "box" in row:
                 flat.update(zip(("box_x", "box_y", "box_w", "box_h"), row["box"]))
                 for i, ((x, y), p) in enumerate(zip(row["landmarks"], row["occlusion_prob"])):
@@ -309,6 +367,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", type=Path, default=None,
                         help="a trained face-detector run folder runs/detector/<run-id> (m3mstl detector DATA; "
                              "default: the rule-based detector, which needs no training)")
+    parser.add_argument("--radiometric", action="store_true",
+                        help="the images are themselves radiometric: 16-bit centi-Kelvin frames, read as temperatures")
+    parser.add_argument("--calibration-c", type=float, default=None,
+                        help="the site calibration added to every canthus reading, deg C (what the camera's canthus "
+                             "readings missed against a reference thermometer; default: the run's own, chosen on its "
+                             "training split, when it has one)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -334,6 +398,7 @@ def run(args: argparse.Namespace) -> int:
     from m3mstl.errors import UsageError
 
     box = parse_box(args.box)
+    source = temperature_source(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DatasetWarning)
         if args.whole_image:
@@ -341,11 +406,20 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError("--whole-image", "takes exactly one image")
             from m3mstl.infer.predict import predict_image
 
-            result = predict_image(args.run_dir, args.image[0], temperature_path=args.temperature, box=box,
-                                   device=args.device)
+            if box is None:
+                refuse_whole_frame(Path(args.image[0]), source)
+            temperature_path = source.file
+            if temperature_path is None and not source.radiometric:  # a named folder, else the TFD68 sibling
+                temperature_path = find_temperature(Frame(Path(args.image[0])), source.folder)
+                if temperature_path is None and source.folder is not None:
+                    raise UsageError("--temperature-dir", f"no temperature map named {Path(args.image[0]).stem}"
+                                                          f"{{{','.join(TEMPERATURE_SUFFIXES)}}} in {source.folder}")
+            result = predict_image(args.run_dir, args.image[0], temperature_path=temperature_path, box=box,
+                                   device=args.device, radiometric=source.radiometric,
+                                   reading=reading_settings(args))
             code, text = 0, json.dumps(json_safe(result), indent=2, allow_nan=False)
         else:
-            code, text = _run_frames(args, box)
+            code, text = _run_frames(args, box, source)
     for warning in caught:
         if issubclass(warning.category, DatasetWarning):  # a fault in the user's input: one plain line
             print(f"warning: {warning.message}", file=sys.stderr)
@@ -356,11 +430,83 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float] | None) -> tuple[int, str]:
+def temperature_source(args: argparse.Namespace) -> TemperatureSource:
+    """Where the temperature maps come from, as the options say; a map or folder that was named but
+    is not there, or options that contradict each other, are usage errors (a named map is never
+    silently dropped)."""
+    from m3mstl.core.fileio import regular_file_problem
+    from m3mstl.errors import UsageError
+
+    given = [name for name, value in (("--temperature", args.temperature), ("--temperature-dir", args.temperature_dir),
+                                      ("--radiometric", args.radiometric or None)) if value is not None]
+    if len(given) > 1:
+        raise UsageError(given[1], f"cannot be combined with {given[0]}: give each frame's map one way")
+    if args.temperature is not None:
+        if len(args.image) != 1 or Path(args.image[0]).is_dir():
+            raise UsageError("--temperature", "is the map of one image; for several images name a folder of maps "
+                                              "with --temperature-dir (maps named like the images)")
+        problem = regular_file_problem(Path(args.temperature))
+        if problem is not None:
+            raise UsageError("--temperature", f"{args.temperature}: {problem}")
+        return TemperatureSource(file=Path(args.temperature))
+    if args.temperature_dir is not None and not Path(args.temperature_dir).is_dir():
+        raise UsageError("--temperature-dir", f"{args.temperature_dir}: not a folder")
+    return TemperatureSource(folder=args.temperature_dir, radiometric=bool(args.radiometric))
+
+
+def reading_settings(args: argparse.Namespace) -> ReadingSettings:
+    """The run's canthus-reading settings, with the site calibration of `--calibration-c` if given."""
+    import dataclasses
+    import math
+
+    from m3mstl.errors import UsageError
+
+    settings = load_reading_settings(Path(args.run_dir))
+    if args.calibration_c is None:
+        return settings
+    if not math.isfinite(args.calibration_c) or abs(args.calibration_c) > MAX_CALIBRATION_C:
+        raise UsageError("--calibration-c", f"must be a finite correction within +-{MAX_CALIBRATION_C:g} deg C, "
+                                            f"got {args.calibration_c}")
+    return dataclasses.replace(settings, calibration_c=float(args.calibration_c))
+
+
+#: The largest site calibration accepted: a screening camera's offset is a few tenths of a degree to a
+#: degree or two (docs/thermometry.md); ten degrees is a unit mistake (Kelvin, Fahrenheit), not a calibration.
+MAX_CALIBRATION_C = 10.0
+#: `--whole-image` refuses an image on which the detector finds a face whose box covers less than this
+#: share of it: that is a camera frame, not a face crop, and the model would read the whole scene as a face.
+WHOLE_IMAGE_MIN_FACE_SHARE = 0.25
+
+
+def refuse_whole_frame(path: Path, source: TemperatureSource) -> None:
+    """UsageError when `--whole-image` is given a camera frame rather than a face crop: the detector
+    finds a face covering less than WHOLE_IMAGE_MIN_FACE_SHARE of it."""
+    from m3mstl.errors import UsageError
+
+    frame = Frame(path)
+    try:
+        image = read_frame(frame)
+        temperature = source.map_for(frame)[0]
+    except Exception:  # noqa: BLE001  (the reading error is reported, with its file, by the prediction itself)
+        return
+    if temperature is not None and temperature.shape != image.shape:
+        return  # predict_image names the mismatch
+    faces = faces_in_frame(image, temperature)
+    if not faces:
+        return
+    height, width = image.shape
+    largest = max(faces, key=lambda face: face.box[2] * face.box[3])
+    share = largest.box[2] * largest.box[3] / float(width * height)
+    if share < WHOLE_IMAGE_MIN_FACE_SHARE:
+        x, y, w, h = (round(v) for v in largest.box)
+        raise UsageError("--whole-image", f"{path} looks like a camera frame, not a face crop: the face detector "
+                                          f"finds a {w}x{h} face at {x},{y} in the {width}x{height} image "
+                                          f"({share:.0%} of it); drop --whole-image to detect the faces, or give --box")
+
+
+def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float] | None,
+                source: TemperatureSource) -> tuple[int, str]:
     """Batch prediction on frames; exit code 1 when some frame failed."""
-    temperature_dir = args.temperature_dir
-    if args.temperature is not None and temperature_dir is None:
-        temperature_dir = Path(args.temperature).parent
     if not 0 <= args.refine_passes <= MAX_REFINE_PASSES:
         from m3mstl.errors import UsageError
 
@@ -370,7 +516,7 @@ def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float]
         from m3mstl.detection.trained import TrainedFaceDetector
 
         detector = TrainedFaceDetector.load(args.detector, device=args.device)
-    rows = list(predict_frames(args.run_dir, args.image, temperature_dir=temperature_dir, box=box,
+    rows = list(predict_frames(args.run_dir, args.image, box=box, source=source, reading=reading_settings(args),
                                overlays=args.overlays, device=args.device, refine_passes=args.refine_passes,
                                detector=detector,
                                progress=not args.quiet and sys.stderr.isatty()))

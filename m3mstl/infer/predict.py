@@ -111,10 +111,13 @@ def check_box(box: tuple[float, float, float, float], width: int, height: int) -
     left, top, right, bottom = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
     if right <= left or bottom <= top:
         raise UsageError("--box", f"box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} image")
+    # Compared edge by edge, not as the rebuilt (x, y, w, h): (x + w) - x need not equal w in floating
+    # point, which made a box wholly inside the image "clipped".
+    if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+        return (x, y, w, h)
     clipped = (left, top, right - left, bottom - top)
-    if clipped != (x, y, w, h):
-        warnings.warn(f"--box {x:g},{y:g},{w:g},{h:g} reaches past the {width}x{height} image; clipped to "
-                      f"{clipped[0]:g},{clipped[1]:g},{clipped[2]:g},{clipped[3]:g}", DatasetWarning, stacklevel=2)
+    warnings.warn(f"--box {x:g},{y:g},{w:g},{h:g} reaches past the {width}x{height} image; clipped to "
+                  f"{clipped[0]:g},{clipped[1]:g},{clipped[2]:g},{clipped[3]:g}", DatasetWarning, stacklevel=2)
     return clipped
 
 
@@ -180,26 +183,39 @@ def predict_refined(model, config, image: np.ndarray, temperature: np.ndarray | 
 
 
 def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | None = None,
-                  box: tuple[float, float, float, float] | None = None, device: str = "cpu") -> dict[str, Any]:
+                  box: tuple[float, float, float, float] | None = None, device: str = "cpu",
+                  radiometric: bool = False, reading=None) -> dict[str, Any]:
     """68 landmarks in the image's own pixel coordinates with their occlusion probability
-    and the temperature read there.
+    and the temperature read there, and the face's inner-canthus reading (`canthus`,
+    `m3mstl.infer.canthus.read_face` with `reading`, default the run's own settings).
 
     `box` (x, y, w, h) is the face box in a whole camera frame; the crop adds the run's
     margin and squaring exactly as in training. Without a box the image is taken to be a
-    ready face crop and is used whole.
+    ready face crop and is used whole. The temperature map is `temperature_path`, or the image
+    itself when `radiometric` (a 16-bit centi-Kelvin image); with neither, the temperatures are
+    null and a DatasetWarning says so.
     """
+    import warnings
+
     from m3mstl.data.coco import read_temperature_file
-    from m3mstl.data.errors import DatasetError
+    from m3mstl.data.errors import DatasetError, DatasetWarning
+    from m3mstl.infer.canthus import load_reading_settings, read_face
     from m3mstl.runs import load_config, load_model
 
     run_dir, image_path = Path(run_dir), Path(image_path)
     config = load_config(run_dir)  # a broken run folder is reported before the image is read
+    reading = reading if reading is not None else load_reading_settings(run_dir)
     image = _read_image(image_path)
     height, width = image.shape
     if box is not None:
         box = check_box(box, width, height)
     temperature = None
-    if temperature_path is not None:
+    if radiometric:
+        temperature_path = image_path
+    if temperature_path is None:
+        warnings.warn(f"{image_path}: no radiometric temperature map (give --temperature MAP, or --radiometric for a "
+                      "16-bit centi-Kelvin image): temperatures are null", DatasetWarning, stacklevel=2)
+    else:
         temperature = read_temperature_file(Path(temperature_path))
         if temperature.shape != image.shape:
             raise DatasetError(Path(temperature_path), f"temperature map is {temperature.shape[1]}x{temperature.shape[0]}"
@@ -214,7 +230,10 @@ def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | N
             entry["temperature_c"] = round(temperature_at(temperature, x, y), 3)
         landmarks.append(entry)
     result: dict[str, Any] = {"image": str(image_path), "run": str(run_dir), "width": width, "height": height,
-                              "crop_box": [round(v, 3) for v in out["crop_box"]], "landmarks": landmarks}
+                              "crop_box": [round(v, 3) for v in out["crop_box"]], "landmarks": landmarks,
+                              "temperature_map": None if temperature_path is None else str(temperature_path),
+                              "canthus": {**read_face(temperature, out["landmarks"], out["occlusion_prob"], reading),
+                                          "settings": reading.as_dict()}}
     if "pose" in out:
         yaw, pitch, roll = (float(v) for v in out["pose"])
         result["head_pose"] = {"yaw": yaw, "pitch": pitch, "roll": roll}

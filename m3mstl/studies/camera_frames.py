@@ -18,6 +18,7 @@ split's frames through the detector, trains it with several seeds, and measures 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -100,6 +101,19 @@ def choose_detector(validation: pd.DataFrame) -> str:
     overall["fewer_false"] = -overall["false_positives_per_frame"]
     best = overall.sort_values(["recall", "mean_iou", "fewer_false"], ascending=False, kind="stable")
     return str(best["detector"].iloc[0])
+
+
+def choose_box_training(box_choice: pd.DataFrame) -> str:
+    """The way of training for frames (a key of FRAME_BOX_CANDIDATES) with the lowest median NME
+    through the detector on the VALIDATION frames (notebook 14's `14_box_choice` table)."""
+    return str(box_choice.loc[box_choice["median_nme"].idxmin(), "training"])
+
+
+def frame_training_command(training: str, frames_dir: str = "data/synth-default-frames") -> str:
+    """The `m3mstl train` command that trains the baseline for frames the way `training` names."""
+    sets = " ".join(f"--set '{key}={json.dumps(value) if isinstance(value, (dict, list)) else value}'"
+                    for key, value in FRAME_BOX_CANDIDATES[training].items())
+    return f"m3mstl train --model baseline --data {frames_dir} {sets}"
 
 
 def detected_subset(predictions: dict[str, np.ndarray], records: Sequence[Any]):

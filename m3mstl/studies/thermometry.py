@@ -41,10 +41,12 @@ import pandas as pd
 
 from m3mstl.core.landmarks import INNER_CANTHI, NUM_LANDMARKS, OUTER_EYE_CORNERS
 from m3mstl.data.records import occluder_group
-from m3mstl.infer.canthus import ThermometryInputError, canthus_maxima, face_scaled_window, window_max
+from m3mstl.infer.canthus import (COMBINE_RULES, LENS_OCCLUDERS, PRACTICE_WINDOW_FRACTION, THRESHOLDS,  # noqa: F401
+                                  WINDOW_FRACTIONS, ThermometryInputError, bare_canthi, canthus_maxima,
+                                  canthus_window_readings, choose_reading, choose_threshold, face_scaled_window,
+                                  fit_calibration, lens_faces, window_max)
 
 METHODS: tuple[str, ...] = ("single_pixel", "naive", "skip_occluded", "calibrated", "oracle")
-COMBINE_RULES: tuple[str, ...] = ("mean", "max")
 
 
 def _combine(values: np.ndarray, use: np.ndarray, combine: str) -> float:
@@ -245,125 +247,6 @@ def summarise_readings(per_image: pd.DataFrame, *, overall_label: str = "all") -
     table = pd.DataFrame(rows)
     table.attrs["settings"] = dict(per_image.attrs.get("settings", {}))
     return table
-
-
-PRACTICE_WINDOW_FRACTION = 0.15   # window side / outer-eye-corner distance (docs/thermometry.md)
-WINDOW_FRACTIONS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3)   # the choices `choose_reading` weighs
-THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
-LENS_OCCLUDERS: tuple[str, ...] = ("glasses", "sunglasses")
-
-
-def canthus_window_readings(temperature_maps: Sequence[np.ndarray], landmarks: np.ndarray, window_fraction: float,
-                            offset_c: np.ndarray | None = None) -> np.ndarray:
-    """(N, 2) window maxima at canthi 39 and 42 of (N, 68, 2) landmarks, window sized from each face,
-    each map's known camera offset (N,) removed when given."""
-    landmarks = np.asarray(landmarks, dtype=float)
-    offsets = np.zeros(len(temperature_maps)) if offset_c is None else np.asarray(offset_c, dtype=float)
-    return np.stack([canthus_maxima(np.asarray(temperature_map, dtype=float) - offsets[i], landmarks[i],
-                                    face_scaled_window(landmarks[i], window_fraction))
-                     for i, temperature_map in enumerate(temperature_maps)]).reshape(-1, 2)
-
-
-def fit_calibration(readings: np.ndarray, canthus_truth_c: np.ndarray, combine: str = "max") -> float:
-    """The site calibration: mean of (truth - reading) over faces, both (N, 2) per canthus combined
-    by `combine`; rows with a non-finite value are skipped. What a screening site does with a
-    reference thermometer on a calibration group: here the TRAINING split at its true landmarks,
-    bare canthi only (the caller selects them). ThermometryInputError when no row is usable."""
-    if combine not in COMBINE_RULES:
-        raise ThermometryInputError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
-    readings, truth = np.asarray(readings, dtype=float), np.asarray(canthus_truth_c, dtype=float)
-    if readings.shape != truth.shape or readings.ndim != 2 or readings.shape[1] != 2:
-        raise ThermometryInputError(f"readings and truth must both be (N, 2), got {readings.shape} and {truth.shape}")
-    reduce = np.mean if combine == "mean" else np.max
-    difference = reduce(truth, axis=1) - reduce(readings, axis=1)
-    difference = difference[np.isfinite(difference)]
-    if difference.size == 0:
-        raise ThermometryInputError("fit_calibration: no face with finite readings and truth")
-    return float(difference.mean())
-
-
-def choose_threshold(canthus_prob: np.ndarray, lens: np.ndarray, bare: np.ndarray,
-                     thresholds: Sequence[float] = THRESHOLDS) -> tuple[float, pd.DataFrame]:
-    """The abstention threshold, chosen on VALIDATION: a face abstains when the model calls both
-    canthi occluded (probability >= threshold); the choice maximises (abstention on faces behind
-    glasses or sunglasses, `lens`) - (abstention on faces whose canthi are both bare, `bare`),
-    ties to the higher threshold. canthus_prob (N, 2); lens, bare (N,) bool. Returns the threshold
-    and the table it was chosen from (threshold, lens_abstention, bare_abstention)."""
-    prob = np.asarray(canthus_prob, dtype=float)
-    lens, bare = np.asarray(lens, dtype=bool), np.asarray(bare, dtype=bool)
-    if not lens.any() or not bare.any():
-        raise ThermometryInputError("choose_threshold needs faces behind lenses and faces with bare canthi")
-    rows = []
-    for threshold in thresholds:
-        abstains = (prob >= threshold).all(axis=1)
-        rows.append({"threshold": float(threshold), "lens_abstention": float(abstains[lens].mean()),
-                     "bare_abstention": float(abstains[bare].mean())})
-    table = pd.DataFrame(rows)
-    score = (table["lens_abstention"] - table["bare_abstention"]).round(12)
-    best = table[score == score.max()]["threshold"].max()
-    return float(best), table
-
-
-def lens_faces(records: Sequence[Any]) -> np.ndarray:
-    """(N,) bool: faces behind glasses or sunglasses (alone or with other occluders)."""
-    return np.array([any(o.get("type") in LENS_OCCLUDERS for o in r.extras.get("occluders", [])) for r in records],
-                    dtype=bool)
-
-
-def bare_canthi(records: Sequence[Any]) -> np.ndarray:
-    """(N,) bool: faces whose two inner canthi are both visible in the ground truth."""
-    return np.array([not (np.asarray(r.visibility)[list(INNER_CANTHI)] == 1).any() for r in records], dtype=bool)
-
-
-def _records_truth(records: Sequence[Any]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    from m3mstl.data.coco import load_temperature
-
-    maps = [load_temperature(r) for r in records]
-    truth = np.array([r.extras["canthus_skin_max_c"] for r in records], dtype=float)
-    offsets = np.array([r.extras.get("camera", {}).get("offset_error_c", 0.0) for r in records], dtype=float)
-    bare = bare_canthi(records)
-    return maps, truth, offsets, bare
-
-
-def choose_reading(train_records: Sequence[Any], val_records: Sequence[Any], val_landmarks: np.ndarray,
-                   val_occlusion_prob: np.ndarray, *, combine: str = "max",
-                   fractions: Sequence[float] = WINDOW_FRACTIONS) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Settings of the practice reading, never from the test split (docs/thermometry.md):
-
-    - for each window fraction, the site calibration `fit_calibration` on the TRAINING split at its
-      true landmarks (faces with both canthi bare, camera offset removed);
-    - the window fraction with the lowest calibrated MAE on VALIDATION faces with bare canthi, read
-      at the model's predicted landmarks;
-    - the abstention threshold by `choose_threshold` on validation.
-
-    Records carry `canthus_skin_max_c` (SynthTFD68). Returns (settings, validation table: one row
-    per fraction with calibration_c, val_mae_c, val_bias_c, and the threshold table's rows)."""
-    train_maps, train_truth, train_offsets, train_bare = _records_truth(train_records)
-    val_maps, val_truth, val_offsets, val_bare = _records_truth(val_records)
-    train_points = np.stack([r.landmarks for r in train_records])
-    reduce = np.mean if combine == "mean" else np.max
-    rows = []
-    for fraction in fractions:
-        train_read = canthus_window_readings(train_maps, train_points, fraction, train_offsets)
-        calibration = fit_calibration(train_read[train_bare], train_truth[train_bare], combine)
-        val_read = canthus_window_readings(val_maps, val_landmarks, fraction, val_offsets)
-        error = reduce(val_read[val_bare], axis=1) + calibration - reduce(val_truth[val_bare], axis=1)
-        rows.append({"choice": "window_fraction", "window_fraction": float(fraction), "calibration_c": calibration,
-                     "val_mae_c": float(np.nanmean(np.abs(error))), "val_bias_c": float(np.nanmean(error)),
-                     "val_uncalibrated_mae_c": float(np.nanmean(np.abs(error - calibration)))})
-    windows = pd.DataFrame(rows)
-    best = windows.loc[windows["val_mae_c"].idxmin()]
-    lens = lens_faces(val_records)
-    prob = np.asarray(val_occlusion_prob, dtype=float)[:, list(INNER_CANTHI)]
-    try:
-        threshold, thresholds = choose_threshold(prob, lens, val_bare)
-    except ThermometryInputError:   # a small validation split without lens (or bare) faces: keep 0.5
-        threshold, thresholds = 0.5, pd.DataFrame([{"threshold": 0.5, "lens_abstention": float("nan"),
-                                                     "bare_abstention": float("nan")}])
-    settings = {"window_fraction": float(best["window_fraction"]), "calibration_c": float(best["calibration_c"]),
-                "threshold": threshold, "combine": combine}
-    thresholds.insert(0, "choice", "threshold")
-    return settings, pd.concat([windows, thresholds], ignore_index=True)
 
 
 def landmark_error_study(

@@ -524,9 +524,35 @@ class Trainer:
         from m3mstl.evaluation.evaluate import evaluate_run
 
         evaluate_run(self.run_dir)
+        self._choose_canthus_reading()
         write_json_atomic(self.run_dir / "complete.json", {"run_dir": str(self.run_dir),
                                                            "history_epochs": len(final["history"])})
         discard_resume_state(self.run_dir)
+
+
+    def _choose_canthus_reading(self) -> None:
+        """Store how `m3mstl predict` reads this run's canthus temperatures, chosen on its training and
+        validation splits (m3mstl.infer.canthus.write_run_reading; skipped for data without the true
+        canthus skin temperature)."""
+        from m3mstl.infer.canthus import write_run_reading
+        from m3mstl.runs.predictions import load_predictions
+
+        val = load_predictions(self.run_dir / "predictions_val.npz")
+        records = self.data.dataset.records
+        train_pick, val_pick = _evenly(len(self.data.splits["train"])), _evenly(len(val["record_index"]))
+        write_run_reading(self.run_dir, [records[i] for i in self.data.splits["train"][train_pick]],
+                          [records[i] for i in val["record_index"][val_pick]],
+                          val["pred_landmarks"][val_pick], val["occlusion_prob"][val_pick])
+
+
+#: The most faces of a split the canthus-reading choice reads (evenly spaced): it holds every map it
+#: reads in memory, and the paper profile's 17,000 training maps at 256 px would take 4.5 GB.
+READING_CHOICE_FACES = 2000
+
+
+def _evenly(n: int, most: int = READING_CHOICE_FACES) -> np.ndarray:
+    """Indices of at most `most` of n items, evenly spaced (all of them when n <= most)."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) if n else np.zeros(0, dtype=int)
 
 
 # Checkpoints a finished run still needs: notebook 02 and the scaling study read the stage-1 mask
