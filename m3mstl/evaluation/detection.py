@@ -77,3 +77,71 @@ def summarise_detection(per_face: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table.attrs["settings"] = dict(per_face.attrs.get("settings", {}))
     return table
+
+
+#: Face-width bins (landmark extent, sensor pixels) of the scene evaluation; issue 30's target is on
+#: faces at least 40 px wide.
+SCENE_SIZE_BINS: tuple[tuple[float, float, str], ...] = ((0, 30, "<30 px"), (30, 40, "30-40 px"),
+                                                          (40, 80, "40-80 px"), (80, 1e9, ">=80 px"))
+
+
+def size_bin(face_width_px: float) -> str:
+    return next(label for low, high, label in SCENE_SIZE_BINS if low <= face_width_px < high)
+
+
+def evaluate_scenes(scenes, finder: DetectorConfig | FaceFinder | None = None, *, iou_threshold: float = 0.5,
+                    progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Detection on a scene set (`m3mstl.data.synth.scenes.read_scenes`), on each frame's temperature map.
+
+    Returns (per_face, per_frame). per_face: scene, kind, person, face_width_px, size_bin, occluder_type,
+    pose, cut_by_frame_edge, hidden_share, iou (with the detection matched one-to-one, largest true box
+    first), found (iou >= iou_threshold), bottom_error_px (detected minus true lower edge: positive
+    reaches below the chin). A person whose head is wholly hidden has no true box and is left out.
+    per_frame: scene, kind, faces, detections, false_detections (matching no visible head at
+    iou_threshold)."""
+    from m3mstl.core.boxes import iou
+    from m3mstl.data.coco import read_temperature_file
+    from m3mstl.data.records import occluder_group
+
+    find = face_finder(finder)
+    faces, frames = [], []
+    iterator = scenes
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(scenes, desc="detect", unit="scene")
+    for scene in iterator:
+        detections = find(read_temperature_file(scene.temperature_path))
+        people = sorted((p for p in scene.people if p.get("head_bbox")),
+                        key=lambda p: -p["head_bbox"][2] * p["head_bbox"][3])
+        matches = match_detections([tuple(p["head_bbox"]) for p in people], detections)
+        for person, (value, match) in zip(people, matches):
+            truth = person["head_bbox"]
+            pose = person.get("head_pose", {"yaw": 0.0, "pitch": 0.0})
+            faces.append({
+                "scene": scene.image_id, "kind": scene.kind, "person": person["person"],
+                "face_width_px": float(person["face_width_px"]), "size_bin": size_bin(float(person["face_width_px"])),
+                "occluder_type": occluder_group(person.get("occluders") or ["none"]),
+                "pose": pose_bin(pose["yaw"], pose["pitch"]), "cut_by_frame_edge": bool(person["cut_by_frame_edge"]),
+                "hidden_share": float(person["hidden_share"]), "iou": float(value),
+                "found": bool(value >= iou_threshold),
+                "bottom_error_px": (float(match.box[1] + match.box[3] - truth[1] - truth[3])
+                                    if match is not None and value >= iou_threshold else float("nan")),
+            })
+        false = sum(1 for d in detections if all(iou(tuple(p["head_bbox"]), d.box) < iou_threshold for p in people))
+        frames.append({"scene": scene.image_id, "kind": scene.kind, "faces": len(people),
+                       "detections": len(detections), "false_detections": false})
+    return pd.DataFrame(faces), pd.DataFrame(frames)
+
+
+def summarise_scenes(per_face: pd.DataFrame, per_frame: pd.DataFrame) -> pd.DataFrame:
+    """Recall, mean IoU and the detected box's lower-edge error per scene kind and face-size bin (and
+    over all sizes), with false detections per frame of that kind."""
+    rows = []
+    for kind, faces in [("all", per_face), *per_face.groupby("kind")]:
+        frames = per_frame if kind == "all" else per_frame[per_frame["kind"] == kind]
+        for size, part in [("all", faces), *faces.groupby("size_bin")]:
+            rows.append({"kind": kind, "size": size, "faces": len(part), "recall": float(part["found"].mean()),
+                         "mean_iou": float(part["iou"].mean()),
+                         "median_bottom_error_px": float(part["bottom_error_px"].median()),
+                         "false_detections_per_frame": float(frames["false_detections"].mean())})
+    return pd.DataFrame(rows)

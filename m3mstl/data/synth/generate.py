@@ -28,6 +28,7 @@ import numpy as np
 
 from m3mstl.data import coco
 from m3mstl.data.synth.priors import SynthConfigError, check_physics, load_priors
+from m3mstl.data.synth.recording import recorded
 from m3mstl.core.fileio import atomic_folder
 from m3mstl.data.synth.renderer import GENERATOR_VERSION, RenderedFace, render
 from m3mstl.data.synth.spec import FaceSpec, sample_identity, sample_spec
@@ -55,25 +56,6 @@ def spec_for(seed: int, subject_index: int, image_index: int, subjects: int, pri
     identity = sample_identity(identity_rng, priors, sid)
     image_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, subject_index, image_index)))
     return sample_spec(image_rng, priors, identity, image_index)
-
-
-def recorded(value: Any) -> Any:
-    """A number (or every number in an array, list or mapping) as the generator records it: 4 decimals
-    from magnitude 1 up (1e-4 px, mm, degrees C or degrees), 6 below (rotation-matrix entries).
-
-    The float64 render differs between CPUs in its last bits (~1e-13 at these magnitudes: the
-    vectorised exp/sin/cos NumPy picks per CPU), and so would any digit written at that precision.
-    Rounded this coarsely, such a difference changes a written number only if it lies within ~1e-13
-    of a rounding boundary, about once in 1e9 numbers, so one dataset is the same bytes everywhere."""
-    if isinstance(value, dict):
-        return {key: recorded(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(recorded(item) for item in value)
-    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-        return np.where(np.abs(value) >= 1.0, np.round(value, 4), np.round(value, 6))
-    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
-        return float(np.round(value, 4 if abs(value) >= 1.0 else 6))
-    return value
 
 
 def write_rendered(root: Path, spec: FaceSpec, face: RenderedFace, temperature_format: str) -> dict[str, Any]:
@@ -247,11 +229,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="COCO keypoint layout: one 68-point category (default) or TFD68's per-part form")
     parser.add_argument("--full-frame", action="store_true",
                         help="write whole sensor frames (160x120 .. 640x512, --size ignored) instead of face crops")
+    parser.add_argument("--scenes", type=int, default=None, metavar="N",
+                        help="write N whole camera scenes instead (640x512, 1-4 people at different distances, indoor "
+                             "and outdoor; m3mstl.data.synth.scenes): what the face detector is measured on")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if getattr(args, "scenes", None) is not None:
+        from m3mstl.data.synth.scenes import generate_scenes
+
+        path = generate_scenes(args.out_dir, count=args.scenes, seed=args.seed, workers=args.workers,
+                               priors=load_priors(args.config), progress=not args.quiet and sys.stderr.isatty())
+        print(f"wrote {args.scenes} scenes to {path.parent} in {time.perf_counter() - start:.1f} s")
+        return 0
     # A SynthConfigError reaches the command line's one error path: `error: <file>: <problem>`, exit 1.
     path = generate_dataset(args.out_dir, subjects=args.subjects, per_subject=args.per_subject, size=args.size,
                             seed=args.seed, workers=args.workers, config=args.config,

@@ -55,7 +55,7 @@ from m3mstl.core.pose import FLIP, rotation_from_euler
 from m3mstl.data import coco
 
 # 1.1: the same bytes on every CPU (no BLAS in the geometry, 10 mK temperature counts, numbers in
-# annotations.json rounded as `generate.recorded` says).
+# annotations.json rounded as `recording.recorded` says).
 GENERATOR_VERSION = "1.1"
 
 # Part labels of the per-pixel part map.
@@ -236,9 +236,10 @@ def full_frame_geometry(crop: CropGeometry, cam) -> tuple[CropGeometry, int]:
 class _Scene:
     """Frames, transforms and the skin field of one spec."""
 
-    def __init__(self, spec: FaceSpec, size: int, full_frame: bool = False) -> None:
+    def __init__(self, spec: FaceSpec, size: int, full_frame: bool = False, full_body: bool = False) -> None:
         self.spec = spec
         self.frame_pad = 0
+        self.full_body = full_body
         if full_frame:
             size = max(spec.camera.sensor_width, spec.camera.sensor_height)
         self.size = size
@@ -362,7 +363,7 @@ def _neck_and_shoulders(scene: _Scene) -> list[_Splat]:
         return skin + covered * (cloth_t - skin)
 
     splats = [_part_splat(scene, neck, NECK, True, neck_temperature)]
-    torso = _torso_surface(s, spacing, lowest, scene.camera_body)
+    torso = _torso_surface(s, spacing, lowest, scene.camera_body, full_length=scene.full_body)
     if torso is None:
         return splats
 
@@ -374,18 +375,28 @@ def _neck_and_shoulders(scene: _Scene) -> list[_Splat]:
     return splats
 
 
-def _torso_surface(scale: float, spacing: float, lowest_y: float, camera: np.ndarray) -> PartGrid | None:
+def _torso_surface(scale: float, spacing: float, lowest_y: float, camera: np.ndarray,
+                   full_length: bool = False) -> PartGrid | None:
     """Shoulders and chest as a rounded box in the body frame, below the neck [A: 2 x 185 mm wide].
 
     Only the rows above `lowest_y` (the picture's lower edge) are generated; None if none is.
+    The box ends at the chest (420 mm below the eyes), enough for a portrait; with `full_length`
+    (a person standing in a scene, `m3mstl.data.synth.scenes`) the clothed body goes on down to
+    the picture's lower edge, as a standing body does in a camera frame.
     """
     half_w, half_d = 185.0 * scale, 105.0 * scale
-    top, bottom = -225.0 * scale, max(-420.0 * scale, lowest_y)
+    top, chest = -225.0 * scale, max(-420.0 * scale, lowest_y)
+    bottom = lowest_y if full_length else chest
     if bottom >= top - 2.0 * spacing:
         bottom = top - 2.0 * spacing
+    # The shoulders close towards the neck over the first fifth of the portrait's torso, in mm, so a
+    # full-length body has the same shoulders (not a slope stretched over its whole height).
+    closing_scale = max(top - bottom, 1e-9) / max(top - min(chest, top - 2.0 * spacing), 1e-9)
     n_around = max(int(np.ceil(2 * np.pi * half_w / spacing)), 16)
     rise = 30.0 * scale
     n_down = max(int(np.ceil((top - bottom + 2.0 * rise) / spacing)), 4)
+    if full_length:   # twice the rows: a far, long body at this spacing left gaps where the shoulders slope
+        n_down *= 2
     t = facing_columns((np.arange(n_around) + 0.5) / n_around * 2.0 * np.pi - np.pi, camera)[None, :]
     v = np.linspace(0.0, 1.0, n_down)[:, None]
     # Cross-section: a superellipse; the shoulders slope down from the neck and the first rows
@@ -394,7 +405,7 @@ def _torso_surface(scale: float, spacing: float, lowest_y: float, camera: np.nda
     sin_t, cos_t = np.sin(t), np.cos(t)
     x = half_w * np.sign(sin_t) * np.abs(sin_t) ** ex
     z = half_d * np.sign(cos_t) * np.abs(cos_t) ** ex
-    closing = 1.0 - smoothstep(v / 0.2)
+    closing = 1.0 - smoothstep(v * closing_scale / 0.2)
     shrink = 0.45 + 0.55 * (1.0 - closing)
     y = top - 0.0028 * (x * shrink) ** 2 / scale + (bottom - top) * v + rise * closing
     x, z = x * shrink, NECK_CENTRE_Z * scale + z * shrink
@@ -464,16 +475,17 @@ def _landmark_labels(scene: _Scene, zbuf: _ZBuffer, mask: np.ndarray, lm_cam: np
     return causes
 
 
-def render(spec: FaceSpec, size: int, full_frame: bool = False) -> RenderedFace:
+def render(spec: FaceSpec, size: int, full_frame: bool = False, full_body: bool = False) -> RenderedFace:
     """Render one spec at size x size pixels (deterministic: same spec, same arrays).
 
     With `full_frame` the whole sensor frame is rendered at sensor resolution instead (its
     width x height from the spec's camera, 160x120 .. 640x512; `size` is then ignored): the
-    input a face detector and the whole pipeline see.
+    input a face detector and the whole pipeline see. `full_body`: the clothed body reaches the
+    frame's lower edge (a person in a scene) instead of ending at the chest.
     """
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
-    scene = _Scene(spec, size, full_frame)
+    scene = _Scene(spec, size, full_frame, full_body)
     size = scene.size
     model, skin = scene.model, scene.skin
     amb = spec.conditions.ambient_c
