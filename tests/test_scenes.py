@@ -162,3 +162,39 @@ def test_synth_scenes_command(tmp_path):
     info = json.loads((tmp_path / "scenes" / "annotations.json").read_text())["info"]
     assert info["generator"] == "m3mstl synth --scenes" and info["scenes"] == 1
     assert "--scenes" in run_cli("synth", tmp_path / "bad", "--scenes", "0", "--quiet").stderr
+
+
+def test_augmented_batches_keep_every_head_of_a_scene():
+    import torch
+
+    from m3mstl.detection.trained import settings_for
+    from m3mstl.train.detector import augmented_batch
+
+    settings = settings_for("quick", two_frame_fraction=1.0, shrink_fraction=0.0)
+    inputs = torch.zeros((2, 2, settings.input_height, settings.input_width))
+    boxes = [np.array([[0.1, 0.2, 0.1, 0.1], [0.6, 0.3, 0.2, 0.2]], np.float32), np.zeros((0, 4), np.float32)]
+    _, batch_boxes = augmented_batch(inputs, boxes, np.array([0, 0, 1]), np.random.default_rng(0), settings)
+    # Two frames side by side: the first frame's heads (halved in x) plus the other frame's.
+    assert [len(b) for b in batch_boxes] in ([2, 2, 0], [2, 4, 0], [4, 2, 0], [4, 4, 0], [2, 2, 2], [2, 4, 2],
+                                             [4, 2, 2], [4, 4, 2])
+    assert all(0.0 <= x and x + w <= 1.0 + 1e-6 for frame in batch_boxes for x, _, w, _ in frame)
+
+
+@pytest.mark.slow
+def test_the_detector_trains_on_a_scene_set_and_scores_its_validation_scenes(tmp_path, priors):
+    from cli_probes import assert_error, run_cli
+    from conftest import outputs_redirected_to
+
+    generate_scenes(tmp_path / "set", count=10, seed=3, priors=priors)
+    with outputs_redirected_to(tmp_path / "out"):
+        result = run_cli("detector", tmp_path / "set", "--profile", "quick", "--set", "input_width=96",
+                         "--set", "input_height=80")
+        assert result.returncode == 0, result.stderr[-2000:]
+        run_dir = next((tmp_path / "out" / "runs" / "detector").iterdir())
+        metrics = json.loads((run_dir / "metrics_val.json").read_text())
+        assert metrics["data"] == "scenes"
+        assert {row["kind"] for row in metrics["detection"]} >= {"all"}
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["settings"]["input_width"] == 96 and config["train_frames"] == 6   # scenes 0-2, 5-7 of 10
+        assert_error(run_cli("detector", tmp_path / "set", "--profile", "quick", "--set", "no_such=1"),
+                     "no_such")

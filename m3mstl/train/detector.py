@@ -19,7 +19,8 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,15 @@ def focal_loss(logits, heat):
 # -- augmentation ---------------------------------------------------------------------------------
 def augmented_batch(inputs, boxes: np.ndarray, indices: np.ndarray, rng: np.random.Generator,
                     settings: FaceDetectorSettings):
-    """Training inputs (B, 2, H, W) and their boxes (frame fractions) for `indices`."""
+    """Training inputs (B, 2, H, W) and their boxes (frame fractions) for `indices`; `boxes[i]` is
+    frame i's (k, 4) array of true boxes (one for a portrait frame, several for a scene)."""
     import torch
     import torch.nn.functional as F
 
     height, width = settings.input_height, settings.input_width
     batch, batch_boxes = [], []
     for index in indices:
-        x, frame_boxes = inputs[index].float(), [tuple(boxes[index])]
+        x, frame_boxes = inputs[index].float(), [tuple(box) for box in boxes[index]]
         if rng.random() < 0.5:
             x = x.flip(-1)
             frame_boxes = [(1 - bx - bw, by, bw, bh) for bx, by, bw, bh in frame_boxes]
@@ -86,9 +88,8 @@ def augmented_batch(inputs, boxes: np.ndarray, indices: np.ndarray, rng: np.rand
             halves = [F.interpolate(part.float()[None], size=(height, width // 2), mode="area")[0]
                       for part in (x, inputs[other])]
             x = torch.cat(halves, -1)
-            bx, by, bw, bh = frame_boxes[0]
-            ox, oy, ow, oh = boxes[other]
-            frame_boxes = [(bx / 2, by, bw / 2, bh), (0.5 + ox / 2, oy, ow / 2, oh)]
+            frame_boxes = ([(bx / 2, by, bw / 2, bh) for bx, by, bw, bh in frame_boxes]
+                           + [(0.5 + ox / 2, oy, ow / 2, oh) for ox, oy, ow, oh in boxes[other]])
         elif draw < settings.two_frame_fraction + settings.shrink_fraction:  # smaller, anywhere
             scale = rng.uniform(0.5, 0.9)
             h, w = int(height * scale), int(width * scale)
@@ -110,26 +111,94 @@ def detector_run_id(settings: FaceDetectorSettings, seed: int, fingerprint: str)
     return hashlib.sha256(f"{text}:{fingerprint}".encode()).hexdigest()[:12]
 
 
-def encode_records(records, settings: FaceDetectorSettings, progress: bool = False):
-    """Inputs (N, 2, H, W) float16 (half the memory; the network sees float32) and true head
-    boxes (N, 4) in frame fractions of full-frame records."""
-    import torch
-    from tqdm.auto import tqdm
+@dataclass
+class TrainingFrame:
+    """One frame the detector learns from or is scored on: how to read its temperature map, and its
+    true visible-head boxes in pixels (one in a portrait frame, none to several in a scene)."""
 
+    name: str
+    load: Callable[[], np.ndarray]
+    boxes: list[tuple[float, float, float, float]]
+    width: int
+    height: int
+
+
+def record_frames(records) -> list[TrainingFrame]:
+    """Portrait full frames (`m3mstl synth --full-frame` records): one head box each."""
     from m3mstl.data.coco import load_temperature
     from m3mstl.data.errors import DatasetError
 
-    inputs, boxes = [], []
-    for record in tqdm(records, desc="frames", unit="frame", disable=not progress):
+    frames = []
+    for record in records:
         box = record.extras.get("head_bbox")
         if box is None:
             raise DatasetError(record.image_path, "no head_bbox in its annotation: the detector trains on "
                                                   "full frames from m3mstl synth --full-frame")
-        temperature = load_temperature(record)
+        frames.append(TrainingFrame(record.image_id, lambda record=record: load_temperature(record),
+                                    [tuple(box)], record.width, record.height))
+    return frames
+
+
+def scene_frames(scenes) -> list[TrainingFrame]:
+    """Scenes (`m3mstl synth --scenes`): every visible head of the frame (a wholly hidden one has no box)."""
+    from m3mstl.data.coco import read_temperature_file
+
+    return [TrainingFrame(scene.image_id, lambda scene=scene: read_temperature_file(scene.temperature_path),
+                          [tuple(p["head_bbox"]) for p in scene.people if p.get("head_bbox")], scene.width,
+                          scene.height) for scene in scenes]
+
+
+#: Scenes have no subjects: scene i goes to the split SCENE_SPLIT[i % 5] (3 : 1 : 1, as the subject split).
+SCENE_SPLIT = ("train", "train", "train", "val", "test")
+
+
+def is_scene_set(frames_dir: Path) -> bool:
+    """Whether `frames_dir` holds a scene set of `m3mstl synth --scenes` (not a TFD68-layout dataset)."""
+    import json
+
+    from m3mstl.data.synth.scenes import SCENE_GENERATOR
+
+    try:
+        info = json.loads((Path(frames_dir) / "annotations.json").read_text()).get("info", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(info, dict) and info.get("generator") == SCENE_GENERATOR
+
+
+def frame_splits(profile: str, frames_dir: Path) -> dict[str, Any]:
+    """{"train", "val", "test"} -> the split's frames (scenes, or portrait-frame records split by
+    subject as every model's data is) and {"kind"}: "scenes" or "frames"."""
+    if is_scene_set(frames_dir):
+        from m3mstl.data.synth.scenes import read_scenes
+
+        scenes = read_scenes(frames_dir)
+        split = {name: [s for i, s in enumerate(scenes) if SCENE_SPLIT[i % len(SCENE_SPLIT)] == name]
+                 for name in ("train", "val", "test")}
+        return {"kind": "scenes", **split}
+    from m3mstl.config import make_config
+    from m3mstl.train.peer import split_records
+
+    return {"kind": "frames", **split_records(make_config("baseline", profile), frames_dir)}
+
+
+def to_training_frames(kind: str, items) -> list[TrainingFrame]:
+    return scene_frames(items) if kind == "scenes" else record_frames(items)
+
+
+def encode_frames(frames: list[TrainingFrame], settings: FaceDetectorSettings, progress: bool = False):
+    """Inputs (N, 2, H, W) float16 (half the memory; the network sees float32) and each frame's true
+    head boxes as a (k, 4) array in frame fractions."""
+    import torch
+    from tqdm.auto import tqdm
+
+    inputs, boxes = [], []
+    for frame in tqdm(frames, desc="frames", unit="frame", disable=not progress):
+        temperature = frame.load()
         height, width = temperature.shape
         inputs.append(frame_input(temperature, settings).half())
-        boxes.append([box[0] / width, box[1] / height, box[2] / width, box[3] / height])
-    return torch.stack(inputs), np.asarray(boxes, dtype=np.float32)
+        boxes.append(np.asarray([[x / width, y / height, w / width, h / height] for x, y, w, h in frame.boxes],
+                                dtype=np.float32).reshape(-1, 4))
+    return torch.stack(inputs), boxes
 
 
 def train_face_detector(profile: str, frames_dir: str | Path, *, seed: int = 0,
@@ -207,15 +276,13 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
     import torch
 
     from m3mstl import paths
-    from m3mstl.config import make_config
     from m3mstl.evaluation.detection import evaluate_detector, summarise_detection
     from m3mstl.core.device import resolve_device
     from m3mstl.core.fileio import atomic_path, write_json_atomic
-    from m3mstl.train.peer import split_records
     from m3mstl.runs import environment_info
 
     torch_device = resolve_device(device)
-    split = split_records(make_config("baseline", profile), frames_dir)  # the subject split every model uses
+    split = frame_splits(profile, frames_dir)  # portrait frames: the subject split every model uses
     train_records = split["train"][: settings.max_train_frames]
     write_json_atomic(run_dir / "config.json", {"model": "face_detector", "profile": profile, "seed": seed,
                                                 "settings": asdict(settings), "version": FACE_DETECTOR_VERSION,
@@ -226,9 +293,10 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
 
         write_json_atomic(run_dir / "environment.json", {**environment_info(str(torch_device)),
                                                          "code_fingerprint": code_fingerprint()})
-    inputs, boxes = encode_records(train_records, settings, progress)
-    val_inputs, val_boxes = encode_records(split["val"], settings, progress)
-    val_sizes = [(record.width, record.height) for record in split["val"]]
+    inputs, boxes = encode_frames(to_training_frames(split["kind"], train_records), settings, progress)
+    val_frames = to_training_frames(split["kind"], split["val"])
+    val_inputs, val_boxes = encode_frames(val_frames, settings, progress)
+    val_sizes = [(frame.width, frame.height) for frame in val_frames]
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -288,38 +356,48 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
     with atomic_path(run_dir / "model.pt") as tmp:
         torch.save({"network": network.state_dict(), "settings": json.dumps(asdict(settings))}, tmp)
     detector = TrainedFaceDetector(network.to("cpu"), settings, run_dir)
-    summary = summarise_detection(evaluate_detector(None, detector, records=split["val"]))
-    write_json_atomic(run_dir / "metrics_val.json", {"split": "val", "detection": summary.to_dict("records")})
+    if split["kind"] == "scenes":
+        from m3mstl.evaluation.detection import evaluate_scenes, summarise_scenes
+
+        summary = summarise_scenes(*evaluate_scenes(split["val"], detector))
+        summary = summary.rename(columns={"false_detections_per_frame": "false_positives_per_frame"})
+    else:
+        summary = summarise_detection(evaluate_detector(None, detector, records=split["val"]))
+    write_json_atomic(run_dir / "metrics_val.json", {"split": "val", "data": split["kind"],
+                                                     "detection": summary.to_dict("records")})
     checkpoint.unlink(missing_ok=True)
     write_json_atomic(run_dir / "complete.json", {"epochs": settings.epochs,
                                                   "train_seconds": sum(e["seconds"] for e in history)})
 
 
-def _validation_scores(network, inputs, boxes: np.ndarray, sizes: list[tuple[int, int]],
+def _validation_scores(network, inputs, boxes: list[np.ndarray], sizes: list[tuple[int, int]],
                        settings: FaceDetectorSettings, device) -> dict[str, float]:
-    """Validation recall at IoU >= 0.5, mean best IoU and false detections per frame of the network
-    as it is (the history's learning curve; `detect.evaluate_detector` scores the finished run)."""
+    """Validation recall at IoU >= 0.5 over every true head, mean IoU of each head's one-to-one match
+    and false detections per frame of the network as it is (the history's learning curve;
+    `evaluate_detector` / `evaluate_scenes` score the finished run)."""
     import torch
 
-    from m3mstl.core.boxes import iou
+    from m3mstl.detection.base import Detection, match_detections
 
     network.eval()
-    found, ious, false = [], [], 0
+    found, ious, false, frames = [], [], 0, 0
     with torch.no_grad():
         for start in range(0, len(inputs), 64):
             outputs = network(inputs[start:start + 64].float().to(device)).float().cpu()
             for offset, detections in enumerate(decode(outputs, settings.threshold, settings.max_faces)):
                 width, height = sizes[start + offset]
                 scale = np.array([width, height, width, height])
-                truth = tuple(boxes[start + offset] * scale)
-                best = max((iou(truth, tuple(np.asarray(box) * scale)) for _, box in detections), default=0.0)
-                found.append(best >= 0.5)
-                ious.append(best)
-                false += len(detections) - int(best >= 0.5)
+                truths = [tuple(box * scale) for box in boxes[start + offset]]
+                found_boxes = [Detection(*(np.asarray(box) * scale), score) for score, box in detections]
+                matches = match_detections(sorted(truths, key=lambda b: -b[2] * b[3]), found_boxes)
+                found += [value >= 0.5 for value, _ in matches]
+                ious += [value for value, _ in matches]
+                false += len(found_boxes) - sum(value >= 0.5 for value, _ in matches)
+                frames += 1
     network.train()
     count = max(len(found), 1)
     return {"val_recall": float(np.sum(found)) / count, "val_mean_iou": float(np.sum(ious)) / count,
-            "val_false_per_frame": false / count}
+            "val_false_per_frame": false / max(frames, 1)}
 
 
 # -- the `m3mstl detector` command ------------------------------------------------------------------
@@ -331,10 +409,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true",
                         help="train again even when a finished run exists (refused while another process trains it)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one of the profile's detector settings (m3mstl.detection.trained."
+                             "FaceDetectorSettings), e.g. input_width=320 input_height=256 for whole scenes")
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dir = train_face_detector(args.profile, args.data, seed=args.seed, device=args.device, force=args.force)
+    from m3mstl.config import parse_value
+    from m3mstl.detection.trained import make_settings
+    from m3mstl.errors import UsageError
+
+    changes = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError("--set", f"expects KEY=VALUE, got {item!r}")
+        changes[key.strip()] = parse_value(value)
+    settings = make_settings(changes, settings_for(args.profile), subject="--set") if changes else None
+    run_dir = train_face_detector(args.profile, args.data, seed=args.seed, device=args.device, force=args.force,
+                                  settings=settings)
     overall = json.loads((run_dir / "metrics_val.json").read_text())["detection"][0]
     print(f"{run_dir}: validation recall {overall['recall']:.4f}, mean IoU {overall['mean_iou']:.3f}, "
           f"false detections per frame {overall['false_positives_per_frame']:.3f}")
