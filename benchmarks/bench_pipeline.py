@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=216)
     parser.add_argument("--fit-faces", type=int, default=300)
     parser.add_argument("--limit", type=int, default=None, help="score only the first LIMIT frames")
+    parser.add_argument("--coarse", type=Path, default=None,
+                        help="a run trained on head boxes: also score the two-stage reading (m3mstl predict --coarse)")
     parser.add_argument("--data", type=Path, default=paths.default_synth_dir("default"))
     parser.add_argument("--out", type=Path, default=paths.BUILD_DIR / "pipeline")
     args = parser.parse_args(argv)
@@ -84,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mapping from {int(found.sum())} training faces rendered whole: {mapping}")
     print("how far the mapped box stays from the landmark extent on those faces (|offset| / face size, |log ratio|):")
     print(mapping_residuals(detected, landmark_boxes, mapping).round(3).to_string())
-    report(pipeline_nme(args.run, root, mapping=mapping, refine_passes=(1, 2, 3), limit=args.limit, progress=True),
-           root)
+    report(pipeline_nme(args.run, root, mapping=mapping, refine_passes=(1, 2, 3), limit=args.limit, progress=True,
+                        coarse_run=args.coarse), root)
     return 0
 
 

@@ -222,6 +222,39 @@ def test_predict_refined_reruns_the_model_on_the_extent_of_its_own_landmarks(mon
         predict.landmark_extent(np.full((68, 2), np.nan))
 
 
+def test_coarse_to_fine_reads_the_face_from_the_coarse_runs_landmark_extent(monkeypatch):
+    from m3mstl.infer import predict
+
+    calls = []
+
+    def fake_predict_arrays(model, config, image, temperature, box, device="cpu"):
+        calls.append((model, tuple(box)))
+        points = np.array([[10.0, 20.0], [30.0, 60.0]]) + len(calls)
+        return {"landmarks": points, "occlusion_prob": np.zeros(2), "crop_box": tuple(box)}
+
+    monkeypatch.setattr(predict, "predict_arrays", fake_predict_arrays)
+    out = predict.predict_coarse_to_fine(("coarse", None), "fine", None, None, None, (0, 0, 100, 120), passes=1)
+    # The coarse run on the head box; the fine run on the extent of the coarse landmarks, then on its own.
+    assert calls == [("coarse", (0, 0, 100, 120)), ("fine", (11.0, 21.0, 20.0, 40.0)), ("fine", (12.0, 22.0, 20.0, 40.0))]
+    assert out["coarse_box"] == (0.0, 0.0, 100.0, 120.0) and out["first_box"] == (11.0, 21.0, 20.0, 40.0)
+
+
+def test_a_coarse_run_must_be_a_head_box_run_before_a_landmark_box_run(tmp_path, monkeypatch):
+    from m3mstl import runs
+    from m3mstl.errors import UsageError
+    from m3mstl.infer.frames import load_coarse_run
+
+    head = SimpleNamespace(data=SimpleNamespace(face_box="head"))
+    extent = SimpleNamespace(data=SimpleNamespace(face_box="annotation"))
+    monkeypatch.setattr(runs, "load_model", lambda run_dir, device="cpu": "model")
+    monkeypatch.setattr(runs, "load_config", lambda run_dir: head if run_dir.name == "head" else extent)
+    assert load_coarse_run(tmp_path / "head", extent) == ("model", head)
+    with pytest.raises(UsageError, match="trained on landmark-extent boxes"):
+        load_coarse_run(tmp_path / "extent", extent)
+    with pytest.raises(UsageError, match="reads the detector's box directly"):
+        load_coarse_run(tmp_path / "head", head)
+
+
 def test_pipeline_refinement_scores_every_pass_along_one_chain():
     from m3mstl.studies.camera_frames import _refinement_nmes
 

@@ -207,19 +207,39 @@ def first_crop_box(config, box: tuple[float, float, float, float], *, given: boo
     return (tuple(box) if given else mapping.apply(box)), int(refine_passes)
 
 
+def load_coarse_run(coarse_run: Path, config, device: str = "cpu") -> tuple[Any, Any]:
+    """(model, config) of a `--coarse` run; UsageError unless it was trained on head boxes and the
+    fine run on landmark-extent boxes (the two-stage reading needs exactly that pair)."""
+    from m3mstl.errors import UsageError
+    from m3mstl.runs import load_config, load_model
+
+    coarse_config = load_config(coarse_run)
+    if not trained_on_head_boxes(coarse_config):
+        raise UsageError("--coarse", f"{coarse_run} was trained on landmark-extent boxes (data.face_box "
+                                     f"{getattr(coarse_config.data, 'face_box', 'annotation')!r}); the coarse run must "
+                                     "be trained on head boxes (data.face_box head or detector)")
+    if trained_on_head_boxes(config):
+        raise UsageError("--coarse", "the run itself was trained on head boxes and reads the detector's box "
+                                     "directly; --coarse is for a run trained on landmark-extent boxes")
+    return load_model(coarse_run, device=device), coarse_config
+
+
 def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Path | None = None,
                    box: tuple[float, float, float, float] | None = None, overlays: Path | None = None,
                    detector: DetectorConfig | FaceFinder | None = None, device: str = "cpu",
                    progress: bool = True, mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
                    refine_passes: int = REFINE_PASSES, source: TemperatureSource | None = None,
-                   reading: ReadingSettings | None = None) -> Iterator[dict[str, Any]]:
+                   reading: ReadingSettings | None = None, coarse_run: Path | None = None) -> Iterator[dict[str, Any]]:
     """One row per face found (or per frame in error / without a face), frame by frame.
 
     The first crop comes from `first_crop_box`: a run trained on head boxes (`data.face_box =
     "head"`) takes the detector's box as it is; for a run trained on landmark-extent boxes the
     detector's head box goes through `mapping`, then the model runs `refine_passes` more times on
     the extent of its own landmarks (`predict.predict_refined`). A box given by hand is taken to be
-    of the run's own kind.
+    of the run's own kind. With `coarse_run` (a run trained on head boxes) a landmark-extent run reads
+    each detected face in two stages instead of through the mapping (`predict.predict_coarse_to_fine`):
+    the coarse run places the face from the detector's box, the run reads it from the extent of
+    those landmarks and then `refine_passes` times from its own.
 
     Each face's canthus reading uses `reading` (default: the run's own, `load_reading_settings`) on the
     frame's map from `source` (default: `temperature_dir`, else the TFD68 sibling folder); frames
@@ -229,10 +249,11 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
     from tqdm.auto import tqdm
 
     from m3mstl.data.errors import DatasetError, DatasetWarning
-    from m3mstl.infer.predict import predict_refined
+    from m3mstl.infer.predict import predict_coarse_to_fine, predict_refined
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
+    coarse = None if coarse_run is None else load_coarse_run(Path(coarse_run), config, device)
     source = source if source is not None else TemperatureSource(folder=temperature_dir)
     reading = reading if reading is not None else load_reading_settings(Path(run_dir))
     frames = expand_inputs(paths)
@@ -258,9 +279,13 @@ def predict_frames(run_dir: Path, paths: Sequence[Path], *, temperature_dir: Pat
             faces = faces_in_frame(image, temperature, detector)
         rows = []
         for number, face in enumerate(faces):
-            first_box, passes = first_crop_box(config, face.box, given=box is not None, mapping=mapping,
-                                               refine_passes=refine_passes)
-            out = predict_refined(model, config, image, temperature, first_box, device, passes)
+            if coarse is not None and box is None:
+                out = predict_coarse_to_fine(coarse, model, config, image, temperature, face.box, device,
+                                             refine_passes)
+            else:
+                first_box, passes = first_crop_box(config, face.box, given=box is not None, mapping=mapping,
+                                                   refine_passes=refine_passes)
+                out = predict_refined(model, config, image, temperature, first_box, device, passes)
             rows.append({**base, "face": number, "box": [round(float(v), 2) for v in face.box],
                          "score": round(float(face.score), 4),
                          "crop_box": [round(float(v), 2) for v in out["crop_box"]],
@@ -367,6 +392,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", type=Path, default=None,
                         help="a trained face-detector run folder runs/detector/<run-id> (m3mstl detector DATA; "
                              "default: the rule-based detector, which needs no training)")
+    parser.add_argument("--coarse", type=Path, default=None,
+                        help="a run trained on head boxes that places each detected face first; RUN_DIR (trained on "
+                             "landmark-extent boxes) then reads it from the extent of those landmarks")
     parser.add_argument("--radiometric", action="store_true",
                         help="the images are themselves radiometric: 16-bit centi-Kelvin frames, read as temperatures")
     parser.add_argument("--calibration-c", type=float, default=None,
@@ -404,6 +432,8 @@ def run(args: argparse.Namespace) -> int:
         if args.whole_image:
             if len(args.image) != 1:
                 raise UsageError("--whole-image", "takes exactly one image")
+            if args.coarse is not None:
+                raise UsageError("--coarse", "places faces found in frames; --whole-image takes the image as the face")
             from m3mstl.infer.predict import predict_image
 
             if box is None:
@@ -517,6 +547,7 @@ def _run_frames(args: argparse.Namespace, box: tuple[float, float, float, float]
 
         detector = TrainedFaceDetector.load(args.detector, device=args.device)
     rows = list(predict_frames(args.run_dir, args.image, box=box, source=source, reading=reading_settings(args),
+                               coarse_run=args.coarse,
                                overlays=args.overlays, device=args.device, refine_passes=args.refine_passes,
                                detector=detector,
                                progress=not args.quiet and sys.stderr.isatty()))

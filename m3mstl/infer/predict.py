@@ -182,6 +182,21 @@ def predict_refined(model, config, image: np.ndarray, temperature: np.ndarray | 
     return result
 
 
+def predict_coarse_to_fine(coarse: tuple[Any, Any], model, config, image: np.ndarray, temperature: np.ndarray | None,
+                           head_box: tuple[float, float, float, float], device: str = "cpu",
+                           passes: int = 1) -> dict[str, Any]:
+    """Landmarks from a head box in two stages: `coarse` (model, config), a run trained on head boxes,
+    places the face from the detector's box; the extent of its landmarks is the box kind the fine
+    run (`model`, `config`, trained on landmark-extent crops) learnt from, so the fine run reads the
+    face from it, then `passes` more times from the extent of its own landmarks
+    (`predict_refined`). Adds `coarse_box` (the head box) and `first_box` (the coarse extent)."""
+    coarse_model, coarse_config = coarse
+    placed = predict_arrays(coarse_model, coarse_config, image, temperature, head_box, device)
+    result = predict_refined(model, config, image, temperature, landmark_extent(placed["landmarks"]), device, passes)
+    result["coarse_box"] = tuple(float(v) for v in head_box)
+    return result
+
+
 def predict_image(run_dir: Path, image_path: Path, *, temperature_path: Path | None = None,
                   box: tuple[float, float, float, float] | None = None, device: str = "cpu",
                   radiometric: bool = False, reading=None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from m3mstl.evaluation.stats import summarise_over_seeds
 from m3mstl.detection.base import FaceFinder
 from m3mstl.detection.head_box import SYNTH_HEAD_TO_LANDMARK_BOX, HeadBoxMapping
 from m3mstl.detection.rule_based import DetectorConfig, face_finder
-from m3mstl.infer.frames import REFINE_PASSES, first_crop_box, trained_on_head_boxes, true_box
+from m3mstl.infer.frames import REFINE_PASSES, first_crop_box, load_coarse_run, trained_on_head_boxes, true_box
 
 #: The ways of training a model for the detector's boxes that notebook 14 compares on VALIDATION frames
 #: (each the default baseline otherwise). Crops around the true visible head (`data.face_box = "head"`),
@@ -158,7 +158,8 @@ def run_ref(run_dir: Path) -> str:
 # -- a run applied to generated whole frames, as `m3mstl predict` applies it -----------------------
 def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig | FaceFinder | None = None,
                  limit: int | None = None, device: str = "cpu", progress: bool = False,
-                 mapping: HeadBoxMapping | None = None, refine_passes: tuple[int, ...] = ()):
+                 mapping: HeadBoxMapping | None = None, refine_passes: tuple[int, ...] = (),
+                 coarse_run: Path | None = None):
     """Per-frame NME (outer-eye-corner normalised) of a run on full frames, with the true box of
     the kind the run was trained on (`data.face_box`: the landmark extent, or the visible head) and
     with the detector's best box (IoU-matched to the true head box) as the detector gives it. For a
@@ -166,16 +167,20 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     training split), also that box mapped to a landmark-extent box.
     Returns a DataFrame: image_id, occluder_type, yaw, nme_true_box, nme_detector_box (NaN when no
     face was detected), nme_mapped_box (with `mapping`, landmark-extent runs), nme_refined_<k> for each k in
-    `refine_passes` (the mapped box, then k passes on the predicted extent: `predict.predict_refined`), iou."""
+    `refine_passes` (the mapped box, then k passes on the predicted extent: `predict.predict_refined`), iou;
+    with `coarse_run` (a run trained on head boxes), nme_coarse_to_fine: the detector's box read by the
+    coarse run, then by this run from the extent of those landmarks and once more from its own
+    (`predict.predict_coarse_to_fine`, as `m3mstl predict --coarse` reads a face)."""
     import pandas as pd
 
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.records import occluder_group
     from m3mstl.evaluation.metrics import per_image_nme
-    from m3mstl.infer.predict import predict_arrays
+    from m3mstl.infer.predict import predict_arrays, predict_coarse_to_fine
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
+    coarse = None if coarse_run is None else load_coarse_run(Path(coarse_run), config, device)
     records = read_dataset(frames_root).records[:limit]
     rows = []
     for record, image, temperature, value, match in _frames_with_detection(records, detector, progress, "pipeline"):
@@ -194,6 +199,10 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
                # The true box of the kind the run was trained on: the landmark extent or the visible head.
                "nme_true_box": nme(predicted(true_box(record, config))),
                "nme_detector_box": nme(predicted(match.box)) if match is not None else float("nan"), "iou": value}
+        if coarse is not None:
+            row["nme_coarse_to_fine"] = (nme(predict_coarse_to_fine(coarse, model, config, image, temperature, match.box,
+                                                                    device, REFINE_PASSES)["landmarks"])
+                                         if match is not None else float("nan"))
         if mapping is not None and not trained_on_head_boxes(config):
             row.update(_refinement_nmes(mapping.apply(match.box) if match is not None else None, refine_passes,
                                         predicted, nme))
