@@ -41,6 +41,34 @@ def target_row(faces) -> dict[str, float]:
     return {"faces_40px_or_wider": int(len(large)), "recall_40px_or_wider": round(float(large["found"].mean()), 4)}
 
 
+def draw_overlays(scenes, finder, out_dir: Path, per_kind: int) -> Path:
+    """The first `per_kind` scenes of each kind, drawn: true head boxes green, landmarks blue (visible)
+    or red (occluded), the detector's boxes yellow; one PNG per scene in `out_dir`."""
+    from PIL import Image, ImageDraw
+
+    from m3mstl.data.coco import read_temperature_file
+    from m3mstl.detection.rule_based import face_finder
+
+    find = face_finder(finder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for kind in sorted({scene.kind for scene in scenes}):
+        for scene in [s for s in scenes if s.kind == kind][:per_kind]:
+            image = Image.open(scene.image_path).convert("RGB")
+            draw = ImageDraw.Draw(image)
+            for person in scene.people:
+                if person.get("head_bbox"):
+                    x, y, w, h = person["head_bbox"]
+                    draw.rectangle([x, y, x + w, y + h], outline=(0, 255, 0), width=2)
+                for (px, py), visible in zip(person["landmarks"], person["visibility"]):
+                    if visible:
+                        draw.point((px, py), fill=(0, 160, 255) if visible == 2 else (255, 0, 0))
+            for detection in find(read_temperature_file(scene.temperature_path)):
+                x, y, w, h = detection.box
+                draw.rectangle([x, y, x + w, y + h], outline=(255, 220, 0), width=2)
+            image.save(out_dir / f"{scene.image_id}_{kind}.png")
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
@@ -53,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--detector", type=Path, nargs="*", default=[], help="trained detector runs to measure too")
     parser.add_argument("--out", type=Path, default=None, help="append one JSON line per detector to this file")
+    parser.add_argument("--overlays", type=int, default=0, metavar="N",
+                        help="draw the first N scenes of each kind with true head boxes (green), landmarks (blue "
+                             "visible, red occluded) and detections (yellow) beside the scenes")
     args = parser.parse_args(argv)
     folder = scene_set(args.scenes, args.seed, args.workers)
     scenes = read_scenes(folder)
@@ -73,7 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         line = {"detector": name, "scenes": args.scenes, "seed": args.seed, **target_row(faces),
                 "false_detections_per_frame": round(float(frames["false_detections"].mean()), 4),
                 "summary": json.loads(summary.round(4).to_json(orient="records"))}
+        large = faces[faces["face_width_px"] >= 40]
+        for column in ("occluder_type", "pose"):
+            table = large.groupby(column)["found"].agg(faces="size", recall="mean").sort_values("faces", ascending=False)
+            print(f"faces >= 40 px, recall by {column}:\n{table.head(8).round(3).to_string()}", flush=True)
         print(json.dumps({k: v for k, v in line.items() if k != "summary"}), flush=True)
+        if args.overlays:
+            drawn = draw_overlays(scenes, finder, folder / f"overlays_{stem}", args.overlays)
+            print(f"overlays: {drawn}", flush=True)
         if args.out is not None:
             with open(args.out, "a") as handle:
                 handle.write(json.dumps(line) + "\n")
