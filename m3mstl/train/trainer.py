@@ -538,6 +538,8 @@ class Trainer:
         from m3mstl.runs.predictions import load_predictions
 
         val = load_predictions(self.run_dir / "predictions_val.npz")
+        if "occlusion_prob" not in val:   # a landmarks-only model cannot tell which canthi to skip
+            return
         records = self.data.dataset.records
         train_pick, val_pick = _evenly(len(self.data.splits["train"])), _evenly(len(val["record_index"]))
         write_run_reading(self.run_dir, [records[i] for i in self.data.splits["train"][train_pick]],
