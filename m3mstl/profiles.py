@@ -114,6 +114,17 @@ SYNTH_SETTINGS: dict[str, dict[str, int]] = {
 }
 
 
+# --- whole camera scenes (`m3mstl.data.synth.scenes`, `m3mstl.data.embedded.ensure_synthetic_scenes`) ---
+# The scene set notebook 14 measures the face detectors on, per profile: quick enough scenes of both
+# kinds to exercise the evaluation; default (and extended) 200 scenes, about 490 visible faces, the size
+# of benchmarks/bench_scenes.py's record (about 90 s to generate on two cores).
+SCENE_SETTINGS: dict[str, dict[str, int]] = {
+    "quick": dict(scenes=12, seed=30),
+    "default": dict(scenes=200, seed=30),
+    "paper": dict(scenes=200, seed=30),
+}
+
+
 # --- several training seeds (`m3mstl.studies.comparison.profile_seeds`) ----------------------
 # How many training seeds a claim rests on, per profile and purpose ("main": the M3MSTL vs
 # baseline comparison of notebooks 06 and 08; "ablation": every row of notebook 07). A claim

@@ -152,6 +152,18 @@ def test_scene_evaluation_counts_found_faces_and_false_detections(tmp_path, prio
     summary = summarise_scenes(faces, frames)
     overall = summary[(summary["kind"] == "all") & (summary["size"] == "all")].iloc[0]
     assert overall["recall"] == 1.0 and overall["false_detections_per_frame"] == 1.0
+    wide = summary[(summary["kind"] == "all") & (summary["size"] == ">=40 px")].iloc[0]
+    assert wide["faces"] == int((faces["face_width_px"] >= 40).sum())
+
+    from m3mstl.report import findings
+    from m3mstl.studies.camera_frames import scene_detection
+
+    table = scene_detection(scenes, {"oracle": [Oracle()], "two seeds": [Oracle(), Oracle()]})
+    two = table[(table["detector"] == "two seeds") & (table["size"] == "all") & (table["kind"] == "all")].iloc[0]
+    assert two["n_seeds"] == 2 and two["recall"] == 1.0 and two["recall_sd"] == 0.0
+    sentences = findings.describe_scene_detection(table)
+    assert len(sentences) == 2 and "oracle finds 1.000 of" in sentences[0] and "mean of 2 seeds" in sentences[1]
+    assert "1.000 false detections per frame" in sentences[0]
 
 
 def test_synth_scenes_command(tmp_path):

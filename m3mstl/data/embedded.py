@@ -13,7 +13,7 @@ from pathlib import Path
 from m3mstl import paths
 from m3mstl.core.fileio import write_json_atomic
 # Each profile's SynthTFD68 settings and which profiles share another's data: `m3mstl.profiles`.
-from m3mstl.profiles import PROFILE_BASE, SYNTH_SETTINGS, base_profile  # noqa: F401  (re-exported)
+from m3mstl.profiles import PROFILE_BASE, SCENE_SETTINGS, SYNTH_SETTINGS, base_profile  # noqa: F401  (re-exported)
 
 
 def ensure_synthetic_data(profile: str, *, workers: int = 2) -> Path:
@@ -56,6 +56,31 @@ def ensure_synthetic_frames(profile: str, *, workers: int = 2) -> Path:
     Generated unless an identical one exists; returns its folder."""
     settings = {**SYNTH_SETTINGS[base_profile(profile)], "full_frame": True}
     return _generate_once(frames_dir(profile), settings, f"SynthTFD68 full frames for profile {profile!r}", workers)
+
+
+def scenes_dir(profile: str) -> Path:
+    """Where a profile's scene set is generated (`ensure_synthetic_scenes`)."""
+    return paths.DATA_DIR / f"synth-{base_profile(profile)}-scenes"
+
+
+def ensure_synthetic_scenes(profile: str, *, workers: int = 2) -> Path:
+    """The profile's whole camera scenes (`m3mstl synth --scenes`, `m3mstl.profiles.SCENE_SETTINGS`),
+    generated unless an identical set exists (its `.generated.json` marker holds the settings and the
+    generator version, written last); returns its folder."""
+    from m3mstl.data.synth.renderer import GENERATOR_VERSION
+    from m3mstl.data.synth.scenes import generate_scenes
+
+    out_dir = scenes_dir(profile)
+    settings = {**SCENE_SETTINGS[base_profile(profile)], "generator_version": GENERATOR_VERSION}
+    marker = out_dir / ".generated.json"
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return out_dir
+    print(f"generating whole camera scenes for profile {profile!r} in {out_dir} ({settings})", flush=True)
+    t0 = time.perf_counter()
+    generate_scenes(out_dir, count=settings["scenes"], seed=settings["seed"], workers=workers)
+    write_json_atomic(marker, settings)
+    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out_dir
 
 
 def resolve_data_dir(profile: str, data_dir: str | Path | None) -> Path:

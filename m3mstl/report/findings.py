@@ -790,6 +790,30 @@ def describe_detectors(choice: Any, test: Any, chosen: str, *, decimals: int = 3
     return sentences
 
 
+def describe_scene_detection(table: Any, *, decimals: int = 3) -> list[str]:
+    """Notebook 14's detectors on whole camera scenes (`camera_frames.scene_detection` rows): per
+    detector, its recall on faces at least 40 px wide overall and per scene kind, and its false
+    detections per frame."""
+    from m3mstl.evaluation.detection import TARGET_FACE_WIDTH_PX, TARGET_SIZE_LABEL
+
+    rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+    sentences = []
+    for detector in dict.fromkeys(r["detector"] for r in rows):
+        wide = {r["kind"]: r for r in rows if r["detector"] == detector and r["size"] == TARGET_SIZE_LABEL}
+        overall = wide.get("all")
+        if overall is None:
+            continue
+        n = overall.get("n_seeds")
+        notes = [f"{kind} {number(r['recall'], decimals)}" for kind, r in wide.items() if kind != "all"]
+        notes = "; ".join(filter(None, [", ".join(notes), "" if _is_missing(n) or int(n) == 1 else seeds_phrase(int(n))]))
+        sentences.append(
+            f"On whole camera scenes, {detector} finds {number(overall['recall'], decimals)} of "
+            f"{count(int(overall['faces']), 'face')} at least {TARGET_FACE_WIDTH_PX:g} px wide"
+            f"{f' ({notes})' if notes else ''}, with {number(overall['false_detections_per_frame'], decimals)} false "
+            "detections per frame.")
+    return sentences
+
+
 def describe_choice(table: Any, *, label: str, value: str, chosen: str, what: str, decimals: int = 3) -> str:
     """A choice by the lowest `value` (e.g. validation median NME) among a table's rows."""
     rows = [r for r in (table.to_dict("records") if hasattr(table, "to_dict") else table)

@@ -103,6 +103,28 @@ def choose_detector(validation: pd.DataFrame) -> str:
     return str(best["detector"].iloc[0])
 
 
+def scene_detection(scenes: Sequence[Any], finders: dict[str, list[Any]]) -> pd.DataFrame:
+    """Each detector on whole camera scenes (`m3mstl.data.synth.scenes.read_scenes`), per scene kind and
+    face size (`evaluation.detection.summarise_scenes`: all sizes, faces >= 40 px, and the size bins):
+    faces, recall at IoU >= 0.5, mean IoU, median lower-edge error of the matched box, false detections
+    per frame. `finders` as `detector_comparison` takes them; a detector with several seeds gets the
+    mean and (columns *_sd) the sd over seeds."""
+    from m3mstl.evaluation.detection import evaluate_scenes, summarise_scenes
+
+    tables = []
+    for name, members in finders.items():
+        per_seed = pd.concat([summarise_scenes(*evaluate_scenes(scenes, finder)) for finder in members])
+        grouped = per_seed.groupby(["kind", "size"], sort=False)
+        mean = grouped.mean(numeric_only=True).reset_index()
+        if len(members) > 1:
+            sd = grouped[["recall", "false_detections_per_frame"]].std(ddof=1).add_suffix("_sd").reset_index(drop=True)
+            mean = pd.concat([mean, sd], axis=1)
+        mean.insert(0, "n_seeds", len(members))
+        mean.insert(0, "detector", name)
+        tables.append(mean)
+    return pd.concat(tables, ignore_index=True)
+
+
 def choose_box_training(box_choice: pd.DataFrame) -> str:
     """The way of training for frames (a key of FRAME_BOX_CANDIDATES) with the lowest median NME
     through the detector on the VALIDATION frames (notebook 14's `14_box_choice` table)."""

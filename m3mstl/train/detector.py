@@ -165,7 +165,7 @@ def is_scene_set(frames_dir: Path) -> bool:
     return isinstance(info, dict) and info.get("generator") == SCENE_GENERATOR
 
 
-def frame_splits(profile: str, frames_dir: Path) -> dict[str, Any]:
+def detector_splits(profile: str, frames_dir: Path) -> dict[str, Any]:
     """{"train", "val", "test"} -> the split's frames (scenes, or portrait-frame records split by
     subject as every model's data is) and {"kind"}: "scenes" or "frames"."""
     if is_scene_set(frames_dir):
@@ -282,7 +282,7 @@ def _train_locked(run_dir: Path, profile: str, frames_dir: Path, fingerprint: st
     from m3mstl.runs import environment_info
 
     torch_device = resolve_device(device)
-    split = frame_splits(profile, frames_dir)  # portrait frames: the subject split every model uses
+    split = detector_splits(profile, frames_dir)  # portrait frames: the subject split every model uses
     train_records = split["train"][: settings.max_train_frames]
     write_json_atomic(run_dir / "config.json", {"model": "face_detector", "profile": profile, "seed": seed,
                                                 "settings": asdict(settings), "version": FACE_DETECTOR_VERSION,
