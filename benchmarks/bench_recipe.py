@@ -43,9 +43,9 @@ def validation_curve(run_dir: Path, data_dir: Path) -> list[dict[str, float]]:
     return recipes_study.validation_curve(run_dir)
 
 
-def summarise(model: str, recipe: str, run_dir: Path, data_dir: Path) -> dict[str, Any]:
+def summarise(model: str, recipe: str, run_dir: Path, data_dir: Path, seed: int = 0) -> dict[str, Any]:
     metrics = json.loads((run_dir / "metrics_val.json").read_text())
-    row = {"model": model, "recipe": recipe, "run_id": run_dir.name,
+    row = {"model": model, "recipe": recipe, "seed": seed, "run_id": run_dir.name,
            "overrides": recipe_overrides(model, recipe),
            "val_median_nme": round(metrics["landmarks"]["inter_ocular"]["nme_median"], 4),
            "val_mean_nme": round(metrics["landmarks"]["inter_ocular"]["nme_mean"], 4)}
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         run_dir = train_model(args.model, PROFILE, data_dir, seed=args.seed,
                               overrides=recipe_overrides(args.model, recipe), progress=False)
-        line = json.dumps({**summarise(args.model, recipe, run_dir, data_dir),
+        line = json.dumps({**summarise(args.model, recipe, run_dir, data_dir, args.seed),
                            "wall_seconds_this_call": round(time.perf_counter() - started, 1)})
         # Its evaluation record (history, metrics, predictions, FLOPs; no weights) into archive/, to be
         # committed: a session ends, the record of a finished recipe run stays (m3mstl.runs.archive).

@@ -19,13 +19,16 @@ def _benchmarked() -> list[dict]:
     return [json.loads(line) for line in BENCH_RECORD.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("row", _benchmarked(), ids=lambda r: f"{r['model']}-{r['recipe']}")
+@pytest.mark.parametrize("row", _benchmarked(), ids=lambda r: f"{r['model']}-{r['recipe']}-{r['run_id']}")
 def test_each_benchmarked_recipe_names_its_archived_run(row):
     """Golden values: the run ids the benchmark recorded. A change to how configs resolve (which would
     orphan the archived curves) fails here."""
-    fingerprint = json.loads((paths.ARCHIVE_DIR / row["model"] / row["run_id"] / "environment.json").read_text())[
-        "data_fingerprint"]
-    assert run_id(recipes.recipe_config(row["model"], row["recipe"]), fingerprint) == row["run_id"]
+    archived = paths.ARCHIVE_DIR / row["model"] / row["run_id"]
+    fingerprint = json.loads((archived / "environment.json").read_text())["data_fingerprint"]
+    # The training seed: recorded in the row (lines written before it was are seed 0 or name it in the
+    # archived config, which the run id hashes).
+    seed = row.get("seed", json.loads((archived / "config.json").read_text())["seed"])
+    assert run_id(recipes.recipe_config(row["model"], row["recipe"], seed), fingerprint) == row["run_id"]
     assert recipes.recipes(row["model"])[row["recipe"]] == row["overrides"] or row["recipe"] in ("old", "adamw-ema-3e-4")
 
 

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from m3mstl.evaluation.detection import TARGET_SIZE_LABEL  # noqa: F401  (notebook 14 filters by it)
 from m3mstl.evaluation.stats import summarise_over_seeds
 from m3mstl.detection.base import FaceFinder
 from m3mstl.detection.head_box import SYNTH_HEAD_TO_LANDMARK_BOX, HeadBoxMapping
@@ -101,6 +102,15 @@ def choose_detector(validation: pd.DataFrame) -> str:
     overall["fewer_false"] = -overall["false_positives_per_frame"]
     best = overall.sort_values(["recall", "mean_iou", "fewer_false"], ascending=False, kind="stable")
     return str(best["detector"].iloc[0])
+
+
+def profile_scenes(profile: str) -> list[Any]:
+    """The profile's whole camera scenes (`m3mstl.profiles.SCENE_SETTINGS`; generated on first use),
+    read back with their truth (`m3mstl.data.synth.scenes.read_scenes`)."""
+    from m3mstl.data.embedded import ensure_synthetic_scenes
+    from m3mstl.data.synth.scenes import read_scenes
+
+    return read_scenes(ensure_synthetic_scenes(profile))
 
 
 def scene_detection(scenes: Sequence[Any], finders: dict[str, list[Any]]) -> pd.DataFrame:
