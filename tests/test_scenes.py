@@ -210,3 +210,10 @@ def test_the_detector_trains_on_a_scene_set_and_scores_its_validation_scenes(tmp
         assert config["settings"]["input_width"] == 96 and config["train_frames"] == 6   # scenes 0-2, 5-7 of 10
         assert_error(run_cli("detector", tmp_path / "set", "--profile", "quick", "--set", "no_such=1"),
                      "no_such")
+
+
+def test_scene_sets_are_the_same_bytes_with_one_or_two_workers(tmp_path, priors):
+    generate_scenes(tmp_path / "one", count=2, seed=5, priors=priors, workers=1)
+    generate_scenes(tmp_path / "two", count=2, seed=5, priors=priors, workers=2)
+    for name in ("annotations.json", "thermal/scene_00001.png", "temperature/scene_00001.npy"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name

@@ -305,6 +305,11 @@ class Scene:
     people: list[dict[str, Any]]
 
 
+def _init_scene_worker(state: dict[str, Any]) -> None:
+    _STATE.clear()
+    _STATE.update(state)
+
+
 def _scene_worker(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Render scene `index` and write its image and map into the build folder; its JSON entries."""
     from PIL import Image
@@ -382,8 +387,8 @@ def generate_scenes(out_dir, *, count: int, seed: int, workers: int = 1, priors:
     with atomic_folder(root) as build:
         (build / "thermal").mkdir()
         (build / "temperature").mkdir()
-        _STATE.clear()
-        _STATE.update({"root": build, "seed": int(seed), "priors": priors})
+        state = {"root": build, "seed": int(seed), "priors": priors}
+        _init_scene_worker(state)
         indices = list(range(count))
         bar = None
         if progress:
@@ -397,7 +402,9 @@ def generate_scenes(out_dir, *, count: int, seed: int, workers: int = 1, priors:
                     bar.update(1)
         else:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            with multiprocessing.get_context(method).Pool(workers) as pool:
+            # The state goes to each worker through the initializer: under "spawn" nothing is inherited.
+            with multiprocessing.get_context(method).Pool(workers, initializer=_init_scene_worker,
+                                                          initargs=(state,)) as pool:
                 results = []
                 for result in pool.imap(_scene_worker, indices, chunksize=1):
                     results.append(result)
