@@ -206,12 +206,12 @@ def render_scene(spec: SceneSpec) -> RenderedScene:
     owner = np.full((height, width), -1, dtype=np.int64)
     parts = np.full((height, width), BACKGROUND, dtype=np.uint8)
     faces: list[RenderedFace] = []
-    shifts: list[tuple[int, int]] = []
+    placed: list[tuple[tuple[int, int], np.ndarray]] = []   # each person's shift and part map in the frame
     for k, person in enumerate(spec.people):
         face = render(person.spec, 16, full_frame=True, full_body=True)
         dx, dy = _edge_shift(face, person.edge_cut, width), 0
-        shifts.append((dx, dy))
         part_map = _shift(face.part_map, dx, dy, BACKGROUND)
+        placed.append(((dx, dy), part_map))
         person_c = _shift(face.scene_c.astype(np.float64), dx, dy, 0.0)
         seen = part_map != BACKGROUND
         scene_c[seen], owner[seen], parts[seen] = person_c[seen], k, part_map[seen]
@@ -220,8 +220,8 @@ def render_scene(spec: SceneSpec) -> RenderedScene:
     person_pixels = owner >= 0
     skin_pixels = np.isin(parts, (SKIN, EAR, NECK))
     image_u8, _, _ = white_hot_view(measured, person_pixels, skin_pixels)
-    people = [_person_truth(k, person, face, shift, owner, parts, width, height)
-              for k, (person, face, shift) in enumerate(zip(spec.people, faces, shifts))]
+    people = [_person_truth(k, person, face, shift, part_map, owner, parts, width, height)
+              for k, (person, face, (shift, part_map)) in enumerate(zip(spec.people, faces, placed))]
     return RenderedScene(measured.astype(np.float32), image_u8, people, owner)
 
 
@@ -250,8 +250,9 @@ def _edge_shift(face: RenderedFace, edge_cut: float, width: int) -> int:
     return int(round(width + edge_cut * face_width - hi))
 
 
-def _person_truth(k: int, person: ScenePerson, face: RenderedFace, shift: tuple[int, int], owner: np.ndarray,
-                  parts: np.ndarray, width: int, height: int) -> dict[str, Any]:
+def _person_truth(k: int, person: ScenePerson, face: RenderedFace, shift: tuple[int, int], placed_parts: np.ndarray,
+                  owner: np.ndarray, parts: np.ndarray, width: int, height: int) -> dict[str, Any]:
+    """The truth of person k; `placed_parts` is their part map moved into the frame (`_shift`)."""
     dx, dy = shift
     landmarks = face.landmarks + np.array([dx, dy], dtype=float)
     visible_head = np.where(owner == k, parts, BACKGROUND)
@@ -264,7 +265,7 @@ def _person_truth(k: int, person: ScenePerson, face: RenderedFace, shift: tuple[
             visibility[i], causes[i] = 0, "outside"     # COCO: not labelled (out of the frame)
         elif owner[int(y), int(x)] > k:                  # a nearer person stands in front
             visibility[i], causes[i] = 1, "person"
-    full_box = head_box(_shift(face.part_map, dx, dy, BACKGROUND)) if (dx or dy) else face.head_bbox
+    full_box = head_box(placed_parts) if (dx or dy) else face.head_bbox
     whole = head_box(face.part_map)
     cut = whole is not None and (full_box is None or full_box[2] * full_box[3] < 0.98 * whole[2] * whole[3])
     lo, hi = face.landmarks.min(axis=0), face.landmarks.max(axis=0)
@@ -277,8 +278,7 @@ def _person_truth(k: int, person: ScenePerson, face: RenderedFace, shift: tuple[
         "face_width_px": float(hi[0] - lo[0]),
         "cut_by_frame_edge": bool(cut),
         "hidden_share": float(1.0 - (np.count_nonzero(np.isin(visible_head, (SKIN, HAIR, EAR)))
-                                     / max(np.count_nonzero(np.isin(_shift(face.part_map, dx, dy, BACKGROUND),
-                                                                    (SKIN, HAIR, EAR))), 1))),
+                                     / max(np.count_nonzero(np.isin(placed_parts, (SKIN, HAIR, EAR))), 1))),
         "occluders": [o.kind for o in person.spec.occluders],
         "head_pose": {"yaw": person.spec.pose.yaw, "pitch": person.spec.pose.pitch, "roll": person.spec.pose.roll},
         "canthus_skin_max_c": [float(v) for v in face.canthus_skin_max_c],
