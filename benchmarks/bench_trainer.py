@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="m3mstl", help="m3mstl, baseline or hourglass")
     parser.add_argument("--backbone", default="resnet50", help="ResNet trunk (M3MSTL family only)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--profile", default="quick",
+                        help="whose optimiser recipe (EMA, AdamW) the trainer steps with; data stay the tiny set")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides = {"data.input_size": args.size, "data.batch_size": args.batch_size, "data.max_train_images": None}
         if args.model != "hourglass":
             overrides["model_options.backbone"] = args.backbone
-        config = make_config(args.model, "quick", overrides=overrides)
+        config = make_config(args.model, args.profile, overrides=overrides)
         trainer = Trainer(config, data_dir, runs_root=Path(tmp) / "runs", progress=False)
         seed_everything(0)
         model = trainer._build_model()
@@ -52,11 +54,13 @@ def main(argv: list[str] | None = None) -> None:
         for stage_index, stage_cfg in enumerate(config.stages):
             model.set_stage(stage_cfg.name)
             optimizer, _ = trainer._make_optimizer(model, stage_cfg)
+            scaler = torch.amp.GradScaler("cpu", enabled=False)
+            ema = trainer._make_ema(model)  # the profile's moving average, updated every step as in training
             stage_cfg.steps_per_epoch = 1
-            trainer._train_epoch(model, optimizer, stage_cfg, stage_index, 0)  # warm-up (cache, allocator)
+            trainer._train_epoch(model, optimizer, scaler, stage_cfg, stage_index, 0, ema)  # warm-up (cache, allocator)
             stage_cfg.steps_per_epoch = args.steps
             start = time.perf_counter()
-            trainer._train_epoch(model, optimizer, stage_cfg, stage_index, 1)
+            trainer._train_epoch(model, optimizer, scaler, stage_cfg, stage_index, 1, ema)
             pipeline = args.steps * args.batch_size / (time.perf_counter() - start)
             batch = to_device(next(iter(make_loader(trainer.data.torch_sets["train"], args.batch_size,
                                                     shuffle=True, seed=0))), torch.device("cpu"))
