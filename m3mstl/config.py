@@ -195,10 +195,13 @@ def make_config(model: str, profile: str = "default", *, seed: int = 0,
     p = TRAINING[profile]
     data = DataConfig(input_size=p["input_size"], batch_size=p["batch"], eval_batch_size=p["eval_batch"],
                       max_train_images=p["max_train"], square_crop=p["square_crop"])
-    options, stage_fields = _family(model).curriculum({**p, "profile": profile})
+    family = _family(model)
+    options, stage_fields = family.curriculum({**p, "profile": profile})
     stages = [StageConfig(**fields) for fields in stage_fields]
+    optimiser = {"optimizer": p["optimizer"], "weight_decay": p["weight_decay"], "ema_decay": p["ema_decay"],
+                 **family.own_optimiser}  # a family may keep its own (the hourglass: Adam, no average)
     config = RunConfig(model=model, profile=profile, model_options=options, stages=stages, data=data, seed=seed,
-                       optimizer=p["optimizer"], weight_decay=p["weight_decay"], ema_decay=p["ema_decay"])
+                       **optimiser)
     for key, value in (overrides or {}).items():
         apply_override(config, key, value)
     return config

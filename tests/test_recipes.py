@@ -59,3 +59,23 @@ def test_curves_are_read_from_the_archive_and_described(tmp_path):
     assert [ax.get_title() for ax in fig.axes] == ["baseline"]
     empty = plots.recipe_curves(pd.DataFrame(columns=curves.columns))
     assert "no finished recipe run" in empty.axes[0].texts[0].get_text()
+
+
+def test_the_hourglass_keeps_its_own_optimiser_in_the_default_profile():
+    """The hourglass trains with Adam and no weight average whatever the profile's recipe (the shared
+    recipe measured no better for it on validation), while M3MSTL and the baseline take the profile's;
+    an explicit override still wins (the recipe benchmark's "adamw-ema" hourglass)."""
+    from m3mstl.config import make_config
+    from m3mstl.studies.recipes import recipe_config
+    from m3mstl.studies.run_lookup import resolved_config
+
+    hourglass = make_config("hourglass", "default")
+    assert (hourglass.optimizer, hourglass.weight_decay, hourglass.ema_decay) == ("adam", 0.0, None)
+    for model in ("m3mstl", "baseline"):
+        config = make_config(model, "default")
+        assert (config.optimizer, config.ema_decay) == ("adamw", 0.995)
+    assert make_config("hourglass", "default", overrides={"optimizer": "adamw"}).optimizer == "adamw"
+    # the default hourglass is the benchmark's "old" run, so that finished run is the default's seed 0
+    default = resolved_config("hourglass", "default", 0, {})
+    assert recipe_config("hourglass", "old").config_hash() == default.config_hash()
+    assert recipe_config("hourglass", "adamw-ema").config_hash() != default.config_hash()

@@ -44,13 +44,16 @@ class ModelFamily:
     # Options left out of the resolved dict (so out of run ids) while they hold this default:
     # an option added later does not change the id of every run made before it.
     omitted_at_default: Mapping[str, Any] = field(default_factory=dict)
+    # Run settings the family keeps whatever the profile says (`m3mstl.config.make_config`): names of
+    # RunConfig fields ("optimizer", "weight_decay", "ema_decay") and their values.
+    own_optimiser: Mapping[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelFamily] = {}
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, resolve_options=None, curriculum=None,
-                   option_names=None, omitted_at_default=None):
+                   option_names=None, omitted_at_default=None, own_optimiser=None):
     """Decorator registering a model factory under its function name, with its family's
     option resolver, curriculum and option names (all required but for the plain-factory
     form ``@register_model``, which registers a model that no config can train)."""
@@ -65,6 +68,7 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, resolve_option
             curriculum or _no_curriculum(name),
             frozenset(option_names or ()),
             dict(omitted_at_default or {}),
+            dict(own_optimiser or {}),
         )
         return factory
 
