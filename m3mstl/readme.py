@@ -112,22 +112,43 @@ def extended_ablations(root: Path) -> str:
             + "\n" + _source("tables/07_ablation_differences.csv"))
 
 
+def _intervals(root: Path, name: str, comparison: str) -> dict[str, dict]:
+    """Seed-aware intervals of one comparison in a table written by the notebooks (by metric key), or
+    none when the published set predates that table (its sentences then give sds only)."""
+    if not (root / "tables" / f"{name}.csv").is_file():
+        return {}
+    table = _table(root, name)
+    if "comparison" not in table or "metric" not in table:
+        return {}
+    rows = table[table["comparison"] == comparison].to_dict("records")
+    return {findings.metric_key(row["metric"]): row for row in rows}
+
+
 def default_peer(root: Path) -> str:
-    """The deep models beside the classical peer and the hourglass (no interval: one peer run)."""
+    """The deep models beside the classical peer and the hourglass, with intervals over seeds and
+    subjects where the published set has them (tables 06_peer_gap, 11_hourglass_seed_aware_ci)."""
     means = _main_means(root)
     hourglass = _table(root, "11_hourglass_comparison").set_index("model")
-    sentences = []
+    sentences, sources = [], ["tables/06_main_results.csv", "tables/11_hourglass_comparison.csv"]
     for model in ("m3mstl", "baseline"):
+        gap = _intervals(root, "06_peer_gap", f"{model} - classical peer").get("nme_median")
         sentences.append(findings.describe_comparison(
-            "nme_median", "the dlib shape predictor", means.loc[PEER, "nme_median"], MODEL_NAMES[model],
-            means.loc[model, "nme_median"], n_seeds=(1, int(means.loc[model, "n_seeds"])),
-            b_sd=means.loc[model].get("nme_median_sd")))
+            "nme_median", MODEL_NAMES[model], means.loc[model, "nme_median"], "the dlib shape predictor",
+            means.loc[PEER, "nme_median"], interval=gap,
+            n_seeds=(int(means.loc[model, "n_seeds"]), int(means.loc[PEER, "n_seeds"])),
+            a_sd=means.loc[model].get("nme_median_sd"), b_sd=means.loc[PEER].get("nme_median_sd")))
+        if gap is not None and "tables/06_peer_gap.csv" not in sources:
+            sources.append("tables/06_peer_gap.csv")
     for metric in ("roc_auc", "nme_median"):
+        interval = _intervals(root, "11_hourglass_seed_aware_ci", "hourglass - m3mstl").get(metric)
         sentences.append(findings.describe_comparison(
             metric, "the hourglass", hourglass.loc["hourglass", metric], "M3MSTL", hourglass.loc["m3mstl", metric],
+            interval=interval,
             n_seeds=(int(hourglass.loc["hourglass", "n_seeds"]), int(hourglass.loc["m3mstl", "n_seeds"])),
-            b_sd=hourglass.loc["m3mstl"].get(f"{metric}_sd")))
-    return _sentences(sentences) + "\n" + _source("tables/06_main_results.csv", "tables/11_hourglass_comparison.csv")
+            a_sd=hourglass.loc["hourglass"].get(f"{metric}_sd"), b_sd=hourglass.loc["m3mstl"].get(f"{metric}_sd")))
+        if interval is not None and "tables/11_hourglass_seed_aware_ci.csv" not in sources:
+            sources.append("tables/11_hourglass_seed_aware_ci.csv")
+    return _sentences(sentences) + "\n" + _source(*sources)
 
 
 def default_thermometry(root: Path) -> str:

@@ -649,11 +649,13 @@ def _occluders(group: str) -> str:
     return {"none": "no occluder", "several": "several occluders"}.get(str(group), str(group))
 
 
-def describe_pose(pose: Mapping[str, Any], decimals: int = 2) -> str:
-    """Head-pose errors (degrees) of `metrics["pose"]` in a sentence."""
+def describe_pose(pose: Mapping[str, Any], decimals: int = 2, *, n_seeds: int = 1) -> str:
+    """Head-pose errors (degrees) of `metrics["pose"]` in a sentence (with `n_seeds` > 1: each error
+    the mean of that many training seeds' values)."""
     axes = ", ".join(f"{axis} {number(pose[f'mae_{axis}'], decimals)}°" for axis in ("yaw", "pitch", "roll")
                      if f"mae_{axis}" in pose)
-    return (f"Head pose on {count(int(pose['n_images']), 'test image')}: mean geodesic error "
+    seeds = f" ({seeds_phrase(n_seeds)})" if n_seeds > 1 else ""
+    return (f"Head pose on {count(int(pose['n_images']), 'test image')}{seeds}: mean geodesic error "
             f"{number(pose['geodesic_mean'], decimals)}° (median {number(pose['geodesic_median'], decimals)}°); "
             f"mean absolute error per axis {axes}.")
 
