@@ -153,7 +153,7 @@ SEED_COUNTS: dict[str, dict[str, int]] = {
 # ingredients (stage-1 targets, temperature as an input channel, global token context), which
 # only the paper and quick profiles train (all rows).
 #
-# Issue 28: at the converged budget one ablation run costs as much as a main-comparison run, so no
+# Issue 28: at the default's budget (2x) one ablation run costs as much as a main-comparison run, so no
 # ablation row fits the default's 90 minutes beside the three-seed main comparison: notebook 07 runs in
 # the extended profile (and quick, paper), archived run by run. Its rows are the ingredients that could
 # carry M3MSTL's occlusion lead: stage 1 with its epochs given to stage 3 (budget-matched, so it is not

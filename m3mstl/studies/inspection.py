@@ -95,7 +95,7 @@ def differences_from_paper(profile: str = "default") -> pd.DataFrame:
                    + (str(m3.stage('joint').patience) if m3.stage("joint").patience else "off in the joint stage"),
          "a budget at which the validation error has flattened (issue 28; notebook 12's recipe curves)"),
         ("optimiser", _optimiser_text(m3),
-         "chosen on the validation split for the least compute to a converged model (benchmarks/bench_recipe.py)"),
+         "chosen on the validation split against counted compute (benchmarks/bench_recipe.py); its budget (2x) is what the default affords, not converged"),
         ("stage-1 disks", f"floored at {floor:g} px (disk_min_radius_px)" if floor else "the paper's radius",
          "at small inputs the paper's radius falls below a pixel, which the stride-4 decoder cannot draw "
          "(notebook 12's stage-1 validation IoU)"),
