@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -419,3 +420,34 @@ def test_boxes_mostly_inside_a_larger_one_are_dropped():
     kept = _without_contained([hair_patch, head, mask, other_face], 0.7)
     assert kept == [head, other_face]
     assert _without_contained([hair_patch, head, mask, other_face], 0.8) == [head, other_face, mask]  # by area
+
+
+def test_frame_predictions_with_a_coarse_run_read_detected_faces_as_predict_coarse_does(tmp_path, monkeypatch):
+    """Notebook 14 measures the two-stage reading exactly as `m3mstl predict --coarse` runs it: the
+    detector's box goes to `predict_coarse_to_fine` (coarse run first), not through the head-box mapping."""
+    from m3mstl import runs
+    from m3mstl.infer import predict
+    from m3mstl.studies import camera_frames
+
+    extent = SimpleNamespace(data=SimpleNamespace(face_box="annotation"))
+    head = SimpleNamespace(data=SimpleNamespace(face_box="head"))
+    monkeypatch.setattr(runs, "load_model", lambda run_dir, device="cpu": f"model:{Path(run_dir).name}")
+    monkeypatch.setattr(runs, "load_config", lambda run_dir: head if Path(run_dir).name == "coarse" else extent)
+    record = SimpleNamespace(landmarks=np.zeros((68, 2)), labelled=np.ones(68, bool), extras={"head_bbox": [0, 0, 50, 60]})
+    match = SimpleNamespace(box=(1.0, 2.0, 50.0, 60.0))
+    monkeypatch.setattr(camera_frames, "_frames_with_detection",
+                        lambda records, detector, progress, desc: iter([(record, None, None, 0.9, match)]))
+    monkeypatch.setattr(camera_frames, "true_box", lambda record, config: (0, 0, 10, 10))
+    plain = {"landmarks": np.zeros((68, 2)), "occlusion_prob": np.zeros(68)}
+    monkeypatch.setattr(predict, "predict_arrays", lambda *args, **kwargs: plain)
+    calls = []
+
+    def fake_coarse_to_fine(coarse, model, config, image, temperature, head_box, device="cpu", passes=1):
+        calls.append((coarse[0], model, tuple(head_box), passes))
+        return {"landmarks": np.full((68, 2), 7.0), "occlusion_prob": np.full(68, 0.25)}
+
+    monkeypatch.setattr(predict, "predict_coarse_to_fine", fake_coarse_to_fine)
+    out = camera_frames.frame_predictions(tmp_path / "fine", [record], coarse_run=tmp_path / "coarse", refine_passes=1)
+    assert calls == [("model:coarse", "model:fine", (1.0, 2.0, 50.0, 60.0), 1)]
+    assert out["detected"].tolist() == [True] and np.all(out["detector_landmarks"][0] == 7.0)
+    assert np.all(out["detector_occlusion_prob"][0] == 0.25)

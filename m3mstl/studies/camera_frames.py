@@ -245,19 +245,22 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
 def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: DetectorConfig | FaceFinder | None = None,
                       device: str = "cpu", progress: bool = False,
                       mapping: HeadBoxMapping = SYNTH_HEAD_TO_LANDMARK_BOX,
-                      refine_passes: int = REFINE_PASSES) -> dict[str, np.ndarray]:
+                      refine_passes: int = REFINE_PASSES, coarse_run: Path | None = None) -> dict[str, np.ndarray]:
     """A run's landmarks and occlusion probabilities on generated full frames (`records` of a
     `m3mstl synth --full-frame` dataset), twice per face: from the true box of the kind the run was
     trained on (`data.face_box`), and as `m3mstl predict` makes them, from the detection that best
-    overlaps the true head box (`detect.match_detections`; `iou` says how well) through `first_crop_box`.
+    overlaps the true head box (`detect.match_detections`; `iou` says how well) through `first_crop_box`,
+    or, with `coarse_run` (a run trained on head boxes; this run trained on landmark-extent boxes), as
+    `m3mstl predict --coarse` makes them (`predict.predict_coarse_to_fine`).
 
     Returns arrays over the records: true_landmarks (N, 68, 2) and true_occlusion_prob (N, 68) from
     the true box; detector_landmarks and detector_occlusion_prob (NaN where no face was detected);
     detected (N,) bool, iou (N,) of the best detection with the true head box, detector_box (N, 4)."""
-    from m3mstl.infer.predict import predict_arrays, predict_refined
+    from m3mstl.infer.predict import predict_arrays, predict_coarse_to_fine, predict_refined
     from m3mstl.runs import load_config, load_model
 
     model, config = load_model(Path(run_dir), device=device), load_config(Path(run_dir))
+    coarse = None if coarse_run is None else load_coarse_run(Path(coarse_run), config, device)
     n = len(records)
     out = {"true_landmarks": np.full((n, 68, 2), np.nan), "true_occlusion_prob": np.full((n, 68), np.nan),
            "detector_landmarks": np.full((n, 68, 2), np.nan), "detector_occlusion_prob": np.full((n, 68), np.nan),
@@ -269,9 +272,12 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
         out["iou"][i] = value
         if match is None:
             continue
-        first_box, passes = first_crop_box(config, match.box, given=False, mapping=mapping,
-                                           refine_passes=refine_passes)
-        found = predict_refined(model, config, image, temperature, first_box, device, passes)
+        if coarse is not None:
+            found = predict_coarse_to_fine(coarse, model, config, image, temperature, match.box, device, refine_passes)
+        else:
+            first_box, passes = first_crop_box(config, match.box, given=False, mapping=mapping,
+                                               refine_passes=refine_passes)
+            found = predict_refined(model, config, image, temperature, first_box, device, passes)
         out["detected"][i], out["detector_box"][i] = True, match.box
         out["detector_landmarks"][i], out["detector_occlusion_prob"][i] = found["landmarks"], found["occlusion_prob"]
     return out
