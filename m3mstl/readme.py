@@ -67,13 +67,25 @@ def run_record(root: Path, manifest_name: str) -> str:
     manifest = _manifest(root, manifest_name)
     env = manifest["environment"]
     cpu = env.get("cpu", {}).get("model", "unknown CPU")
-    runs = {run for notebook in manifest["notebooks"] for run in notebook.get("runs", {})}
+    runs = {run: entry for notebook in manifest["notebooks"] for run, entry in notebook.get("runs", {}).items()}
     return (f"Made by `m3mstl reproduce --profile {manifest['profile']}` at commit "
             f"{str(env.get('git_commit', 'unknown'))[:7]} on {str(env.get('time_utc', 'unknown date'))[:10]} "
             f"({env.get('cpu_count')} cores of an {cpu}, torch kernel family {env.get('torch_cpu_capability')}, "
             f"{env.get('torch_threads')} threads) in {findings.number(manifest['total_seconds'] / 60, 1)} min, "
             f"on data {manifest['data_fingerprint']}; {findings.count(len(runs), 'trained run')} behind its tables "
-            f"(`{manifest_name}` names each).\n")
+            f"(`{manifest_name}` names each){_training_time(runs)}.\n")
+
+
+def _training_time(runs: dict[str, dict]) -> str:
+    """The runs' own recorded training seconds, summed: what training them all again would cost,
+    which a reproduction that reused finished runs did not spend (the CPUs that trained them are in
+    the manifest, and differ in speed)."""
+    seconds = [entry["train_seconds"] for entry in runs.values() if entry.get("train_seconds") is not None]
+    if not seconds:
+        return ""
+    cpus = sorted({str(entry.get("cpu") or "unknown CPU") for entry in runs.values()})
+    return (f"; training them took {findings.number(sum(seconds) / 60, 1)} min in all (the sum of "
+            f"{findings.count(len(seconds), 'run')}' recorded training seconds, on {', '.join(cpus)})")
 
 
 def _main_means(root: Path) -> pd.DataFrame:
