@@ -187,3 +187,23 @@ def test_frame_prediction_uses_a_given_face_finder(frames_root):
                                                                                   (4, 5)]
     per_face = evaluate_detector(None, finder, records=[record])
     assert per_face["found"].all() and per_face.attrs["settings"]["detector"] == "finder"
+
+
+@pytest.mark.parametrize("neck", ["none", "fpn"])
+@pytest.mark.parametrize("size", [(64, 48), (320, 256)])
+def test_each_neck_gives_one_cell_per_stride_of_input(neck, size):
+    width, height = size
+    settings = replace(SETTINGS, input_width=width, input_height=height, neck=neck)
+    network = fd.build_network(settings).eval()
+    with torch.no_grad():
+        out = network(torch.zeros(2, 2, height, width))
+    assert out.shape == (2, 5, *fd.grid_shape(settings))
+
+
+def test_the_pyramid_neck_is_a_new_run_but_runs_made_before_it_keep_their_ids():
+    # the id these settings had before the neck setting existed (computed by commit c39a7ba's code)
+    before = "ebbe1b10d73c"
+    assert fd_train.detector_run_id(SETTINGS, 0, "abc") == before
+    assert fd_train.detector_run_id(replace(SETTINGS, neck="fpn"), 0, "abc") != before
+    with pytest.raises(ValueError, match="neck must be one of"):
+        fd.build_network(replace(SETTINGS, neck="unet"))

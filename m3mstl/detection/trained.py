@@ -59,9 +59,17 @@ class FaceDetectorSettings:
     threshold: float = 0.2               # centre score a detection needs
     max_faces: int = 5
     max_train_frames: int | None = None  # a cheaper run on the first frames of the training split
+    # "none": the trunk cut at `stride` (its receptive field at stride 8 is about 100 input pixels);
+    # "fpn": the whole trunk, its deeper levels (stride 16, 32) added back top-down to `stride`
+    # (a feature pyramid, Lin et al. 2017), so a large face and the body below it are seen whole.
+    neck: str = "none"
 
 
 SETTING_NAMES = frozenset(f.name for f in fields(FaceDetectorSettings))
+NECKS = ("none", "fpn")
+#: Settings added after runs were made, left out of a run's id while they hold these values, so the
+#: runs made before them keep their ids (`m3mstl.train.detector.detector_run_id`).
+OMITTED_AT_DEFAULT = {"neck": "none"}
 
 
 def make_settings(values: Mapping[str, Any], base: FaceDetectorSettings | None = None,
@@ -160,24 +168,46 @@ def build_network(settings: FaceDetectorSettings):
     import timm
     import torch.nn as nn
 
+    import torch.nn.functional as F
+
     stage = {4: 1, 8: 2, 16: 3, 32: 4}.get(settings.stride)
     if stage is None:
         raise ValueError(f"stride must be 4, 8, 16 or 32, got {settings.stride}")
+    if settings.neck not in NECKS:
+        raise ValueError(f"neck must be one of {NECKS}, got {settings.neck!r}")
+    levels = (stage,) if settings.neck == "none" else tuple(range(stage, 5))
 
     class FaceCentreNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.trunk = timm.create_model(settings.trunk, pretrained=False, features_only=True, in_chans=2,
-                                           out_indices=(stage,))
-            channels = self.trunk.feature_info.channels()[-1]
+                                           out_indices=levels)
+            level_channels = self.trunk.feature_info.channels()
+            if settings.neck == "fpn":
+                width = PYRAMID_WIDTH
+                self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in level_channels)
+                self.smooth = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True))
+                channels = width
+            else:
+                channels = level_channels[-1]
             self.head = nn.Sequential(nn.Conv2d(channels, 64, 3, padding=1), nn.ReLU(inplace=True),
                                       nn.Conv2d(64, 5, 1))
             nn.init.constant_(self.head[-1].bias[:1], -4.0)  # start near "no face anywhere" (CenterNet's prior)
 
         def forward(self, x):
-            return self.head(self.trunk(x)[-1])
+            features = self.trunk(x)
+            if settings.neck == "none":
+                return self.head(features[-1])
+            merged = self.lateral[-1](features[-1])
+            for lateral, feature in zip(reversed(self.lateral[:-1]), reversed(features[:-1])):
+                merged = lateral(feature) + F.interpolate(merged, size=feature.shape[-2:], mode="nearest")
+            return self.head(self.smooth(merged))
 
     return FaceCentreNet()
+
+
+#: Channels of the feature pyramid's levels (neck "fpn").
+PYRAMID_WIDTH = 128
 
 
 # -- the detector as a face finder ----------------------------------------------------------------

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from m3mstl.detection.trained import (FACE_DETECTOR_VERSION, FaceDetectorSettings, TrainedFaceDetector, build_network,
-                                  decode, frame_input, grid_shape, settings_for)
+from m3mstl.detection.trained import (FACE_DETECTOR_VERSION, OMITTED_AT_DEFAULT, FaceDetectorSettings,
+                                     TrainedFaceDetector, build_network, decode, frame_input, grid_shape, settings_for)
 
 
 # -- targets and loss -----------------------------------------------------------------------------
@@ -107,7 +107,9 @@ def augmented_batch(inputs, boxes: np.ndarray, indices: np.ndarray, rng: np.rand
 
 # -- training -------------------------------------------------------------------------------------
 def detector_run_id(settings: FaceDetectorSettings, seed: int, fingerprint: str) -> str:
-    text = json.dumps({"settings": asdict(settings), "seed": seed, "version": FACE_DETECTOR_VERSION}, sort_keys=True)
+    recorded = {name: value for name, value in asdict(settings).items()
+                if not (name in OMITTED_AT_DEFAULT and value == OMITTED_AT_DEFAULT[name])}
+    text = json.dumps({"settings": recorded, "seed": seed, "version": FACE_DETECTOR_VERSION}, sort_keys=True)
     return hashlib.sha256(f"{text}:{fingerprint}".encode()).hexdigest()[:12]
 
 
