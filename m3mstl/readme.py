@@ -149,7 +149,7 @@ def default_peer(root: Path) -> str:
             means.loc[PEER, "nme_median"], interval=gap,
             n_seeds=(int(means.loc[model, "n_seeds"]), int(means.loc[PEER, "n_seeds"])),
             a_sd=means.loc[model].get("nme_median_sd"), b_sd=means.loc[PEER].get("nme_median_sd")))
-        if gap is not None and "tables/06_peer_gap.csv" not in sources:
+        if gap is not None:
             sources.append("tables/06_peer_gap.csv")
     for metric in ("roc_auc", "nme_median"):
         interval = _intervals(root, "11_hourglass_seed_aware_ci", "hourglass - m3mstl").get(metric)
@@ -158,9 +158,9 @@ def default_peer(root: Path) -> str:
             interval=interval,
             n_seeds=(int(hourglass.loc["hourglass", "n_seeds"]), int(hourglass.loc["m3mstl", "n_seeds"])),
             a_sd=hourglass.loc["hourglass"].get(f"{metric}_sd"), b_sd=hourglass.loc["m3mstl"].get(f"{metric}_sd")))
-        if interval is not None and "tables/11_hourglass_seed_aware_ci.csv" not in sources:
+        if interval is not None:
             sources.append("tables/11_hourglass_seed_aware_ci.csv")
-    return _sentences(sentences) + "\n" + _source(*sources)
+    return _sentences(sentences) + "\n" + _source(*dict.fromkeys(sources))  # each table named once, in order
 
 
 def default_thermometry(root: Path) -> str:
