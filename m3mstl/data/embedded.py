@@ -7,6 +7,7 @@ holds the settings, so an identical dataset is reused and a changed setting rege
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -34,13 +35,13 @@ def _generate_once(out_dir: Path, settings: dict, label: str, workers: int) -> P
     settings = {**settings, "generator_version": GENERATOR_VERSION}
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out_dir
-    print(f"generating {label} in {out_dir} ({settings})", flush=True)
+    print(f"generating {label} in {out_dir} ({settings})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
                      size=settings["size"], seed=settings["seed"], workers=workers, progress=True,
                      full_frame=settings.get("full_frame", False))
     write_json_atomic(marker, settings)
-    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"  done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return out_dir
 
 
@@ -75,11 +76,11 @@ def ensure_synthetic_scenes(profile: str, *, workers: int = 2) -> Path:
     marker = out_dir / ".generated.json"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out_dir
-    print(f"generating whole camera scenes for profile {profile!r} in {out_dir} ({settings})", flush=True)
+    print(f"generating whole camera scenes for profile {profile!r} in {out_dir} ({settings})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     generate_scenes(out_dir, count=settings["scenes"], seed=settings["seed"], workers=workers)
     write_json_atomic(marker, settings)
-    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"  done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return out_dir
 
 
