@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("m3mstl.reproduce", "execute every notebook with papermill and check the outputs"),
     "verify": ("m3mstl.verify", "recompute the published tables and figures from the run records (runs/, archive/) and compare bytes"),
     "scaling": ("m3mstl.studies.scaling", "train the scaling study's runs point by point, archiving each (notebook 12 reads them)"),
+    "frame-models": ("m3mstl.studies.frame_models", "train the recommended pipeline for whole camera frames: detector, coarse and fine runs"),
     "ablations": ("m3mstl.studies.ablation_runs", "train a profile's ablation runs one by one, archiving each (notebooks 07 and 13 read them)"),
 }
 
