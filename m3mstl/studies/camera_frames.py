@@ -81,6 +81,8 @@ FAMILY_LABELS = {"m3mstl": "M3MSTL", "baseline": "baseline", "hourglass": "hourg
 def reader_label(family: str, training: str) -> str:
     """How notebook 14's tables name a model family read in two stages with a fine training."""
     return f"{FAMILY_LABELS.get(family, family)}, {training}, two stages"
+
+
 #: A face the detector misses has no landmarks: its NME counts as this (a failure at any threshold).
 MISSED_FACE_NME = np.inf
 FAILURE_THRESHOLD = 0.10
@@ -211,7 +213,7 @@ def recipe_commands(frames_dir: str = "data/synth-default-frames") -> list[str]:
     """The commands that train the recommended pipeline's three runs one by one (what
     `m3mstl frame-models` does in one), and the `m3mstl predict` that reads frames with them."""
     return [f"m3mstl detector {frames_dir}",
-            f"m3mstl train --model baseline --data {frames_dir}{_set_options(FRAME_BOX_CANDIDATES[COARSE_TRAINING])}",
+            frame_training_command(COARSE_TRAINING, frames_dir),
             f"m3mstl train --model {RECOMMENDED_FAMILY} --data {frames_dir}{_set_options(FINE_TRAININGS[RECOMMENDED_FINE])}",
             f"m3mstl predict runs/{RECOMMENDED_FAMILY}/<fine run> FRAMES... --coarse runs/baseline/<coarse run> "
             "--detector runs/detector/<detector run> --out faces.csv"]
