@@ -47,8 +47,9 @@ def score_rows(rows: list[dict], records: list) -> dict[str, float]:
     for i, record in enumerate(records):
         faces = by_frame.get(Path(record.image_path).stem, [])
         head = tuple(record.extras["head_bbox"])
-        best = max(faces, key=lambda row: iou(tuple(row["box"]), head), default=None)
-        if best is not None and iou(tuple(best["box"]), head) >= 0.5:
+        overlap, best = max(((iou(tuple(row["box"]), head), row) for row in faces), key=lambda pair: pair[0],
+                            default=(0.0, None))
+        if overlap >= 0.5:
             found[i] = True
             value = best.get("canthus_temperature_c")
             readings[i] = np.nan if value is None else float(value)

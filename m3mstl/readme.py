@@ -193,9 +193,7 @@ def extended_frames(root: Path) -> str:
     if (root / "tables" / "14_fine_choice.csv").is_file():  # the two-stage study (issue 30)
         fine = _table(root, "14_fine_choice")
         chosen = camera_frames.choose_box_training(fine)
-        sentences.append(findings.describe_choice(
-            fine, label="training", value="median_nme", chosen=chosen,
-            what="the fine run for frames (validation frames, two stages from the detector's boxes; one run each, no interval)"))
+        sentences.append(camera_frames.describe_fine_choice(fine))
         agrees = "the one" if chosen == camera_frames.RECOMMENDED_FINE else "NOT the one"
         sentences.append(f"The recommended recipe (`m3mstl.studies.camera_frames`; {agrees} this validation prefers) is trained "
                          f"by `m3mstl frame-models`, one run each of: "

@@ -172,9 +172,21 @@ def scene_detection(scenes: Sequence[Any], finders: dict[str, list[Any]]) -> pd.
 
 
 def choose_box_training(box_choice: pd.DataFrame) -> str:
-    """The way of training for frames (a key of FRAME_BOX_CANDIDATES) with the lowest median NME
-    through the detector on the VALIDATION frames (notebook 14's `14_box_choice` table)."""
+    """The training with the lowest median NME through the detector on the VALIDATION frames: the
+    `training` of a choice table (notebook 14's `14_fine_choice`, a key of FINE_TRAININGS; in sets
+    published before it, `14_box_choice`, a key of FRAME_BOX_CANDIDATES)."""
     return str(box_choice.loc[box_choice["median_nme"].idxmin(), "training"])
+
+
+def describe_fine_choice(fine_choice: pd.DataFrame, seed: int | None = None) -> str:
+    """The findings sentence on `14_fine_choice` (notebook 14 and the README say it alike)."""
+    from m3mstl.report import findings
+
+    seed_part = "" if seed is None else f", seed {seed}"
+    return findings.describe_choice(fine_choice, label="training", value="median_nme",
+                                    chosen=choose_box_training(fine_choice),
+                                    what=f"the fine run for frames (validation frames{seed_part}, two stages from the "
+                                         "detector's boxes; one run each, no interval)")
 
 
 def frame_training_command(training: str, frames_dir: str = "data/synth-default-frames") -> str:
