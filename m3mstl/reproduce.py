@@ -86,6 +86,34 @@ def promised_outputs(notebook: Path) -> list[str]:
     return list(notebook_metadata(notebook).get("m3mstl", {}).get("outputs", []))
 
 
+# The embedded sets beside the main SynthTFD68 a notebook may read (its metadata `m3mstl.embedded_data`),
+# and the function that generates each one (`m3mstl.data.embedded`).
+EMBEDDED_SETS = ("frames", "scenes")
+
+
+def embedded_sets_read(notebooks: list[Path]) -> list[str]:
+    """The embedded sets the notebooks declare they read, in `EMBEDDED_SETS` order."""
+    declared = {name for nb in notebooks for name in notebook_metadata(nb).get("m3mstl", {}).get("embedded_data", [])}
+    unknown = declared - set(EMBEDDED_SETS)
+    if unknown:
+        raise ValueError(f"notebook metadata names unknown embedded data {sorted(unknown)}; known: {EMBEDDED_SETS}")
+    return [name for name in EMBEDDED_SETS if name in declared]
+
+
+def prepare_embedded_sets(notebooks: list[Path], profile: str, *, given_data: bool) -> None:
+    """Generate, before any notebook runs, the whole frames and scenes the notebooks read: so the
+    generation's progress (and its timing) goes to this terminal, not into a published executed copy.
+    With the user's own data the notebooks read that instead of the embedded frames (scenes stay
+    embedded: they test the detector, not the data)."""
+    from m3mstl.data.embedded import ensure_synthetic_frames, ensure_synthetic_scenes
+
+    generators = {"frames": ensure_synthetic_frames, "scenes": ensure_synthetic_scenes}
+    for name in embedded_sets_read(notebooks):
+        if name == "frames" and given_data:
+            continue
+        generators[name](profile)
+
+
 def _failure_message(notebook: Path, err: Exception) -> str:
     cell = getattr(err, "exec_count", None)
     ename = getattr(err, "ename", type(err).__name__)
@@ -360,6 +388,7 @@ def _reproduce(profile: str, *, data_dir: Path | None, only: list[str] | None, s
     data_dir = Path(data_dir) if given_data else ensure_synthetic_data(profile)
     fingerprint = data_fingerprint(data_dir)  # once: the checks and the manifest name the same data
     check_dataset(data_dir, fingerprint)  # every check of `m3mstl validate` (cached by fingerprint), before compute
+    prepare_embedded_sets(notebooks, profile, given_data=given_data)
     out_dir = out_dir or paths.BUILD_DIR / "notebooks"
     # TRAIN: the reproduction trains what is missing (a reader opening a notebook does not by default).
     # DATA_DIR None names the profile's embedded dataset without writing this machine's path into the notebooks.

@@ -453,3 +453,36 @@ def test_publish_writes_a_quick_run_over_the_published_set(notebook_dir, tmp_pat
     written = reproduce.reproduce("quick", data_dir=tiny_dataset_dir, notebooks_dir=notebook_dir,
                                   out_dir=tmp_path / "out", publish=True)
     assert written == tmp_path / "reproduction.json"
+
+
+# What a notebook reads besides the main data, generated before any notebook runs (the generation's
+# progress and timing would otherwise land in the published executed copy as stderr).
+GENERATING_CALLS = {"frames": "resolve_frames_dir(", "scenes": "profile_scenes("}
+
+
+@pytest.mark.parametrize("notebook", reproduce.list_notebooks(), ids=lambda nb: nb.name)
+def test_a_notebook_declares_every_embedded_set_it_reads(notebook):
+    source = "".join(cell.source for cell in nbformat.read(notebook, as_version=4).cells)
+    reads = [name for name, call in GENERATING_CALLS.items() if call in source]
+    assert reproduce.embedded_sets_read([notebook]) == reads, \
+        f"{notebook.name}: set metadata m3mstl.embedded_data to {reads} (what its cells read)"
+
+
+def test_reproduce_generates_the_declared_sets_before_the_notebooks(notebook_dir, monkeypatch):
+    book = _write_notebook(notebook_dir, "01_frames", ["x = 1"])
+    meta = nbformat.read(book, as_version=4)
+    meta.metadata["m3mstl"]["embedded_data"] = ["scenes", "frames"]
+    book.write_text(nbformat.writes(meta))
+    generated = []
+    from m3mstl.data import embedded
+    monkeypatch.setattr(embedded, "ensure_synthetic_frames", lambda profile: generated.append(("frames", profile)))
+    monkeypatch.setattr(embedded, "ensure_synthetic_scenes", lambda profile: generated.append(("scenes", profile)))
+    reproduce.prepare_embedded_sets([book], "quick", given_data=False)
+    assert generated == [("frames", "quick"), ("scenes", "quick")]
+    generated.clear()
+    reproduce.prepare_embedded_sets([book], "quick", given_data=True)  # the user's frames replace the embedded ones
+    assert generated == [("scenes", "quick")]
+    meta.metadata["m3mstl"]["embedded_data"] = ["faces"]
+    book.write_text(nbformat.writes(meta))
+    with pytest.raises(ValueError, match="faces"):
+        reproduce.embedded_sets_read([book])
