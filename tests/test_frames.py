@@ -451,3 +451,47 @@ def test_frame_predictions_with_a_coarse_run_read_detected_faces_as_predict_coar
     assert calls == [("model:coarse", "model:fine", (1.0, 2.0, 50.0, 60.0), 1)]
     assert out["detected"].tolist() == [True] and np.all(out["detector_landmarks"][0] == 7.0)
     assert np.all(out["detector_occlusion_prob"][0] == 0.25)
+
+
+def test_frames_are_detected_once_per_detector_and_again_when_the_map_changes(tmp_path, monkeypatch):
+    """Notebook 14 reads the same frames with many runs; the detector runs once per frame and detector."""
+    import os
+
+    from m3mstl.data import coco
+    from m3mstl.detection.rule_based import DetectorConfig
+    from m3mstl.studies import camera_frames
+
+    monkeypatch.setattr(camera_frames, "_DETECTIONS", {})
+    map_path = tmp_path / "frame.npy"
+    np.save(map_path, np.zeros((4, 4)))
+    record = SimpleNamespace(temperature_path=map_path, extras={"head_bbox": [0, 0, 2, 2]})
+    monkeypatch.setattr(coco, "load_temperature", lambda record: np.zeros((4, 4)))
+    monkeypatch.setattr(coco, "load_image", lambda record: np.zeros((4, 4), np.uint8))
+    calls = []
+
+    class Described:  # a trained detector says what it is (its run id and settings)
+        description = {"detector": "trained", "run_id": "abc", "threshold": 0.2}
+
+        def __call__(self, temperature):
+            calls.append("trained")
+            return [Detection(0, 0, 2, 2, 0.9)]
+
+    def bare(temperature):  # a finder that does not say what it is: never cached
+        calls.append("bare")
+        return []
+
+    def read(detector):
+        return [item[3:] for item in camera_frames._frames_with_detection([record], detector, False, "t")]
+
+    first = read(Described())
+    assert read(Described()) == first and calls == ["trained"]
+    assert first[0][1] is not None and first[0][0] == pytest.approx(1.0)
+    read(bare), read(bare)
+    assert calls == ["trained", "bare", "bare"]
+    stat = map_path.stat()
+    os.utime(map_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the frame was regenerated
+    read(Described())
+    assert calls.count("trained") == 2
+    monkeypatch.setattr(camera_frames, "face_finder", lambda detector: lambda t: calls.append("rules") or [])
+    read(DetectorConfig()), read(None), read(DetectorConfig(min_score=0.5))
+    assert calls.count("rules") == 2  # None means the default settings: one key; other settings: another

@@ -374,11 +374,41 @@ def _frames_with_detection(records: Sequence[Any], detector: DetectorConfig | Fa
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
     from m3mstl.detection.base import match_detections
 
-    find = face_finder(detector)
+    find, key = face_finder(detector), _detector_key(detector)
     for record in tqdm(records, desc=desc, disable=not progress):
         temperature = load_temperature(record)
-        (value, match), = match_detections([tuple(record.extras["head_bbox"])], find(temperature))
+        (value, match), = match_detections([tuple(record.extras["head_bbox"])],
+                                           _cached_detections(find, key, record, temperature))
         yield record, image_to_unit_range(load_image(record)), temperature, value, match
+
+
+# Detections per (detector, frame file), kept for the life of the process: notebook 14 reads each
+# split's frames with a dozen runs, and the detector, a third of a frame's cost, gives the same boxes
+# every time. Keyed by what the tables record of the detector (its settings, a trained one's run id)
+# and by the map's path and modification time, so a regenerated frame is detected afresh.
+_DETECTIONS: dict[tuple[str, str, int], list] = {}
+
+
+def _detector_key(detector: DetectorConfig | FaceFinder | None) -> str | None:
+    """The cache key of a detector, or None for a finder that does not say what it is (not cached)."""
+    from m3mstl.detection.rule_based import detector_description
+
+    description = detector_description(detector)
+    if description.get("detector") == "trained" and description.get("run_id") is None:
+        return None
+    if description.get("detector") != "trained" and not description["detector"].startswith("rules"):
+        return None
+    return json.dumps(description, sort_keys=True, default=str)
+
+
+def _cached_detections(find: FaceFinder, key: str | None, record: Any, temperature: np.ndarray) -> list:
+    if key is None:
+        return find(temperature)
+    path = Path(record.temperature_path)
+    cache_key = (key, str(path.resolve()), path.stat().st_mtime_ns)
+    if cache_key not in _DETECTIONS:
+        _DETECTIONS[cache_key] = find(temperature)
+    return _DETECTIONS[cache_key]
 
 
 def _refinement_nmes(mapped_box, refine_passes, predicted, nme) -> dict[str, float]:
