@@ -31,15 +31,22 @@ def _generate_once(out_dir: Path, settings: dict, label: str, workers: int) -> P
     from m3mstl.data.synth.generate import generate_dataset
     from m3mstl.data.synth.renderer import GENERATOR_VERSION
 
-    marker = out_dir / ".generated.json"
     settings = {**settings, "generator_version": GENERATOR_VERSION}
+    return _unless_generated(out_dir, settings, label, lambda: generate_dataset(
+        out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"], size=settings["size"],
+        seed=settings["seed"], workers=workers, progress=True, full_frame=settings.get("full_frame", False)))
+
+
+def _unless_generated(out_dir: Path, settings: dict, label: str, generate) -> Path:
+    """Call `generate()` unless out_dir's `.generated.json` marker holds `settings`; the marker is
+    written last, so an interrupted generation runs again. Progress goes to stderr, so commands that
+    list things on stdout keep stdout to their listing."""
+    marker = out_dir / ".generated.json"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out_dir
     print(f"generating {label} in {out_dir} ({settings})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    generate_dataset(out_dir, subjects=settings["subjects"], per_subject=settings["per_subject"],
-                     size=settings["size"], seed=settings["seed"], workers=workers, progress=True,
-                     full_frame=settings.get("full_frame", False))
+    generate()
     write_json_atomic(marker, settings)
     print(f"  done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return out_dir
@@ -73,15 +80,8 @@ def ensure_synthetic_scenes(profile: str, *, workers: int = 2) -> Path:
 
     out_dir = scenes_dir(profile)
     settings = {**SCENE_SETTINGS[base_profile(profile)], "generator_version": GENERATOR_VERSION}
-    marker = out_dir / ".generated.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
-        return out_dir
-    print(f"generating whole camera scenes for profile {profile!r} in {out_dir} ({settings})", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    generate_scenes(out_dir, count=settings["scenes"], seed=settings["seed"], workers=workers)
-    write_json_atomic(marker, settings)
-    print(f"  done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return out_dir
+    return _unless_generated(out_dir, settings, f"whole camera scenes for profile {profile!r}", lambda: generate_scenes(
+        out_dir, count=settings["scenes"], seed=settings["seed"], workers=workers))
 
 
 def resolve_data_dir(profile: str, data_dir: str | Path | None) -> Path:
