@@ -30,3 +30,16 @@ def test_listing_trains_nothing_and_names_each_run(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(planned_runs("quick", "m3mstl"))
     assert all(re.search(r" seed \d+: (finished|archived|missing)", line) for line in lines), lines
+
+
+def test_a_profile_without_the_ablation_notebook_is_refused_before_any_training(capsys):
+    """The default profile runs neither notebook 07 nor 13: its ablation runs would serve no table
+    (a session once queued hours of them)."""
+    from m3mstl.studies.ablation_runs import ablation_profiles
+
+    assert "default" not in ablation_profiles("m3mstl") and "extended" in ablation_profiles("m3mstl")
+    assert "default" not in ablation_profiles("hourglass")
+    for family in ("m3mstl", "hourglass"):
+        assert main(["ablations", "--profile", "default", "--family", family, "--list"]) == 2
+        err = capsys.readouterr().err
+        assert "--profile" in err and "serve no table" in err and "extended" in err

@@ -19,6 +19,16 @@ from typing import Any
 from m3mstl.studies import comparison
 
 FAMILIES = ("m3mstl", "hourglass")
+#: The notebook whose table each family's ablation runs serve; its metadata names the profiles it runs in.
+ABLATION_NOTEBOOKS = {"m3mstl": "07_ablations.ipynb", "hourglass": "13_hourglass_ablations.ipynb"}
+
+
+def ablation_profiles(family: str) -> tuple[str, ...]:
+    """The profiles whose reproduction runs `family`'s ablation notebook (only their runs serve a table)."""
+    from m3mstl import paths
+    from m3mstl.reproduce import notebook_profiles
+
+    return tuple(notebook_profiles(paths.NOTEBOOKS_DIR / ABLATION_NOTEBOOKS[family]))
 
 
 def planned_runs(profile: str, family: str, first_seed: int = 0) -> list[tuple[str, int, dict[str, Any]]]:
@@ -51,6 +61,13 @@ def run(args) -> int:
     from m3mstl.runs.lifecycle import allow_training
     from m3mstl.studies.run_lookup import run_state
 
+    from m3mstl.errors import UsageError
+
+    served = ablation_profiles(args.family)
+    if args.profile not in served:  # before any data is generated or any run is trained
+        raise UsageError("--profile", f"notebook {ABLATION_NOTEBOOKS[args.family]} does not run in the "
+                                      f"{args.profile!r} profile, so its ablation runs would serve no table; "
+                                      f"profiles that run it: {', '.join(served)}")
     data_dir = ensure_synthetic_data(args.profile)
     plan = planned_runs(args.profile, args.family, args.seed)
     if args.list:
