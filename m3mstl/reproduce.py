@@ -86,8 +86,8 @@ def promised_outputs(notebook: Path) -> list[str]:
     return list(notebook_metadata(notebook).get("m3mstl", {}).get("outputs", []))
 
 
-# The embedded sets beside the main SynthTFD68 a notebook may read (its metadata `m3mstl.embedded_data`),
-# and the function that generates each one (`m3mstl.data.embedded`).
+# The embedded sets beside the main SynthTFD68 a notebook may read (its metadata `m3mstl.embedded_data`);
+# `prepare_embedded_sets` generates them (`m3mstl.data.embedded`).
 EMBEDDED_SETS = ("frames", "scenes")
 
 

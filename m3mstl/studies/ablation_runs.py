@@ -59,9 +59,8 @@ def run(args) -> int:
     from m3mstl.data.embedded import ensure_synthetic_data
     from m3mstl.data.fingerprint import data_fingerprint
     from m3mstl.runs.lifecycle import allow_training
-    from m3mstl.studies.run_lookup import run_state
-
     from m3mstl.errors import UsageError
+    from m3mstl.studies.run_lookup import run_state
 
     served = ablation_profiles(args.family)
     if args.profile not in served:  # before any data is generated or any run is trained
