@@ -34,6 +34,31 @@ def test_the_recipe_commands_train_exactly_the_runs_notebook_14_measures():
     assert "--coarse" in predict and "--detector" in predict
 
 
+@pytest.mark.parametrize("profile, seed", [("default", 0), ("extended", 2), ("quick", 1)])
+def test_the_listed_commands_train_the_runs_frame_models_trains_for_that_profile_and_seed(profile, seed):
+    """`m3mstl frame-models --profile P --seed K --list` prints commands that, typed, train the same
+    runs (profile settings and seed) as `frame-models` itself; before, they lacked both."""
+    import argparse
+    import importlib
+
+    from m3mstl.cli import SUBCOMMANDS
+    from m3mstl.profiles import base_profile
+
+    def parse(command):  # as `m3mstl` itself parses it
+        name, *words = shlex.split(command)[1:]
+        parser = argparse.ArgumentParser()
+        importlib.import_module(SUBCOMMANDS[name][0]).configure_parser(parser)
+        return parser.parse_args(words)
+
+    detector, coarse, fine, _ = camera_frames.recipe_commands("FRAMES", profile, seed)
+    parsed = [parse(command) for command in (detector, coarse, fine)]
+    assert all(args.seed == seed for args in parsed)
+    assert all(args.profile == base_profile(profile) for args in parsed)
+    overrides = camera_frames.FRAME_BOX_CANDIDATES[camera_frames.COARSE_TRAINING]
+    assert make_config("baseline", parsed[1].profile, seed=parsed[1].seed, overrides=_overrides_of(coarse)) == \
+        make_config("baseline", profile, seed=seed, overrides=overrides)
+
+
 def test_fine_runs_come_from_the_crops_for_the_main_training_and_from_the_frames_otherwise(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr("m3mstl.train_model", lambda family, profile, data, **kw: calls.append((family, data, kw)) or tmp_path)

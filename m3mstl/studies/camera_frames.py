@@ -189,9 +189,10 @@ def describe_fine_choice(fine_choice: pd.DataFrame, seed: int | None = None) -> 
                                          "detector's boxes; one run each, no interval)")
 
 
-def frame_training_command(training: str, frames_dir: str = "data/synth-default-frames") -> str:
-    """The `m3mstl train` command that trains the baseline for frames the way `training` names."""
-    return f"m3mstl train --model baseline --data {frames_dir}{_set_options(FRAME_BOX_CANDIDATES[training])}"
+def frame_training_command(training: str, frames_dir: str = "data/synth-default-frames", run_options: str = "") -> str:
+    """The `m3mstl train` command that trains the baseline for frames the way `training` names
+    (`run_options`: `_run_options`' profile and seed)."""
+    return f"m3mstl train --model baseline --data {frames_dir}{run_options}{_set_options(FRAME_BOX_CANDIDATES[training])}"
 
 
 def train_coarse_run(profile: str, frames_dir: Path, seed: int, **train_options: Any) -> Path:
@@ -221,12 +222,24 @@ def _set_options(overrides: dict[str, Any] | None) -> str:
                    for key, value in (overrides or {}).items())
 
 
-def recipe_commands(frames_dir: str = "data/synth-default-frames") -> list[str]:
+def _run_options(profile: str, seed: int) -> str:
+    """` --profile P --seed K` as far as they differ from the commands' defaults: the profile whose
+    settings the runs use (the extended profile trains the default's), and the seed."""
+    from m3mstl.profiles import base_profile
+
+    base = base_profile(profile)
+    return (f" --profile {base}" if base != "default" else "") + (f" --seed {seed}" if seed else "")
+
+
+def recipe_commands(frames_dir: str = "data/synth-default-frames", profile: str = "default", seed: int = 0) -> list[str]:
     """The commands that train the recommended pipeline's three runs one by one (what
-    `m3mstl frame-models` does in one), and the `m3mstl predict` that reads frames with them."""
-    return [f"m3mstl detector {frames_dir}",
-            frame_training_command(COARSE_TRAINING, frames_dir),
-            f"m3mstl train --model {RECOMMENDED_FAMILY} --data {frames_dir}{_set_options(FINE_TRAININGS[RECOMMENDED_FINE])}",
+    `m3mstl frame-models --profile PROFILE --seed SEED` does in one, the same runs), and the
+    `m3mstl predict` that reads frames with them."""
+    options = _run_options(profile, seed)
+    return [f"m3mstl detector {frames_dir}{options}",
+            frame_training_command(COARSE_TRAINING, frames_dir, options),
+            f"m3mstl train --model {RECOMMENDED_FAMILY} --data {frames_dir}{options}"
+            f"{_set_options(FINE_TRAININGS[RECOMMENDED_FINE])}",
             f"m3mstl predict runs/{RECOMMENDED_FAMILY}/<fine run> FRAMES... --coarse runs/baseline/<coarse run> "
             "--detector runs/detector/<detector run> --out faces.csv"]
 

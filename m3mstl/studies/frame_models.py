@@ -39,7 +39,7 @@ def run(args) -> int:
                                    "m3mstl synth --full-frame)")
     frames_dir = camera_frames.resolve_frames_dir(args.profile, args.data)
     if args.list:
-        print("\n".join(camera_frames.recipe_commands(str(frames_dir))))
+        print("\n".join(camera_frames.recipe_commands(str(frames_dir), args.profile, args.seed)))
         return 0
     allow_training(True)
     detector = train_face_detector(args.profile, frames_dir, seed=args.seed, device=args.device)
