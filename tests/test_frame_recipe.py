@@ -76,7 +76,10 @@ def test_frame_models_lists_its_commands_and_refuses_a_folder_without_frames(cap
     assert "annotations.json" in capsys.readouterr().err
     (tmp_path / "annotations.json").write_text("{}")
     assert main(["frame-models", "--data", str(tmp_path), "--list"]) == 0
-    assert capsys.readouterr().out.splitlines() == camera_frames.recipe_commands(str(tmp_path))
+    lines, commands = capsys.readouterr().out.splitlines(), camera_frames.recipe_commands(str(tmp_path))
+    assert len(lines) == len(commands) and lines[-1] == commands[-1]
+    for line, command in zip(lines[:3], commands):  # each run's command with its state: nothing trained here
+        assert line == f"{command}    # missing"
 
 
 def test_the_readme_states_the_recipe_once_the_published_set_has_the_two_stage_study(tmp_path):
@@ -127,3 +130,26 @@ def test_the_predict_canthus_benchmark_scores_rows_against_the_generated_truth(t
     for row in rows:
         row["canthus_temperature_c"] = None
     assert score_rows(rows, records)["bare_abstention"] == 1.0
+
+
+def test_frame_models_list_names_each_runs_state(monkeypatch, tmp_path):
+    """--list says which of the three runs exist: a later session sees what is left to train."""
+    from m3mstl import runs
+    from m3mstl.studies import frame_models, run_lookup
+
+    (tmp_path / "annotations.json").write_text("{}")
+    monkeypatch.setattr(runs, "data_fingerprint", lambda folder: "f" * 16)
+    monkeypatch.setattr(runs, "is_complete", lambda run_dir: True)
+    seen = []
+
+    def fake_state(family, profile, seed, overrides, fingerprint):
+        seen.append((family, profile, seed, overrides))
+        return ("archived", Path("/x/archive/baseline/abc")) if family == "baseline" else ("missing", None)
+
+    monkeypatch.setattr(run_lookup, "run_state", fake_state)
+    states = frame_models.run_states("extended", tmp_path, 2)
+    assert states[0].startswith("finished (runs/detector/")
+    assert states[1:] == ["archived (archive/baseline/abc)", "missing"]
+    assert seen == [("baseline", "extended", 2, camera_frames.FRAME_BOX_CANDIDATES[camera_frames.COARSE_TRAINING]),
+                    (camera_frames.RECOMMENDED_FAMILY, "extended", 2,
+                     camera_frames.FINE_TRAININGS[camera_frames.RECOMMENDED_FINE])]

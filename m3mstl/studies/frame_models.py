@@ -9,7 +9,7 @@ the `m3mstl predict` command that reads frames with them.
 
     m3mstl frame-models                          # the default profile's frames (generated on first use)
     m3mstl frame-models --data MY_FRAMES         # frames of your own, in the TFD68 layout with head boxes
-    m3mstl frame-models --list                   # the commands it stands for; trains nothing
+    m3mstl frame-models --list                   # the commands it stands for, each run's state; trains nothing
 """
 from __future__ import annotations
 
@@ -27,6 +27,28 @@ def configure_parser(parser) -> None:
     parser.add_argument("--device", default="auto")
 
 
+def run_states(profile: str, frames_dir: Path, seed: int) -> list[str]:
+    """"finished (runs/<family>/<id>)", "archived (archive/<family>/<id>)" or "missing" for the
+    detector, the coarse and the fine run that `frame-models` trains for this profile, frames and seed."""
+    from m3mstl import paths
+    from m3mstl.runs import data_fingerprint, is_complete
+    from m3mstl.studies import camera_frames
+    from m3mstl.studies.run_lookup import run_state
+    from m3mstl.train.detector import detector_run_id, settings_for
+
+    def named(state: str, where: Path | None) -> str:
+        return state if where is None else f"{state} ({where.parent.parent.name}/{where.parent.name}/{where.name})"
+
+    fingerprint = data_fingerprint(frames_dir)
+    detector_dir = paths.RUNS_DIR / "detector" / detector_run_id(settings_for(profile), seed, fingerprint)
+    states = [named("finished", detector_dir) if is_complete(detector_dir) else "missing"]
+    for family, overrides in (("baseline", camera_frames.FRAME_BOX_CANDIDATES[camera_frames.COARSE_TRAINING]),
+                              (camera_frames.RECOMMENDED_FAMILY,
+                               camera_frames.FINE_TRAININGS[camera_frames.RECOMMENDED_FINE])):
+        states.append(named(*run_state(family, profile, seed, overrides, fingerprint)))
+    return states
+
+
 def run(args) -> int:
     """Train (or reuse) the detector, the coarse run and the fine run; print the predict command."""
     from m3mstl.errors import UsageError
@@ -39,7 +61,10 @@ def run(args) -> int:
                                    "m3mstl synth --full-frame)")
     frames_dir = camera_frames.resolve_frames_dir(args.profile, args.data)
     if args.list:
-        print("\n".join(camera_frames.recipe_commands(str(frames_dir), args.profile, args.seed)))
+        commands = camera_frames.recipe_commands(str(frames_dir), args.profile, args.seed)
+        for command, state in zip(commands, run_states(args.profile, frames_dir, args.seed)):
+            print(f"{command}    # {state}")
+        print(commands[-1])
         return 0
     allow_training(True)
     detector = train_face_detector(args.profile, frames_dir, seed=args.seed, device=args.device)
