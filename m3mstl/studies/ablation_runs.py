@@ -26,7 +26,7 @@ ABLATION_NOTEBOOKS = {"m3mstl": "07_ablations.ipynb", "hourglass": "13_hourglass
 def ablation_profiles(family: str) -> tuple[str, ...]:
     """The profiles whose reproduction runs `family`'s ablation notebook (only their runs serve a table)."""
     from m3mstl import paths
-    from m3mstl.reproduce import notebook_profiles
+    from m3mstl.report.notebook_metadata import notebook_profiles
 
     return tuple(notebook_profiles(paths.NOTEBOOKS_DIR / ABLATION_NOTEBOOKS[family]))
 
