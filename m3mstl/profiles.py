@@ -145,21 +145,17 @@ SEED_COUNTS: dict[str, dict[str, int]] = {
 
 
 # --- the ablation studies (`m3mstl.studies.comparison`) --------------------------------------
-# Which M3MSTL ablation rows (`m3mstl.models.m3mstl.ABLATIONS`) each profile trains. Every row trains
-# with every ablation seed (SEED_COUNTS), so the default profile runs fewer rows well rather than
-# all rows badly (issue 12): the curriculum's first stage and the temperature cues, the two
-# ingredients the paper names in its title. Dropped there: the frozen stage 2 (one epoch of ten)
-# and the token-MLP head, which the extended profile adds, and the variants beyond the paper's
-# ingredients (stage-1 targets, temperature as an input channel, global token context), which
-# only the paper and quick profiles train (all rows).
+# Which M3MSTL ablation rows (`m3mstl.models.m3mstl.ABLATIONS`) each profile trains (every row when a
+# profile names none: quick and paper). Every row trains with every ablation seed (SEED_COUNTS).
 #
 # Issue 28: at the default's budget (2x) one ablation run costs as much as a main-comparison run, so no
 # ablation row fits the default's 90 minutes beside the three-seed main comparison: notebook 07 runs in
-# the extended profile (and quick, paper), archived run by run. Its rows are the ingredients that could
-# carry M3MSTL's occlusion lead: stage 1 with its epochs given to stage 3 (budget-matched, so it is not
-# "fewer epochs"), the temperature cues, the frozen stage 2, the ViT head against the token MLP.
+# the extended profile (and quick, paper), archived run by run, and not in the default (whose rows, the
+# first stage without its epochs moved and the temperature cues, were dropped with it; `m3mstl ablations`
+# refuses the default). The extended rows are the ingredients that could carry M3MSTL's occlusion lead:
+# stage 1 with its epochs given to stage 3 (budget-matched, so it is not "fewer epochs"), the temperature
+# cues, the frozen stage 2, the ViT head against the token MLP.
 ABLATION_ROWS: dict[str, tuple[str, ...]] = {
-    "default": ("full M3MSTL", "no stage 1 (no mask pretraining)", "ViT occlusion head without temperature"),
     "extended": ("full M3MSTL", "no stage 1, its epochs given to stage 3", "no frozen stage 2",
                  "ViT occlusion head without temperature", "token MLP occlusion head with temperature"),
 }
@@ -190,7 +186,7 @@ HOURGLASS_ABLATION_ROWS: dict[str, tuple[str, ...]] = {
 # test face above 0.10 and one variant diverging (0.63): a table about undertrained models.
 ABLATION_SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {},
-    "default": {"hourglass": {"epochs": {"multitask": 4, "landmark_finetune": 1}, "max_train_images": 1200}},
+    "default": {},  # no ablation notebook runs in the default profile (notebooks 07 and 13: extended)
     "extended": {},
     "paper": {},
 }
