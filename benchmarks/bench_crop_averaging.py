@@ -36,10 +36,6 @@ def moved(box, dx: float, dy: float, scale: float):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
-    from m3mstl.detection.base import match_detections
-    from m3mstl.detection.rule_based import face_finder
-    from m3mstl.evaluation.metrics import per_image_nme
     from m3mstl.infer.frames import REFINE_PASSES, load_coarse_run, true_box
     from m3mstl.infer.predict import landmark_extent, predict_arrays, predict_coarse_to_fine
     from m3mstl.runs import load_config, load_model
@@ -56,19 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     records = camera_frames.frame_splits(args.profile, frames)["val"][:args.limit]
     model, config = load_model(args.fine), load_config(args.fine)
     coarse = load_coarse_run(args.coarse, config)
-    find, rows, t0 = face_finder(None), [], time.perf_counter()
-    for record in records:
-        temperature, image = load_temperature(record), image_to_unit_range(load_image(record))
-        (_, match), = match_detections([tuple(record.extras["head_bbox"])], find(temperature))
+    rows, t0 = [], time.perf_counter()
+    for record, image, temperature, _, match in camera_frames.frames_with_detection(records):
         if match is None:
             continue
 
         def fine(box):
             return predict_arrays(model, config, image, temperature, box)["landmarks"]
-
-        def nme(points):
-            return float(per_image_nme(points[None], record.landmarks[None], np.asarray(record.labelled)[None],
-                                       normaliser="inter_ocular")[0])
 
         placed = landmark_extent(predict_arrays(*coarse, image, temperature, match.box)["landmarks"])
         placed_avg = landmark_extent(np.mean([predict_arrays(*coarse, image, temperature, moved(match.box, *m))["landmarks"]
@@ -80,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                     np.mean([fine(moved(placed, *m)) for m in SMALL_MOVES], axis=0),
                     np.mean([fine(moved(placed_avg, *m)) for m in SMALL_MOVES], axis=0),
                     np.mean([fine(moved(placed_avg, *m)) for m in LARGE_MOVES], axis=0)]
-        rows.append([nme(points) for points in readings])
+        rows.append([camera_frames.record_nme(record, points) for points in readings])
     medians = np.median(np.array(rows), axis=0)
     print(f"fine {args.fine}, coarse {args.coarse}, {len(rows)} validation frames with a detected face "
           f"({time.perf_counter() - t0:.0f} s)")

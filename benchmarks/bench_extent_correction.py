@@ -21,11 +21,7 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
-    from m3mstl.detection.base import match_detections
     from m3mstl.detection.head_box import fit_head_box_mapping
-    from m3mstl.detection.rule_based import face_finder
-    from m3mstl.evaluation.metrics import per_image_nme
     from m3mstl.infer.frames import REFINE_PASSES, load_coarse_run, true_box
     from m3mstl.infer.predict import landmark_extent, predict_arrays, predict_refined
     from m3mstl.runs import load_config, load_model
@@ -41,30 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     split = camera_frames.frame_splits(args.profile, camera_frames.resolve_frames_dir(args.profile))
     fine = load_model(args.fine), load_config(args.fine)
     coarse = load_coarse_run(args.coarse, fine[1])
-    find, started = face_finder(None), time.perf_counter()
+    started = time.perf_counter()
 
-    def placed(record):
-        """(coarse extent or None, temperature, image)."""
-        temperature, image = load_temperature(record), image_to_unit_range(load_image(record))
-        (_, match), = match_detections([tuple(record.extras["head_bbox"])], find(temperature))
-        if match is None:
-            return None, temperature, image
-        return landmark_extent(predict_arrays(*coarse, image, temperature, match.box)["landmarks"]), temperature, image
+    def placed(records):
+        """(record, image, temperature, coarse extent) of each frame with a detected face."""
+        for record, image, temperature, _, match in camera_frames.frames_with_detection(records):
+            if match is not None:
+                yield record, image, temperature, landmark_extent(
+                    predict_arrays(*coarse, image, temperature, match.box)["landmarks"])
 
-    fitted = [(extent, true_box(record, fine[1])) for record in split["train"][::args.every]
-              for extent, _, _ in [placed(record)] if extent is not None]
+    fitted = [(extent, true_box(record, fine[1])) for record, _, _, extent in placed(split["train"][::args.every])]
     mapping = fit_head_box_mapping([e for e, _ in fitted], [t for _, t in fitted])
     rows = []
-    for record in split["val"]:
-        extent, temperature, image = placed(record)
-        if extent is None:
-            continue
+    for record, image, temperature, extent in placed(split["val"]):
+        def nme(points, record=record):
+            return camera_frames.record_nme(record, points)
 
-        def nme(points):
-            return float(per_image_nme(points[None], record.landmarks[None], np.asarray(record.labelled)[None],
-                                       normaliser="inter_ocular")[0])
-
-        def shipped(box):
+        def shipped(box, image=image, temperature=temperature):
             return predict_refined(*fine, image, temperature, box, "cpu", REFINE_PASSES)["landmarks"]
 
         rows.append([nme(predict_arrays(*fine, image, temperature, true_box(record, fine[1]))["landmarks"]),

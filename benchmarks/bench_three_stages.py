@@ -24,10 +24,6 @@ READINGS = ("fine run, oracle", "main run, oracle", "fine run as shipped (1 pass
 
 
 def main(argv: list[str] | None = None) -> int:
-    from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
-    from m3mstl.detection.base import match_detections
-    from m3mstl.detection.rule_based import face_finder
-    from m3mstl.evaluation.metrics import per_image_nme
     from m3mstl.infer.frames import load_coarse_run, true_box
     from m3mstl.infer.predict import landmark_extent, predict_arrays
     from m3mstl.runs import load_config, load_model
@@ -45,19 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     fine = load_model(args.fine), load_config(args.fine)
     main_run = load_model(args.main), load_config(args.main)
     coarse = load_coarse_run(args.coarse, fine[1])
-    find, rows, started = face_finder(None), [], time.perf_counter()
-    for record in records:
-        temperature, image = load_temperature(record), image_to_unit_range(load_image(record))
-        (_, match), = match_detections([tuple(record.extras["head_bbox"])], find(temperature))
+    rows, started = [], time.perf_counter()
+    for record, image, temperature, _, match in camera_frames.frames_with_detection(records):
         if match is None:
             continue
 
         def read(run, box):
             return predict_arrays(*run, image, temperature, box)["landmarks"]
 
-        def nme(points):
-            return float(per_image_nme(points[None], record.landmarks[None], np.asarray(record.labelled)[None],
-                                       normaliser="inter_ocular")[0])
+        def nme(points, record=record):
+            return camera_frames.record_nme(record, points)
 
         first = read(fine, landmark_extent(read(coarse, match.box)))
         shipped = read(fine, landmark_extent(first))

@@ -435,7 +435,7 @@ def test_frame_predictions_with_a_coarse_run_read_detected_faces_as_predict_coar
     monkeypatch.setattr(runs, "load_config", lambda run_dir: head if Path(run_dir).name == "coarse" else extent)
     record = SimpleNamespace(landmarks=np.zeros((68, 2)), labelled=np.ones(68, bool), extras={"head_bbox": [0, 0, 50, 60]})
     match = SimpleNamespace(box=(1.0, 2.0, 50.0, 60.0))
-    monkeypatch.setattr(camera_frames, "_frames_with_detection",
+    monkeypatch.setattr(camera_frames, "frames_with_detection",
                         lambda records, detector, progress, desc: iter([(record, None, None, 0.9, match)]))
     monkeypatch.setattr(camera_frames, "true_box", lambda record, config: (0, 0, 10, 10))
     plain = {"landmarks": np.zeros((68, 2)), "occlusion_prob": np.zeros(68)}
@@ -481,7 +481,7 @@ def test_frames_are_detected_once_per_detector_and_again_when_the_map_changes(tm
         return []
 
     def read(detector):
-        return [item[3:] for item in camera_frames._frames_with_detection([record], detector, False, "t")]
+        return [item[3:] for item in camera_frames.frames_with_detection([record], detector, False, "t")]
 
     first = read(Described())
     assert read(Described()) == first and calls == ["trained"]

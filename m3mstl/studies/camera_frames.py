@@ -303,7 +303,6 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
 
     from m3mstl.data.coco import read_dataset
     from m3mstl.data.records import occluder_group
-    from m3mstl.evaluation.metrics import per_image_nme
     from m3mstl.infer.predict import predict_arrays, predict_coarse_to_fine
     from m3mstl.runs import load_config, load_model
 
@@ -311,12 +310,9 @@ def pipeline_nme(run_dir: Path, frames_root: Path, *, detector: DetectorConfig |
     coarse = None if coarse_run is None else load_coarse_run(Path(coarse_run), config, device)
     records = read_dataset(frames_root).records[:limit]
     rows = []
-    for record, image, temperature, value, match in _frames_with_detection(records, detector, progress, "pipeline"):
-        true_points = record.landmarks
-
-        def nme(points):  # the evaluation's own inter-ocular NME over the labelled landmarks
-            return float(per_image_nme(points[None], true_points[None], np.asarray(record.labelled)[None],
-                                       normaliser="inter_ocular")[0])
+    for record, image, temperature, value, match in frames_with_detection(records, detector, progress, "pipeline"):
+        def nme(points, record=record):
+            return record_nme(record, points)
 
         def predicted(box):
             return predict_arrays(model, config, image, temperature, box, device)["landmarks"]
@@ -362,7 +358,7 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
            "detector_landmarks": np.full((n, 68, 2), np.nan), "detector_occlusion_prob": np.full((n, 68), np.nan),
            "detected": np.zeros(n, dtype=bool), "iou": np.zeros(n), "detector_box": np.full((n, 4), np.nan)}
     for i, (record, image, temperature, value, match) in enumerate(
-            _frames_with_detection(records, detector, progress, "frames")):
+            frames_with_detection(records, detector, progress, "frames")):
         true = predict_arrays(model, config, image, temperature, true_box(record, config), device)
         out["true_landmarks"][i], out["true_occlusion_prob"][i] = true["landmarks"], true["occlusion_prob"]
         out["iou"][i] = value
@@ -379,9 +375,19 @@ def frame_predictions(run_dir: Path, records: Sequence[Any], *, detector: Detect
     return out
 
 
-def _frames_with_detection(records: Sequence[Any], detector: DetectorConfig | FaceFinder | None, progress: bool, desc: str):
+def record_nme(record: Any, points: np.ndarray) -> float:
+    """The evaluation's own inter-ocular NME of one face's (68, 2) landmarks over its labelled points."""
+    from m3mstl.evaluation.metrics import per_image_nme
+
+    return float(per_image_nme(np.asarray(points)[None], record.landmarks[None], np.asarray(record.labelled)[None],
+                               normaliser="inter_ocular")[0])
+
+
+def frames_with_detection(records: Sequence[Any], detector: DetectorConfig | FaceFinder | None = None,
+                          progress: bool = False, desc: str = "frames"):
     """Each generated full frame as (record, image in [0, 1], temperature map, IoU, detection): the
-    detection that best overlaps the record's true head box (`detect.match_detections`; None if none)."""
+    detection that best overlaps the record's true head box (`detect.match_detections`; None if none).
+    Detections are cached per detector and frame (`_DETECTIONS`)."""
     from tqdm.auto import tqdm
 
     from m3mstl.data.coco import image_to_unit_range, load_image, load_temperature
