@@ -26,7 +26,7 @@ from typing import Any
 from m3mstl import paths
 from m3mstl.config import REPRODUCE_PROFILES
 from m3mstl.profiles import PUBLISHED_PROFILES
-from m3mstl.data.embedded import ensure_synthetic_data
+from m3mstl.data.embedded import ensure_synthetic_data, ensure_synthetic_frames, ensure_synthetic_scenes
 from m3mstl.core.fileio import write_bytes_atomic, write_json_atomic
 from m3mstl.core.progress import ProgressRelay
 from m3mstl.errors import M3mstlError, UsageError
@@ -62,9 +62,9 @@ def promised_outputs(notebook: Path) -> list[str]:
     return list(notebook_metadata(notebook).get("m3mstl", {}).get("outputs", []))
 
 
-# The embedded sets beside the main SynthTFD68 a notebook may read (its metadata `m3mstl.embedded_data`);
-# `prepare_embedded_sets` generates them (`m3mstl.data.embedded`).
-EMBEDDED_SETS = ("frames", "scenes")
+# The embedded sets beside the main SynthTFD68 a notebook may read (its metadata `m3mstl.embedded_data`),
+# each with the function that generates it; `prepare_embedded_sets` calls them before the notebooks run.
+EMBEDDED_SETS = {"frames": ensure_synthetic_frames, "scenes": ensure_synthetic_scenes}
 
 
 def embedded_sets_read(notebooks: list[Path]) -> list[str]:
@@ -72,7 +72,7 @@ def embedded_sets_read(notebooks: list[Path]) -> list[str]:
     declared = {name for nb in notebooks for name in notebook_metadata(nb).get("m3mstl", {}).get("embedded_data", [])}
     unknown = declared - set(EMBEDDED_SETS)
     if unknown:
-        raise ValueError(f"notebook metadata names unknown embedded data {sorted(unknown)}; known: {EMBEDDED_SETS}")
+        raise ValueError(f"notebook metadata names unknown embedded data {sorted(unknown)}; known: {list(EMBEDDED_SETS)}")
     return [name for name in EMBEDDED_SETS if name in declared]
 
 
@@ -81,13 +81,10 @@ def prepare_embedded_sets(notebooks: list[Path], profile: str, *, given_data: bo
     generation's progress (and its timing) goes to this terminal, not into a published executed copy.
     With the user's own data the notebooks read that instead of the embedded frames (scenes stay
     embedded: they test the detector, not the data)."""
-    from m3mstl.data.embedded import ensure_synthetic_frames, ensure_synthetic_scenes
-
-    generators = {"frames": ensure_synthetic_frames, "scenes": ensure_synthetic_scenes}
     for name in embedded_sets_read(notebooks):
         if name == "frames" and given_data:
             continue
-        generators[name](profile)
+        EMBEDDED_SETS[name](profile)
 
 
 def _failure_message(notebook: Path, err: Exception) -> str:

@@ -474,9 +474,8 @@ def test_reproduce_generates_the_declared_sets_before_the_notebooks(notebook_dir
     meta.metadata["m3mstl"]["embedded_data"] = ["scenes", "frames"]
     book.write_text(nbformat.writes(meta))
     generated = []
-    from m3mstl.data import embedded
-    monkeypatch.setattr(embedded, "ensure_synthetic_frames", lambda profile: generated.append(("frames", profile)))
-    monkeypatch.setattr(embedded, "ensure_synthetic_scenes", lambda profile: generated.append(("scenes", profile)))
+    monkeypatch.setitem(reproduce.EMBEDDED_SETS, "frames", lambda profile: generated.append(("frames", profile)))
+    monkeypatch.setitem(reproduce.EMBEDDED_SETS, "scenes", lambda profile: generated.append(("scenes", profile)))
     reproduce.prepare_embedded_sets([book], "quick", given_data=False)
     assert generated == [("frames", "quick"), ("scenes", "quick")]
     generated.clear()

@@ -413,11 +413,9 @@ def _detector_key(detector: DetectorConfig | FaceFinder | None) -> str | None:
     from m3mstl.detection.rule_based import detector_description
 
     description = detector_description(detector)
-    if description.get("detector") == "trained" and description.get("run_id") is None:
-        return None
-    if description.get("detector") != "trained" and not description["detector"].startswith("rules"):
-        return None
-    return json.dumps(description, sort_keys=True, default=str)
+    kind = str(description.get("detector", ""))
+    says_what_it_is = kind.startswith("rules") or (kind == "trained" and description.get("run_id") is not None)
+    return json.dumps(description, sort_keys=True, default=str) if says_what_it_is else None
 
 
 def _cached_detections(find: FaceFinder, key: str | None, record: Any, temperature: np.ndarray) -> list:
